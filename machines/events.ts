@@ -1,0 +1,75 @@
+/**
+ * The events the workflow machine takes. They are exactly the bodies of the
+ * event-log records (ARCHITECTURE.md, "The event log"): the log is the list of
+ * events the actor received, so replaying it re-derives every state.
+ * Timestamps and ids arrive in the records; machines never read the clock.
+ */
+import type { Budget, Definition } from '../src/definition/schema.js';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+  details?: Record<string, unknown>;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export const EVENT_TYPES = [
+  'ExecutionStarted',
+  'StepStarted',
+  'StepCompleted',
+  'StepFailed',
+  'SignalReceived',
+  'ExecutionResumed',
+  'ExecutionCompleted',
+  'ExecutionFailed',
+  'ExecutionCancelled',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget }
+export interface StepStarted { type: 'StepStarted'; stepId: string; attempt: number }
+export interface StepCompleted {
+  type: 'StepCompleted';
+  stepId: string;
+  attempt?: number;
+  output: unknown;
+  /** The step's `when` was false: it did not run. */
+  skipped?: boolean;
+  usage?: Usage;
+  latencyMs?: number;
+}
+export interface StepFailed { type: 'StepFailed'; stepId: string; attempt: number; error: ErrorInfo; retryInMs?: number }
+export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string }
+/**
+ * Not a transition of the machine: the actor is rebuilt at the checkpoint
+ * (see resume.ts). Carries everything needed to rebuild it again on replay.
+ */
+export interface ExecutionResumed {
+  type: 'ExecutionResumed';
+  checkpointSeq: number;
+  fromStep?: string;
+  /** Present when the resume replaced the steps. */
+  definition?: Definition;
+  budget?: Budget;
+  reason: 'resume' | 'recovery';
+}
+export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
+export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
+export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string }
+
+export type WorkflowEvent =
+  | ExecutionStarted
+  | StepStarted
+  | StepCompleted
+  | StepFailed
+  | SignalReceived
+  | ExecutionResumed
+  | ExecutionCompleted
+  | ExecutionFailed
+  | ExecutionCancelled;

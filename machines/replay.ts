@@ -1,0 +1,78 @@
+/**
+ * Folding recorded events through the machine with XState's pure
+ * `transition`: the state after every record is re-derived, never by running
+ * a step. Used to rebuild an actor (status, resume) and to audit (replay).
+ */
+import { initialTransition, transition } from 'xstate';
+import type { Definition } from '../src/definition/schema.js';
+import { compileCached } from './cache.js';
+import type { WorkflowEvent } from './events.js';
+import { resumeSnapshot } from './resume.js';
+import type { WorkflowSnapshot } from './workflowMachine.js';
+
+export interface RecordedEvent {
+  seq: number;
+  event: WorkflowEvent;
+  /** The state value the writer recorded. */
+  state?: unknown;
+}
+
+export interface StateMismatch { seq: number; type: string; recorded: unknown; recomputed: unknown }
+
+export interface FoldResult {
+  snapshot: WorkflowSnapshot;
+  /** Snapshots after each checkpoint record, by sequence (what resume starts from). */
+  checkpoints: Map<number, WorkflowSnapshot>;
+  mismatches: StateMismatch[];
+  lastSeq: number;
+}
+
+/** Records that mark a step boundary: resuming there re-runs nothing that had completed. */
+export function isCheckpointEvent(e: WorkflowEvent): boolean {
+  return e.type === 'ExecutionStarted' || e.type === 'StepCompleted' || e.type === 'SignalReceived' || e.type === 'ExecutionResumed';
+}
+
+export function initialSnapshot(executionId: string, definition: Definition): WorkflowSnapshot {
+  return initialTransition(compileCached(definition), { executionId, definition })[0];
+}
+
+/** Apply one event: a machine transition, or the rebuild an ExecutionResumed stands for. */
+export function applyEvent(snapshot: WorkflowSnapshot, event: WorkflowEvent, checkpoints: Map<number, WorkflowSnapshot>, prevSeq: number): WorkflowSnapshot {
+  if (event.type === 'ExecutionResumed') {
+    const at = event.checkpointSeq === prevSeq ? snapshot : checkpoints.get(event.checkpointSeq);
+    if (!at) throw new Error(`ExecutionResumed refers to sequence ${event.checkpointSeq}, which is not a checkpoint of this log`);
+    return resumeSnapshot(at, {
+      definition: event.definition ?? snapshot.context.definition,
+      fromStep: event.fromStep,
+      budget: event.budget,
+    });
+  }
+  return transition(compileCached(snapshot.context.definition), snapshot, event)[0];
+}
+
+export function foldEvents(executionId: string, records: RecordedEvent[], options: { upToSeq?: number } = {}): FoldResult {
+  const first = records[0]?.event;
+  if (!first || first.type !== 'ExecutionStarted') throw new Error(`the log of ${executionId} does not begin with ExecutionStarted`);
+  let snapshot = initialSnapshot(executionId, first.definition);
+  const checkpoints = new Map<number, WorkflowSnapshot>();
+  const mismatches: StateMismatch[] = [];
+  let lastSeq = 0;
+  for (const r of records) {
+    if (options.upToSeq !== undefined && r.seq > options.upToSeq) break;
+    snapshot = applyEvent(snapshot, r.event, checkpoints, lastSeq);
+    if (isCheckpointEvent(r.event)) checkpoints.set(r.seq, snapshot);
+    if (r.state !== undefined && !sameValue(r.state, snapshot.value)) {
+      mismatches.push({ seq: r.seq, type: r.event.type, recorded: r.state, recomputed: snapshot.value });
+    }
+    lastSeq = r.seq;
+  }
+  return { snapshot, checkpoints, mismatches, lastSeq };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+function sortKeys(v: unknown): unknown {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+}

@@ -1,0 +1,80 @@
+/**
+ * Rebuilding the actor for a resume. Given the snapshot at a checkpoint
+ * (folded from the log), produce the snapshot the resumed actor starts from:
+ * steps that completed before the checkpoint stay done with their outputs;
+ * the resume stage and everything after it are pending again. Pure: replay
+ * calls it for every ExecutionResumed record and gets the same state.
+ */
+import type { Budget, Definition } from '../src/definition/schema.js';
+import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '../src/errors.js';
+import { stagesOf, stepPhases } from './phases.js';
+import { END_STATE } from './stages.js';
+import { compileCached } from './cache.js';
+import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
+
+export interface ResumePlan {
+  /** The definition to continue with (the recorded one, or replacement steps). */
+  definition: Definition;
+  /** Re-run this step's stage and everything after it. Without it: continue from the checkpoint. */
+  fromStep?: string;
+  budget?: Budget;
+}
+
+export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan): WorkflowSnapshot {
+  const before = atCheckpoint.context;
+  const oldStages = stagesOf(before.definition);
+  const stages = stagesOf(plan.definition);
+  const phases = stepPhases(atCheckpoint);
+
+  // The stage to resume at: the named step's, or the first one not fully done.
+  let target: number;
+  if (plan.fromStep !== undefined) {
+    target = stages.findIndex((s) => s.steps.some((st) => st.id === plan.fromStep));
+    if (target < 0) throw new StepNotFoundError(plan.fromStep, plan.definition.id);
+  } else {
+    target = oldStages.findIndex((s) => s.steps.some((st) => phases[st.id] !== 'done'));
+    if (target < 0) target = oldStages.length;
+  }
+
+  // Stages before the resume point are kept as recorded: they must still be there, unchanged.
+  for (let i = 0; i < Math.min(target, stages.length); i++) {
+    if (stages[i].key !== oldStages[i]?.key) {
+      throw new DefinitionError([{
+        path: 'steps',
+        message: `steps before the resume point must keep their ids and groups: expected '${oldStages[i]?.key ?? '(none)'}' at position ${i + 1}, found '${stages[i].key}'`,
+      }]);
+    }
+    for (const st of stages[i].steps) {
+      if (phases[st.id] !== 'done') {
+        throw new InvalidExecutionStateError(`cannot resume from '${plan.fromStep}': step '${st.id}' before it has not completed`, { stepId: st.id });
+      }
+    }
+  }
+  if (target > stages.length) target = stages.length;
+
+  // Inside the resume stage: from a checkpoint, branches that completed stay done;
+  // from a named step, the whole group re-runs.
+  const keep = new Set<string>();
+  for (let i = 0; i < target; i++) for (const st of stages[i].steps) keep.add(st.id);
+  const stage = stages[target];
+  const keepInStage = (id: string) =>
+    plan.fromStep === undefined && stage !== undefined && oldStages[target]?.key === stage.key && phases[id] === 'done';
+  if (stage) for (const st of stage.steps) if (keepInStage(st.id)) keep.add(st.id);
+
+  const value = stage === undefined
+    ? { running: END_STATE }
+    : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, keep.has(st.id) ? 'done' : 'pending'])) : 'pending' } };
+
+  const only = <T>(rec: Record<string, T>) => Object.fromEntries(Object.entries(rec).filter(([k]) => keep.has(k)));
+  const context: WorkflowContext = {
+    ...before,
+    definition: plan.definition,
+    outputs: only(before.outputs),
+    attempts: only(before.attempts),
+    errors: only(before.errors),
+    budget: plan.budget ?? before.budget,
+    error: undefined,
+    output: undefined,
+  };
+  return compileCached(plan.definition).resolveState({ value, context });
+}

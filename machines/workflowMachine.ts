@@ -1,0 +1,227 @@
+/**
+ * Compiles a workflow definition into an XState v5 machine. Sequential steps
+ * are states of `running`; a parallel group is a parallel state with one region
+ * per step, whose onDone (the join) goes to the next stage.
+ *
+ * The machine only decides. It invokes nothing: the worker reads which steps
+ * are `pending` / `backoff` in a snapshot, runs them, and sends their outcome
+ * back as the next event. So `transition()` over the recorded events re-derives
+ * every state without running a step (replay), and a snapshot rebuilt from the
+ * log continues exactly where the log ends (resume).
+ */
+import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
+import type { Budget, Definition, Step } from '../src/definition/schema.js';
+import type { ErrorInfo, Usage, WorkflowEvent } from './events.js';
+import { canRetry } from './retry.js';
+import { END_STATE, planStages, type Stage } from './stages.js';
+
+export interface WorkflowContext {
+  executionId: string;
+  definition: Definition;
+  input: unknown;
+  /** Outputs of completed (or skipped, or failed-and-continued) steps. */
+  outputs: Record<string, unknown>;
+  /** Current attempt per started step (1-based). */
+  attempts: Record<string, number>;
+  /** Last error per step. */
+  errors: Record<string, ErrorInfo>;
+  /** Signals delivered before their step was waiting, by name. */
+  signals: Record<string, unknown>;
+  usage: Usage;
+  budget?: Budget;
+  /** The execution's error, once ExecutionFailed. */
+  error?: ErrorInfo;
+  output?: unknown;
+}
+
+export interface WorkflowInput { executionId: string; definition: Definition }
+
+export const ZERO_USAGE: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+
+const workflowSetup = setup({
+  types: {
+    context: {} as WorkflowContext,
+    events: {} as WorkflowEvent,
+    input: {} as WorkflowInput,
+  },
+});
+
+export type WorkflowMachine = ReturnType<typeof compileWorkflow>;
+export type WorkflowSnapshot = SnapshotFrom<WorkflowMachine>;
+
+type Ev = WorkflowEvent;
+type Args = { context: WorkflowContext; event: Ev };
+
+const forStep = (id: string) => ({ event }: Args) => 'stepId' in event && event.stepId === id;
+
+const waitingStateId = (stepId: string) => `waiting:${stepId}`;
+
+/**
+ * A signal for a step that has not started waiting yet is buffered (as
+ * Temporal buffers signals). The guard keeps a waiting step's own signal from
+ * also being buffered: in a parallel state every region's transition is taken.
+ */
+function bufferSignalTransitions(definition: Definition) {
+  return definition.steps
+    .filter((s) => s.type === 'signal')
+    .map((s) => {
+      const name = (s as { name?: string }).name ?? s.id;
+      return {
+        guard: and([
+          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !(s.id in context.outputs) && !(name in context.signals),
+          not(stateIn(`#${waitingStateId(s.id)}`)),
+        ]),
+        actions: assign(({ context, event }: Args) => ({ signals: { ...context.signals, [name]: (event as any).payload } })),
+      };
+    });
+}
+
+const addUsage = (a: Usage, b?: Usage): Usage =>
+  b ? { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens } : a;
+
+function stepNode(step: Step) {
+  const id = step.id;
+  const signalName = step.type === 'signal' ? (step.name ?? step.id) : undefined;
+  const isStep = forStep(id);
+
+  const complete = assign(({ context, event }: Args) => {
+    const e = event as Extract<Ev, { type: 'StepCompleted' }>;
+    return { outputs: { ...context.outputs, [id]: e.output }, usage: addUsage(context.usage, e.usage) };
+  });
+  const recordAttempt = assign(({ context, event }: Args) => ({
+    attempts: { ...context.attempts, [id]: (event as Extract<Ev, { type: 'StepStarted' }>).attempt },
+  }));
+  const recordError = assign(({ context, event }: Args) => ({
+    errors: { ...context.errors, [id]: (event as Extract<Ev, { type: 'StepFailed' }>).error },
+  }));
+  // onError: "continue" — the step counts as done; its output carries the error.
+  const continueWithError = assign(({ context, event }: Args) => {
+    const e = event as Extract<Ev, { type: 'StepFailed' }>;
+    return { outputs: { ...context.outputs, [id]: { error: e.error } }, errors: { ...context.errors, [id]: e.error } };
+  });
+
+  const onFailed = [
+    {
+      guard: ({ event }: Args) => isStep({ event } as Args) && canRetry(step.retry, (event as any).attempt, (event as any).error),
+      target: 'backoff',
+      actions: recordError,
+    },
+    { guard: ({ event }: Args) => isStep({ event } as Args) && step.onError === 'continue', target: 'done', actions: continueWithError },
+    { guard: isStep, target: 'failed', actions: recordError },
+  ];
+  const completed = { guard: isStep, target: 'done', actions: complete };
+
+  const started = signalName
+    ? [
+        // A signal that arrived early completes the step as soon as it starts.
+        {
+          guard: ({ context, event }: Args) => isStep({ event } as Args) && signalName in context.signals,
+          target: 'done',
+          actions: [
+            recordAttempt,
+            assign(({ context }: Args) => {
+              const { [signalName]: payload, ...rest } = context.signals;
+              return { outputs: { ...context.outputs, [id]: payload }, signals: rest };
+            }),
+          ],
+        },
+        { guard: isStep, target: 'waiting', actions: recordAttempt },
+      ]
+    : [{ guard: isStep, target: 'running', actions: recordAttempt }];
+
+  const active = { on: { StepCompleted: completed, StepFailed: onFailed } };
+  return {
+    initial: 'pending',
+    states: {
+      pending: {
+        on: {
+          StepStarted: started,
+          // skipped (when = false), or failed before it could start (template, budget)
+          StepCompleted: { guard: ({ event }: Args) => isStep({ event } as Args) && (event as any).skipped === true, target: 'done', actions: complete },
+          StepFailed: onFailed,
+        },
+      },
+      ...(signalName
+        ? {
+            waiting: {
+              id: waitingStateId(id),
+              on: {
+                SignalReceived: {
+                  guard: ({ event }: Args) => (event as any).name === signalName,
+                  target: 'done',
+                  actions: assign(({ context, event }: Args) => ({ outputs: { ...context.outputs, [id]: (event as any).payload } })),
+                },
+                StepFailed: onFailed,
+              },
+            },
+          }
+        : { running: active }),
+      backoff: { on: { StepStarted: { guard: isStep, target: signalName ? 'waiting' : 'running', actions: recordAttempt } } },
+      done: { type: 'final' as const },
+      failed: {},
+    },
+  };
+}
+
+function stageNode(stage: Stage, next: string) {
+  if (!stage.parallel) return { ...stepNode(stage.steps[0]), onDone: next };
+  return {
+    type: 'parallel' as const,
+    states: Object.fromEntries(stage.steps.map((s) => [s.id, stepNode(s)])),
+    onDone: next,
+  };
+}
+
+/** The machine for one definition. Compile once per definition version and reuse. */
+export function compileWorkflow(definition: Definition) {
+  const stages = planStages(definition);
+  const runningStates: Record<string, unknown> = {};
+  stages.forEach((stage, i) => {
+    runningStates[stage.key] = stageNode(stage, i + 1 < stages.length ? stages[i + 1].key : END_STATE);
+  });
+  runningStates[END_STATE] = {
+    on: {
+      ExecutionCompleted: {
+        target: '#workflow.completed',
+        actions: assign(({ event }: Args) => ({ output: (event as any).output })),
+      },
+    },
+  };
+
+  return workflowSetup.createMachine({
+    id: 'workflow',
+    initial: 'pending',
+    context: ({ input }) => ({
+      executionId: input.executionId,
+      definition: input.definition,
+      input: undefined,
+      outputs: {},
+      attempts: {},
+      errors: {},
+      signals: {},
+      usage: ZERO_USAGE,
+    }),
+    states: {
+      pending: {
+        on: {
+          ExecutionStarted: {
+            target: 'running',
+            actions: assign(({ event }) => (event.type === 'ExecutionStarted' ? { input: event.input, budget: event.budget ?? event.definition.budget } : {})),
+          },
+        },
+      },
+      running: {
+        initial: stages[0].key,
+        on: {
+          ExecutionFailed: { target: 'failed', actions: assign(({ event }) => (event.type === 'ExecutionFailed' ? { error: event.error } : {})) },
+          ExecutionCancelled: 'cancelled',
+          SignalReceived: bufferSignalTransitions(definition) as any,
+        },
+        states: runningStates as any,
+      },
+      completed: { type: 'final' },
+      failed: {},
+      cancelled: {},
+    },
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * The workflow definition format (ARCHITECTURE.md, "Workflow definition").
+ * zod checks the shape of each field; cross-field rules (ids, groups,
+ * templates) are in validate.ts.
+ */
+import { z } from 'zod';
+
+const stepId = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must start with a letter or _ and contain only letters, digits, _ and -');
+
+export const retrySchema = z.strictObject({
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  initialDelayMs: z.number().int().min(0).max(3_600_000).default(1000),
+  backoffRate: z.number().min(1).max(10).default(2),
+  maxDelayMs: z.number().int().min(0).max(86_400_000).default(60_000),
+});
+
+const common = {
+  id: stepId,
+  retry: retrySchema.optional(),
+  timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+  /** A template; the step is skipped when it resolves to a false value. */
+  when: z.string().optional(),
+  onError: z.enum(['fail', 'continue']).default('fail'),
+};
+
+export const transformStepSchema = z.strictObject({ ...common, type: z.literal('transform'), value: z.unknown() });
+
+export const httpStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('http'),
+  request: z.strictObject({
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']).default('GET'),
+    url: z.string().min(1),
+    headers: z.record(z.string(), z.string()).optional(),
+    body: z.unknown().optional(),
+  }),
+});
+
+export const sleepStepSchema = z.strictObject({ ...common, type: z.literal('sleep'), durationMs: z.number().int().min(0).max(86_400_000) });
+
+export const failStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('fail'),
+  message: z.string().default('step failed'),
+  /** Whether the failure may be retried (lets demos show retries). */
+  retryable: z.boolean().default(false),
+});
+
+/** Waits until a signal with this name is delivered; its payload becomes the output. */
+export const signalStepSchema = z.strictObject({ ...common, type: z.literal('signal'), name: stepId.optional() });
+
+export const llmStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('llm'),
+  model: z.string().min(1).default('local/echo'),
+  system: z.string().optional(),
+  prompt: z.string(),
+  temperature: z.number().min(0).max(2).optional(),
+  maxTokens: z.number().int().min(1).optional(),
+  json: z.boolean().optional(),
+});
+
+export const stepSchema = z.discriminatedUnion('type', [
+  transformStepSchema,
+  httpStepSchema,
+  sleepStepSchema,
+  failStepSchema,
+  signalStepSchema,
+  llmStepSchema,
+]);
+
+export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
+
+export const definitionSchema = z.strictObject({
+  id: stepId,
+  version: z.number().int().min(1).optional(),
+  description: z.string().optional(),
+  steps: z.array(stepSchema).min(1, 'a workflow needs at least one step'),
+  parallel: z.array(z.array(z.string()).min(1, 'a parallel group needs at least one step')).default([]),
+  budget: budgetSchema.optional(),
+});
+
+export type RetryPolicy = z.infer<typeof retrySchema>;
+export type Step = z.infer<typeof stepSchema>;
+export type StepType = Step['type'];
+export type Definition = z.infer<typeof definitionSchema>;
+export type Budget = z.infer<typeof budgetSchema>;
+export const STEP_TYPES = stepSchema.options.map((o) => o.shape.type.value);

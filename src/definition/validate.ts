@@ -1,0 +1,182 @@
+/**
+ * Definition validation: shape (zod) plus the rules zod cannot express —
+ * unique ids, parallel groups of consecutive steps, templates that refer to
+ * steps that run earlier. Every problem names its path. Pure.
+ */
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { DefinitionError } from '../errors.js';
+import { definitionSchema, STEP_TYPES, type Definition, type Step } from './schema.js';
+import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
+
+export interface Issue { path: string; message: string }
+
+/** Parse JSON or YAML text, then validate. */
+export function parseDefinition(text: string, source = 'definition'): Definition {
+  return validateDefinition(parseDocument(text, source));
+}
+
+export function parseDocument(text: string, source = 'document'): unknown {
+  const trimmed = text.trimStart();
+  try {
+    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
+    return YAML.parse(text);
+  } catch (err) {
+    throw new DefinitionError([{ path: '(document)', message: `${source} is not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  }
+}
+
+/** Validate a parsed document; returns the definition with defaults applied. */
+export function validateDefinition(doc: unknown): Definition {
+  const pre = checkStepTypes(doc);
+  if (pre.length) throw new DefinitionError(pre);
+  const parsed = definitionSchema.safeParse(doc);
+  if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
+  const def = parsed.data;
+  const issues = [...checkIds(def), ...checkGroups(def)];
+  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def));
+  if (issues.length) throw new DefinitionError(issues);
+  return def;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${String(seg)}` : String(seg);
+  return out || '(root)';
+}
+
+function zodIssues(error: z.ZodError): Issue[] {
+  return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+}
+
+/** An unknown step type gets its own message rather than zod's union error. */
+function checkStepTypes(doc: unknown): Issue[] {
+  const steps = (doc as { steps?: unknown })?.steps;
+  if (!Array.isArray(steps)) return [];
+  const issues: Issue[] = [];
+  steps.forEach((s, i) => {
+    const type = (s as { type?: unknown })?.type;
+    if (s && typeof s === 'object' && !(STEP_TYPES as unknown[]).includes(type)) {
+      issues.push({
+        path: `steps[${i}].type`,
+        message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : `unknown step type '${String(type)}' (one of ${STEP_TYPES.join(', ')})`,
+      });
+    }
+  });
+  return issues;
+}
+
+function checkIds(def: Definition): Issue[] {
+  const seen = new Map<string, number>();
+  const issues: Issue[] = [];
+  def.steps.forEach((s, i) => {
+    const first = seen.get(s.id);
+    if (first !== undefined) issues.push({ path: `steps[${i}].id`, message: `duplicate step id '${s.id}' (also steps[${first}])` });
+    else seen.set(s.id, i);
+  });
+  return issues;
+}
+
+function checkGroups(def: Definition): Issue[] {
+  const index = new Map(def.steps.map((s, i) => [s.id, i]));
+  const owner = new Map<string, number>();
+  const issues: Issue[] = [];
+  def.parallel.forEach((group, g) => {
+    const positions: number[] = [];
+    group.forEach((id, j) => {
+      const path = `parallel[${g}][${j}]`;
+      const pos = index.get(id);
+      if (pos === undefined) return issues.push({ path, message: `unknown step id '${id}'` });
+      const other = owner.get(id);
+      if (other !== undefined) {
+        return issues.push({ path, message: other === g ? `step '${id}' is listed twice in this group` : `step '${id}' is already in parallel[${other}]` });
+      }
+      owner.set(id, g);
+      positions.push(pos);
+    });
+    positions.sort((a, b) => a - b);
+    for (let k = 1; k < positions.length; k++) {
+      if (positions[k] !== positions[k - 1] + 1) {
+        const between = def.steps.slice(positions[k - 1] + 1, positions[k]).map((s) => s.id);
+        issues.push({
+          path: `parallel[${g}]`,
+          message: `steps of a group must be consecutive in 'steps': ${between.map((b) => `'${b}'`).join(', ')} stand between '${def.steps[positions[k - 1]].id}' and '${def.steps[positions[k]].id}'`,
+        });
+        break;
+      }
+    }
+  });
+  return issues;
+}
+
+/** The stage (position in the run order) of each step: group members share one. */
+export function stageIndex(def: Definition): Map<string, number> {
+  const groupOf = new Map<string, number>();
+  def.parallel.forEach((g, gi) => g.forEach((id) => groupOf.set(id, gi)));
+  const stage = new Map<string, number>();
+  let current = -1;
+  let lastGroup: number | undefined;
+  for (const s of def.steps) {
+    const g = groupOf.get(s.id);
+    if (g === undefined || g !== lastGroup) current++;
+    lastGroup = g;
+    stage.set(s.id, current);
+  }
+  return stage;
+}
+
+/** The fields of a step that may hold templates. */
+function templatedFields(step: Step): [string, unknown][] {
+  const fields: [string, unknown][] = [];
+  if (step.when !== undefined) fields.push(['when', step.when]);
+  switch (step.type) {
+    case 'transform': fields.push(['value', step.value]); break;
+    case 'http': fields.push(['request', step.request]); break;
+    case 'llm': fields.push(['prompt', step.prompt]); if (step.system) fields.push(['system', step.system]); fields.push(['model', step.model]); break;
+    case 'fail': fields.push(['message', step.message]); break;
+    default: break;
+  }
+  return fields;
+}
+
+function checkTemplates(def: Definition): Issue[] {
+  const stage = stageIndex(def);
+  const issues: Issue[] = [];
+  def.steps.forEach((step, i) => {
+    for (const [field, value] of templatedFields(step)) {
+      let refs;
+      try {
+        refs = collectTemplates(value, field);
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        issues.push({ path: `steps[${i}].${field}`, message: err.message });
+        continue;
+      }
+      for (const ref of refs) {
+        const path = `steps[${i}].${ref.at}`;
+        const [root, id, out] = ref.path;
+        if (!(TEMPLATE_ROOTS as readonly string[]).includes(root)) {
+          issues.push({ path, message: `${ref.raw}: unknown root '${root}' (use ${TEMPLATE_ROOTS.join(', ')})` });
+        } else if (root === 'steps') {
+          if (id === undefined || !stage.has(id)) issues.push({ path, message: `${ref.raw} refers to unknown step '${id ?? ''}'` });
+          else if (stage.get(id)! >= stage.get(step.id)!) issues.push({ path, message: `${ref.raw} refers to step '${id}', which does not run before '${step.id}'` });
+          else if (out !== 'output') issues.push({ path, message: `${ref.raw}: write steps.${id}.output…` });
+        }
+      }
+    }
+  });
+  return issues;
+}
+
+function checkSignals(def: Definition): Issue[] {
+  const seen = new Map<string, string>();
+  const issues: Issue[] = [];
+  def.steps.forEach((s, i) => {
+    if (s.type !== 'signal') return;
+    const name = s.name ?? s.id;
+    const other = seen.get(name);
+    if (other) issues.push({ path: `steps[${i}].name`, message: `signal '${name}' is already awaited by step '${other}'` });
+    seen.set(name, s.id);
+  });
+  return issues;
+}

@@ -1,0 +1,143 @@
+/**
+ * The event log on JetStream: stream SMARTSPEC_EXECUTIONS, one subject per
+ * execution. Appends carry the expected-last-subject-sequence check, so two
+ * writers can never interleave one execution's history, and a message id, so
+ * a retried publish (after a timeout or reconnect) is not written twice.
+ */
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ConcurrencyError, SmartSpecError } from '../errors.js';
+import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
+import { hashRecord, type LogRecord, type StoredRecord } from './records.js';
+
+const WRONG_LAST_SEQUENCE = 10071;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export interface LogPosition { seq: number; hash: string }
+
+export interface EventLogOptions {
+  /** Stream replicas (3 on a cluster). */
+  replicas?: number;
+  /** How long an append keeps retrying through a NATS outage before giving up. */
+  appendTimeoutMs?: number;
+}
+
+export class EventLog {
+  private constructor(
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    private readonly appendTimeoutMs: number,
+  ) {}
+
+  static async open(nc: NatsConnection, options: EventLogOptions = {}): Promise<EventLog> {
+    const jsm = await jetstreamManager(nc);
+    await ensureStream(jsm, {
+      name: EXECUTIONS_STREAM,
+      subjects: [EXECUTION_SUBJECTS],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      num_replicas: options.replicas ?? 1,
+      duplicate_window: 120_000_000_000, // 2 min, in ns
+    });
+    return new EventLog(jetstream(nc), jsm, options.appendTimeoutMs ?? 30_000);
+  }
+
+  /**
+   * Append one record after `prev` (null for the first record of an execution).
+   * Throws ConcurrencyError when another writer appended first.
+   */
+  async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null): Promise<StoredRecord> {
+    const hash = hashRecord(prev?.hash ?? '', body);
+    const record = { ...body, hash } as LogRecord;
+    const data = encoder.encode(JSON.stringify(record));
+    const subject = executionSubject(record.executionId);
+    const deadline = Date.now() + this.appendTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await this.js.publish(subject, data, {
+          msgID: hash,
+          expect: { lastSubjectSequence: prev?.seq ?? 0 },
+          timeout: 5000,
+          retries: 3,
+        });
+        return { seq: ack.seq, record };
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+          throw new ConcurrencyError(record.executionId, prev?.seq ?? 0, err);
+        }
+        // Timeouts and outages: publish again with the same message id; if the first
+        // one was stored, the server answers with that (duplicate) ack.
+        if (Date.now() > deadline) {
+          throw new SmartSpecError('LOG_UNAVAILABLE', `could not append to the event log of ${record.executionId}: ${(err as Error).message}`, { retryable: true, cause: err });
+        }
+        await sleep(Math.min(1000, 50 * attempt));
+      }
+    }
+  }
+
+  /** The newest record of an execution, or null when it has none. */
+  async last(executionId: string): Promise<StoredRecord | null> {
+    try {
+      const m = await this.jsm.streams.getMessage(EXECUTIONS_STREAM, { last_by_subj: executionSubject(executionId) });
+      return m ? { seq: m.seq, record: m.json<LogRecord>() } : null;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10037) return null; // no message found
+      throw err;
+    }
+  }
+
+  /** The whole history of an execution (from `fromSeq` on), in order. */
+  async read(executionId: string, fromSeq = 0): Promise<StoredRecord[]> {
+    const last = await this.last(executionId);
+    if (!last || last.seq < fromSeq) return [];
+    const out: StoredRecord[] = [];
+    for await (const r of this.follow(executionId, fromSeq)) {
+      out.push(r);
+      if (r.seq >= last.seq) break;
+    }
+    return out;
+  }
+
+  /** Records as they arrive: the history first, then live, until the caller stops. */
+  async *follow(executionId: string, fromSeq = 0, signal?: AbortSignal): AsyncGenerator<StoredRecord> {
+    const consumer = await this.js.consumers.get(EXECUTIONS_STREAM, {
+      filter_subjects: executionSubject(executionId), // a string: nats-server 2.9 has no filter_subjects
+      ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+    });
+    const messages = await consumer.consume({ max_messages: 1024 });
+    const stop = () => void messages.stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const m of messages) {
+        yield { seq: m.seq, record: JSON.parse(decoder.decode(m.data)) as LogRecord };
+      }
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      await messages.close().catch(() => undefined);
+    }
+  }
+
+  /** Ids of all executions that have a log (for listings without an index). */
+  async executionIds(): Promise<string[]> {
+    const info = await this.jsm.streams.info(EXECUTIONS_STREAM, { subjects_filter: EXECUTION_SUBJECTS });
+    return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(s.lastIndexOf('.') + 1));
+  }
+}
+
+/** Create a stream, or leave an existing one as it is. */
+export async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.info(config.name!);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw err; // 10059: stream not found
+    try {
+      await jsm.streams.add(config);
+    } catch (e) {
+      if (!(e instanceof JetStreamApiError) || e.code !== 10058) throw e; // created meanwhile
+    }
+  }
+}
+
+export { AckPolicy };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

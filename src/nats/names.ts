@@ -1,0 +1,25 @@
+/** Stream names and subjects: the NATS contract (ARCHITECTURE.md). One place for all of them. */
+export const EXECUTIONS_STREAM = 'SMARTSPEC_EXECUTIONS';
+export const COMMANDS_STREAM = 'SMARTSPEC_COMMANDS';
+export const EXECUTION_SUBJECTS = 'smartspec.exec.*';
+export const COMMAND_SUBJECTS = 'smartspec.cmd.*';
+
+export const executionSubject = (executionId: string) => `smartspec.exec.${executionId}`;
+
+export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal'] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+export const commandSubject = (type: CommandType) => `smartspec.cmd.${type}`;
+
+/**
+ * Core NATS request/reply subject on which the process hosting an execution
+ * answers (ping, cancel, signal). No responder means no live owner.
+ */
+export const controlSubject = (executionId: string) => `smartspec.ctl.${executionId}`;
+
+/** KV buckets: registered workflow definitions, and the execution index for listings. */
+export const WORKFLOWS_BUCKET = 'smartspec_workflows';
+export const EXECUTION_INDEX_BUCKET = 'smartspec_executions';
+export const IDEMPOTENCY_BUCKET = 'smartspec_idempotency';
+
+/** Execution ids become subject tokens: keep them to safe characters. */
+export const EXECUTION_ID = /^[A-Za-z0-9_-]{1,128}$/;

@@ -1,0 +1,40 @@
+/** The `http` step: a real request; the response becomes the output. */
+import { StepError } from '../errors.js';
+import type { Step } from '../definition/schema.js';
+import type { StepExecutor } from './types.js';
+
+type HttpStep = Extract<Step, { type: 'http' }>;
+
+/** 408, 429 and 5xx may succeed on another attempt; other statuses will not. */
+const retryableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
+
+export const runHttp: StepExecutor<HttpStep> = async ({ step, signal }) => {
+  const { method, url, headers = {}, body } = step.request;
+  const hasBody = body !== undefined && method !== 'GET' && method !== 'HEAD';
+  const started = performance.now();
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: hasBody && typeof body !== 'string' ? { 'content-type': 'application/json', ...headers } : headers,
+      body: hasBody ? (typeof body === 'string' ? body : JSON.stringify(body)) : undefined,
+      signal,
+    });
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw new StepError('HTTP_UNREACHABLE', `${method} ${url} failed: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, { retryable: true, cause: err });
+  }
+  const text = await res.text();
+  const type = res.headers.get('content-type') ?? '';
+  let parsed: unknown = text;
+  if (type.includes('json') && text) {
+    try { parsed = JSON.parse(text); } catch { /* keep the text */ }
+  }
+  if (!res.ok) {
+    throw new StepError(`HTTP_${res.status}`, `${method} ${url} answered ${res.status}${text ? `: ${text.slice(0, 300)}` : ''}`, {
+      retryable: retryableStatus(res.status),
+      details: { status: res.status },
+    });
+  }
+  return { output: { status: res.status, body: parsed }, latencyMs: Math.round(performance.now() - started) };
+};

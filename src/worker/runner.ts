@@ -1,0 +1,320 @@
+/**
+ * Hosts one execution: an XState actor whose every transition is appended to
+ * the event log before anything follows from it. The machine decides (which
+ * steps are pending, retrying, failed, done); the runner carries it out — runs
+ * steps through their executors, waits out retry delays, and sends the outcome
+ * back as the next event. If another writer appends first, the runner stops
+ * and leaves the execution to it.
+ */
+import { createActor, type Actor } from 'xstate';
+import {
+  activeStage,
+  allStepsDone,
+  canRetry,
+  compileCached,
+  finalOutput,
+  isTerminal,
+  retryDelayMs,
+  statusOf,
+  stepPhases,
+  type ErrorInfo,
+  type ExecutionStatus,
+  type WorkflowEvent,
+  type WorkflowMachine,
+  type WorkflowSnapshot,
+} from '../../machines/index.js';
+import type { Step } from '../definition/schema.js';
+import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
+import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.js';
+import type { EventLog, LogPosition } from '../log/eventLog.js';
+import type { StoredRecord } from '../log/records.js';
+import type { StepExecutors } from '../steps/types.js';
+
+export interface RunnerDeps {
+  log: EventLog;
+  executors: StepExecutors;
+  now?: () => Date;
+  /** After every appended record (printing, indexing, metrics). */
+  onRecord?: (stored: StoredRecord, snapshot: WorkflowSnapshot) => void;
+}
+
+export interface RunnerOutcome {
+  status: ExecutionStatus;
+  snapshot: WorkflowSnapshot;
+}
+
+/** Thrown into a step's signal when the runner stops it. */
+class Stopped extends Error {}
+
+export class ExecutionRunner {
+  private actor: Actor<WorkflowMachine>;
+  private readonly inflight = new Map<string, AbortController>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Steps whose StepStarted (or skip) is queued but not yet appended. */
+  private readonly starting = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private resolveDone!: (o: RunnerOutcome) => void;
+  private rejectDone!: (e: unknown) => void;
+  /** Settles when the execution ends, the runner is stopped, or the log is lost to another writer. */
+  readonly done: Promise<RunnerOutcome>;
+  private idleWaiters: ((o: RunnerOutcome) => void)[] = [];
+  readonly workflowId: string;
+
+  constructor(
+    private readonly deps: RunnerDeps,
+    readonly executionId: string,
+    snapshot: WorkflowSnapshot,
+    private position: LogPosition | null,
+  ) {
+    this.workflowId = snapshot.context.definition.id;
+    this.actor = actorFrom(snapshot);
+    this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
+    this.done.catch(() => undefined); // observed by whoever awaits it
+  }
+
+  /** Settles at the next point where nothing runs: the end (as `done`), or WAITING for a signal. */
+  settled(): Promise<RunnerOutcome> {
+    if (this.stopped || this.status === 'WAITING') return this.status === 'WAITING' && !this.stopped ? Promise.resolve(this.outcome()) : this.done;
+    return Promise.race([this.done, new Promise<RunnerOutcome>((res) => this.idleWaiters.push(res))]);
+  }
+
+  private outcome(): RunnerOutcome {
+    return { status: this.status, snapshot: this.snapshot };
+  }
+
+  get snapshot(): WorkflowSnapshot { return this.actor.getSnapshot(); }
+  get status(): ExecutionStatus { return statusOf(this.snapshot); }
+  get lastSeq(): number { return this.position?.seq ?? 0; }
+  get isStopped(): boolean { return this.stopped; }
+
+  /**
+   * Append an event as the next transition. `next` is given for
+   * ExecutionResumed, whose snapshot is rebuilt rather than transitioned to.
+   */
+  commit(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
+    const run = this.queue.then(() => this.append(event, next));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Start (or continue) running: call once after construction or a resume commit. */
+  kick(): void {
+    this.react();
+  }
+
+  async cancel(reason?: string): Promise<void> {
+    const event: WorkflowEvent = { type: 'ExecutionCancelled', ...(reason ? { reason } : {}) };
+    if (!this.snapshot.can(event)) throw new InvalidExecutionStateError(`execution '${this.executionId}' is ${this.status} and cannot be cancelled`);
+    this.abortSteps('cancelled'); // at once: in-flight requests are aborted before the record is written
+    await this.commit(event);
+  }
+
+  async signal(name: string, payload: unknown): Promise<void> {
+    const waiting = this.snapshot.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
+    const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}) };
+    await this.commit(event);
+  }
+
+  /** Stop hosting without writing anything (shutdown, passivation). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abortSteps('stopped');
+    this.resolveDone({ status: this.status, snapshot: this.snapshot });
+  }
+
+  private async append(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
+    if (this.stopped) throw new InvalidExecutionStateError(`execution '${this.executionId}' is no longer hosted here`);
+    const current = this.actor.getSnapshot();
+    if (!next && !current.can(event)) {
+      throw new InvalidExecutionStateError(describeRefusal(event, current), { state: current.value });
+    }
+    if (next) {
+      this.actor.stop();
+      this.actor = actorFrom(next);
+    } else {
+      this.actor.send(event);
+    }
+    const after = this.actor.getSnapshot();
+    const body = { ...event, executionId: this.executionId, workflowId: this.workflowId, at: (this.deps.now?.() ?? new Date()).toISOString(), state: after.value };
+    let stored: StoredRecord;
+    try {
+      stored = await this.deps.log.append(body as never, this.position);
+    } catch (err) {
+      // Lost the log to another writer (or it is unreachable): what is recorded stands, we stop.
+      this.stopped = true;
+      this.abortSteps('stopped');
+      this.rejectDone(err);
+      throw err;
+    }
+    this.position = { seq: stored.seq, hash: stored.record.hash };
+    this.deps.onRecord?.(stored, after);
+    this.react();
+  }
+
+  /** Look at the current snapshot and do what it calls for. */
+  private react(): void {
+    if (this.stopped) return;
+    const snap = this.actor.getSnapshot();
+    const status = statusOf(snap);
+    if (isTerminal(status)) return this.finish(status);
+
+    const phases = stepPhases(snap);
+    const failed = Object.keys(phases).find((id) => phases[id] === 'failed');
+    if (failed) {
+      this.abortSteps('a parallel step failed');
+      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: snap.context.errors[failed] });
+    }
+    if (allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
+
+    for (const step of activeStage(snap)?.steps ?? []) {
+      const phase = phases[step.id];
+      if (phase === 'pending') this.begin(step, snap);
+      else if (phase === 'running' && !this.inflight.has(step.id)) this.execute(step, snap);
+      else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
+      else if (phase === 'waiting' && step.timeoutMs && !this.timers.has(step.id)) this.scheduleSignalTimeout(step, snap);
+    }
+    if (status === 'WAITING') for (const w of this.idleWaiters.splice(0)) w({ status, snapshot: snap });
+  }
+
+  private enqueueOnce(key: string, event: WorkflowEvent): void {
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    this.commit(event).catch(() => undefined).finally(() => this.starting.delete(key));
+  }
+
+  private scope(snap: WorkflowSnapshot): TemplateScope {
+    const { input, outputs } = snap.context;
+    const steps: TemplateScope['steps'] = {};
+    for (const [id, output] of Object.entries(outputs)) steps[id] = { output };
+    return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId } };
+  }
+
+  /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
+  private begin(step: Step, snap: WorkflowSnapshot): void {
+    const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
+    if (step.when !== undefined && !evaluateWhen(step.when, this.scope(snap))) {
+      return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
+    }
+    const { budget, usage } = snap.context;
+    if (step.type === 'llm' && budget && usage.totalTokens >= budget.maxTokens) {
+      const error: ErrorInfo = {
+        code: 'BUDGET_EXCEEDED',
+        message: `token budget of ${budget.maxTokens} is spent (${usage.totalTokens} used); resume with a higher budget to continue`,
+        retryable: false,
+        details: { maxTokens: budget.maxTokens, usedTokens: usage.totalTokens },
+      };
+      return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error });
+    }
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt });
+  }
+
+  private execute(step: Step, snap: WorkflowSnapshot): void {
+    const controller = new AbortController();
+    this.inflight.set(step.id, controller);
+    const attempt = snap.context.attempts[step.id] ?? 1;
+    const signal = step.timeoutMs ? AbortSignal.any([controller.signal, AbortSignal.timeout(step.timeoutMs)]) : controller.signal;
+
+    const work = async (): Promise<WorkflowEvent> => {
+      try {
+        const resolved = resolveStep(step, this.scope(snap));
+        const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
+        if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
+        const result = await untilAborted(
+          executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget }),
+          signal,
+        );
+        return { type: 'StepCompleted', stepId: step.id, attempt, output: result.output ?? null, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
+      } catch (err) {
+        const error: ErrorInfo = signal.aborted && !controller.signal.aborted
+          ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
+          : toErrorRecord(err);
+        const retryInMs = canRetry(step.retry, attempt, error) ? retryDelayMs(step.retry, attempt) : undefined;
+        return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}) };
+      }
+    };
+    void work().then((event) => {
+      if (controller.signal.aborted || this.stopped) return; // cancelled, stopped, or a sibling failed
+      // Still in `inflight` until appended, so no reaction in between runs the step again.
+      return this.commit(event);
+    }).catch(() => undefined).finally(() => {
+      if (this.inflight.get(step.id) === controller) this.inflight.delete(step.id);
+    });
+  }
+
+  private scheduleRetry(step: Step, snap: WorkflowSnapshot): void {
+    const attempt = snap.context.attempts[step.id] ?? 1;
+    const timer = setTimeout(() => {
+      this.timers.delete(step.id);
+      if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt: attempt + 1 });
+    }, retryDelayMs(step.retry, attempt));
+    this.timers.set(step.id, timer);
+  }
+
+  private scheduleSignalTimeout(step: Step, snap: WorkflowSnapshot): void {
+    const attempt = snap.context.attempts[step.id] ?? 1;
+    const timer = setTimeout(() => {
+      this.timers.delete(step.id);
+      if (this.stopped) return;
+      const error: ErrorInfo = { code: 'TIMEOUT', message: `no signal for step '${step.id}' within ${step.timeoutMs} ms`, retryable: true };
+      this.commit({ type: 'StepFailed', stepId: step.id, attempt, error }).catch(() => undefined);
+    }, step.timeoutMs);
+    this.timers.set(step.id, timer);
+  }
+
+  private abortSteps(why: string): void {
+    for (const c of this.inflight.values()) c.abort(new Stopped(why));
+    this.inflight.clear();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private finish(status: ExecutionStatus): void {
+    this.stopped = true;
+    this.abortSteps('execution ended');
+    this.actor.stop();
+    this.resolveDone({ status, snapshot: this.actor.getSnapshot() });
+  }
+}
+
+function actorFrom(snapshot: WorkflowSnapshot): Actor<WorkflowMachine> {
+  const machine = compileCached(snapshot.context.definition);
+  const actor = createActor(machine, {
+    snapshot: machine.getPersistedSnapshot(snapshot),
+    input: { executionId: snapshot.context.executionId, definition: snapshot.context.definition },
+  });
+  actor.start();
+  return actor;
+}
+
+/** Resolve the templated fields of a step against the outputs so far. */
+function resolveStep(step: Step, scope: TemplateScope): Step {
+  switch (step.type) {
+    case 'transform': return { ...step, value: resolveTemplates(step.value, scope) };
+    case 'http': return { ...step, request: resolveTemplates(step.request, scope) as typeof step.request };
+    case 'llm': return { ...step, prompt: resolveTemplates(step.prompt, scope) as string, model: resolveTemplates(step.model, scope) as string, ...(step.system ? { system: resolveTemplates(step.system, scope) as string } : {}) };
+    case 'fail': return { ...step, message: String(resolveTemplates(step.message, scope)) };
+    default: return step;
+  }
+}
+
+/** An executor that ignores its signal must not hold the execution up. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function describeRefusal(event: WorkflowEvent, snap: WorkflowSnapshot): string {
+  const status = statusOf(snap);
+  if (event.type === 'SignalReceived') {
+    return isTerminal(status)
+      ? `execution is ${status}: it takes no signals`
+      : `no step of this execution awaits signal '${event.name}' (or it was already delivered)`;
+  }
+  return `event ${event.type}${'stepId' in event ? ` for step '${event.stepId}'` : ''} does not apply in state ${JSON.stringify(snap.value)} (${status})`;
+}
