@@ -1,0 +1,47 @@
+/** Closed-loop load: `total` operations with at most `inFlight` running at once. */
+import { percentile } from './stats.js';
+
+export interface LoadResult {
+  /** Wall time from the first start to the last completion. */
+  seconds: number;
+  /** Per-operation latency, start to completion, in ms (in completion order). */
+  latenciesMs: number[];
+}
+
+/**
+ * Runs `op(0) … op(total-1)`, keeping `inFlight` of them running (1 = one at a
+ * time). The first rejection stops new starts and is rethrown after the
+ * running ones settle.
+ */
+export async function closedLoop(total: number, inFlight: number, op: (i: number) => Promise<void>): Promise<LoadResult> {
+  const latenciesMs: number[] = [];
+  let next = 0;
+  let failure: unknown;
+  const lane = async () => {
+    while (next < total && failure === undefined) {
+      const i = next++;
+      const t = performance.now();
+      try {
+        await op(i);
+      } catch (e) {
+        failure ??= e;
+        return;
+      }
+      latenciesMs.push(performance.now() - t);
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: Math.min(inFlight, total) }, lane));
+  const seconds = (performance.now() - t0) / 1000;
+  if (failure !== undefined) throw failure;
+  return { seconds, latenciesMs };
+}
+
+/** The three figures a throughput/latency measurement reports. */
+export function throughputFigures(prefix: string, r: LoadResult): Record<string, number> {
+  return {
+    [`${prefix}.executionsPerSec`]: r.latenciesMs.length / r.seconds,
+    [`${prefix}.p50Ms`]: percentile(r.latenciesMs, 50),
+    [`${prefix}.p99Ms`]: percentile(r.latenciesMs, 99),
+  };
+}

@@ -1,0 +1,11 @@
+/**
+ * The sections `npm run bench` runs, in this order. A section is listed here
+ * only once it is written; add a new one by importing its module and putting
+ * it in the list.
+ */
+import type { Section } from '../lib/section.js';
+import ceiling from './ceiling.js';
+import peerLanggraph from './peer-langgraph.js';
+import peerBullmq from './peer-bullmq.js';
+
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq];
