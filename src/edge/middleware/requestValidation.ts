@@ -1,0 +1,74 @@
+/**
+ * Transport-level request validation, before any route runs: size (413),
+ * media type (415) and JSON syntax (400). The body is parsed here, bounded by
+ * MAX_BODY_BYTES, so routes only ever see `ctx.request.body` as parsed JSON.
+ * Field-level checks belong to the routes (see validate.ts).
+ */
+import type { Context, Middleware } from 'koa';
+import { koaBody, HttpMethodEnum } from 'koa-body';
+import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/** application/json and structured-syntax +json types (e.g. application/merge-patch+json). */
+export const JSON_MEDIA_TYPES = ['application/json', '+json'];
+
+function hasBody(ctx: Context): boolean {
+  const length = ctx.request.length;
+  return (length !== undefined && length > 0) || ctx.get('Transfer-Encoding') !== '';
+}
+
+export function requestValidation(options: { maxBodyBytes: number }): Middleware {
+  const { maxBodyBytes } = options;
+  const parseJson = koaBody({
+    json: true,
+    urlencoded: false,
+    text: false,
+    multipart: false,
+    jsonTypes: JSON_MEDIA_TYPES,
+    jsonLimit: maxBodyBytes,
+    // Top-level value must be an object or an array: every API body is one.
+    jsonStrict: true,
+    parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH],
+    patchKoa: true,
+    // Only parsing failures arrive here (not errors from later middleware).
+    onError: (err) => {
+      throw translateParseError(err, maxBodyBytes);
+    },
+  });
+
+  return async function requestValidation(ctx, next) {
+    // A declared length is checked before reading a byte; chunked bodies are cut off by the parser's limit.
+    const length = ctx.request.length;
+    if (length !== undefined && length > maxBodyBytes) {
+      // The unread body would otherwise be drained from a keep-alive socket.
+      ctx.set('Connection', 'close');
+      throw new PayloadTooLargeError(maxBodyBytes);
+    }
+    if (BODY_METHODS.has(ctx.method) && hasBody(ctx) && !ctx.is(JSON_MEDIA_TYPES)) {
+      const type = ctx.get('Content-Type');
+      throw new UnsupportedMediaTypeError(
+        type ? `Content-Type '${type}' is not supported; send application/json` : 'missing Content-Type; send application/json',
+      );
+    }
+    await parseJson(ctx, next);
+  };
+}
+
+function translateParseError(err: Error, maxBodyBytes: number): Error {
+  const e = err as Error & { status?: number; type?: string };
+  if (e.status === 413 || e.type === 'entity.too.large') return new PayloadTooLargeError(maxBodyBytes);
+  if (e.status === 415 || e.type === 'encoding.unsupported') return new UnsupportedMediaTypeError(e.message);
+  if (e instanceof SyntaxError) return new MalformedJsonError(syntaxReason(e.message));
+  // e.g. 'request aborted', 'request size did not match content length': already http-errors with a status.
+  return err;
+}
+
+/** V8 quotes a slice of the body in its message; keep only where it broke, never the content. */
+function syntaxReason(message: string): string {
+  const at = /at position (\d+)/.exec(message);
+  if (at) return `syntax error at position ${at[1]}`;
+  if (/only supports object and array/.test(message)) return 'the top-level value must be an object or an array';
+  if (/unexpected end/i.test(message)) return 'unexpected end of input';
+  if (/prototype/i.test(message)) return 'forbidden __proto__ key';
+  return 'syntax error';
+}
