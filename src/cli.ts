@@ -1,0 +1,219 @@
+/**
+ * `smartspec`: the command line. A composition root: it wires NATS (embedded
+ * or NATS_URL), the event log and the engine, and prints what happens.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDefinition, parseDocument } from './definition/validate.js';
+import { DefinitionError, InvalidInputError, SmartSpecError } from './errors.js';
+import { EventLog } from './log/eventLog.js';
+import { replayExecution } from './log/replay.js';
+import { listCheckpoints, loadExecution, summarize } from './log/views.js';
+import { openNats, type NatsHandle } from './nats/embedded.js';
+import { Engine } from './worker/engine.js';
+import type { ExecutionRunner } from './worker/runner.js';
+import { stateText, TransitionPrinter } from './cli/format.js';
+import { cliExecutors } from './cli/executors.js';
+
+const USAGE = `smartspec — durable workflows on NATS JetStream
+
+  smartspec run <file> [--input JSON|@file] [--id ID]   start a workflow and follow it
+  smartspec status <id> [--json]                         status, state, step outputs
+  smartspec events <id> [--from SEQ] [--json]            the event log
+  smartspec checkpoints <id> [--json]                    step-boundary checkpoints
+  smartspec resume <id> [--from-step S | --checkpoint C] [--steps FILE] [--max-tokens N]
+  smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
+  smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
+  smartspec cancel <id>                                  cancel a running or waiting execution
+
+NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data.`;
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+async function main(argv: string[]): Promise<number> {
+  const { values: opts, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      input: { type: 'string' },
+      id: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      'from-step': { type: 'string' },
+      checkpoint: { type: 'string' },
+      steps: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      payload: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (!command || opts.help) { out(USAGE); return command ? 0 : 2; }
+  const need = (n: number, what: string) => {
+    if (args.length < n) throw new InvalidInputError(`usage: smartspec ${command} ${what}`);
+  };
+
+  switch (command) {
+    case 'run': {
+      need(1, '<file> [--input JSON]');
+      const definition = parseDefinition(await readText(args[0]), args[0]);
+      const input = opts.input === undefined ? {} : parseJsonArg(opts.input, '--input');
+      return withEngine(async (engine) => {
+        return follow(await engine.start({ definition, input, executionId: opts.id }));
+      });
+    }
+    case 'resume': {
+      need(1, '<id> [--from-step S | --checkpoint C] [--steps FILE]');
+      const steps = opts.steps === undefined ? undefined : parseDocument(await readText(opts.steps), opts.steps);
+      const maxTokens = opts['max-tokens'] === undefined ? undefined : positiveInt(opts['max-tokens'], '--max-tokens');
+      return withEngine(async (engine) => {
+        const runner = await engine.resume(args[0], {
+          fromStep: opts['from-step'],
+          checkpointId: opts.checkpoint,
+          steps,
+          ...(maxTokens ? { budget: { maxTokens } } : {}),
+        });
+        return follow(runner);
+      });
+    }
+    case 'signal': {
+      need(2, '<id> <name> [--payload JSON]');
+      const payload = opts.payload === undefined ? {} : parseJsonArg(opts.payload, '--payload');
+      return withEngine(async (engine) => {
+        const runner = await engine.signal(args[0], args[1], payload);
+        out(`signal '${args[1]}' delivered to ${args[0]}`);
+        return runner ? follow(runner) : 0;
+      });
+    }
+    case 'cancel': {
+      need(1, '<id>');
+      return withEngine(async (engine) => {
+        await engine.cancel(args[0], 'cancelled from the command line');
+        out(`execution ${args[0]} cancelled`);
+        return 0;
+      });
+    }
+    case 'status': case 'events': case 'checkpoints': case 'replay': {
+      need(1, '<id>');
+      return withLog(async (log) => {
+        const loaded = await loadExecution(log, args[0]);
+        if (command === 'status') {
+          const s = summarize(loaded);
+          if (opts.json) out(JSON.stringify(s, null, 2));
+          else {
+            out(`${s.executionId}  ${s.workflowId}  ${s.status}  ${stateText(s.state)}`);
+            for (const [id, st] of Object.entries(s.steps)) out(`  ${id.padEnd(16)} ${st.phase.padEnd(8)} ${st.output !== undefined ? JSON.stringify(st.output).slice(0, 100) : ''}${st.error ? ` ✗ ${(st.error as { message: string }).message}` : ''}`);
+            if (s.error) out(`error: ${(s.error as { message: string }).message}`);
+          }
+          return 0;
+        }
+        if (command === 'events') {
+          const from = opts.from === undefined ? 0 : positiveInt(opts.from, '--from');
+          const records = loaded.records.filter((r) => r.seq >= from);
+          if (opts.json) out(JSON.stringify(records.map((r) => ({ seq: r.seq, ...r.record })), null, 2));
+          else for (const r of records) out(`#${String(r.seq).padEnd(5)} ${r.record.at}  ${r.record.type.padEnd(18)} ${'stepId' in r.record && r.record.stepId ? r.record.stepId : ''}  ${stateText(r.record.state)}`);
+          return 0;
+        }
+        if (command === 'checkpoints') {
+          const cps = listCheckpoints(loaded.records);
+          if (opts.json) out(JSON.stringify(cps, null, 2));
+          else for (const c of cps) out(`${c.id.padEnd(10)} ${c.at}  ${c.type.padEnd(16)} ${c.stepId ?? '(start)'}`);
+          return 0;
+        }
+        const report = replayExecution(args[0], loaded.records);
+        if (opts.json) out(JSON.stringify(report, null, 2));
+        else {
+          for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
+          for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
+          out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
+        }
+        return report.ok ? 0 : 1;
+      });
+    }
+    default:
+      throw new InvalidInputError(`unknown command '${command}'\n${USAGE}`);
+  }
+}
+
+/** Print transitions until the execution ends or waits; exit status from its outcome. */
+async function follow(runner: ExecutionRunner): Promise<number> {
+  const { status, snapshot } = await runner.settled();
+  const ctx = snapshot.context;
+  out(`status: ${status}`);
+  if (status === 'WAITING') {
+    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !(s.id in ctx.outputs)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    out(`waiting for signal ${waiting.join(', ')}: smartspec signal ${runner.executionId} <name> --payload JSON`);
+    return 0;
+  }
+  out(`outputs: ${JSON.stringify(ctx.outputs, null, 2)}`);
+  if (status === 'FAILED') out(`error: ${ctx.error?.message}\nresume with: smartspec resume ${runner.executionId} --from-step <step> [--steps corrected.json]`);
+  return status === 'COMPLETED' ? 0 : 1;
+}
+
+async function withNats<T>(fn: (h: NatsHandle) => Promise<T>): Promise<T> {
+  const handle = await openNats(`smartspec-cli:${process.pid}`);
+  try {
+    return await fn(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> {
+  return withNats(async ({ nc }) => fn(await EventLog.open(nc)));
+}
+
+async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
+  return withNats(async ({ nc }) => {
+    const printer = new TransitionPrinter(out);
+    const engine = await Engine.create({ nc, executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const interrupt = () => {
+      out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
+      void engine.close().then(() => process.exit(130));
+    };
+    process.once('SIGINT', interrupt);
+    process.once('SIGTERM', interrupt);
+    try {
+      return await fn(engine);
+    } finally {
+      await engine.close();
+    }
+  });
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InvalidInputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+function parseJsonArg(text: string, flag: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidInputError(`${flag} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidInputError(`${flag} must be a whole number, got '${text}'`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof DefinitionError) {
+      process.stderr.write(`error: invalid definition\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}\n`);
+    } else if (err instanceof SmartSpecError) {
+      process.stderr.write(`error: ${err.message}\n`);
+    } else {
+      process.stderr.write(`error: ${(err as Error).message ?? err}\n`);
+    }
+    process.exit(2);
+  },
+);
