@@ -51,9 +51,11 @@ export function statusOf(snapshot: WorkflowSnapshot): ExecutionStatus {
   if (value === 'completed') return 'COMPLETED';
   if (value === 'failed') return 'FAILED';
   if (value === 'cancelled') return 'CANCELLED';
-  const phases = Object.values(stepPhases(snapshot));
-  if (phases.some((p) => p === 'running' || p === 'backoff')) return 'RUNNING';
-  if (phases.includes('waiting')) return 'WAITING';
+  // WAITING only when every step of the current stage is done or waiting for a signal:
+  // a pending step there is about to start.
+  const phases = stepPhases(snapshot);
+  const current = (activeStage(snapshot)?.steps ?? []).map((s) => phases[s.id]);
+  if (current.includes('waiting') && current.every((p) => p === 'waiting' || p === 'done')) return 'WAITING';
   return 'RUNNING';
 }
 

@@ -15,6 +15,7 @@ import { Engine } from './worker/engine.js';
 import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
+import { runService } from './cli/service.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -26,6 +27,8 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
+  smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
+  smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
 
 NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data.`;
 
@@ -130,6 +133,10 @@ async function main(argv: string[]): Promise<number> {
         }
         return report.ok ? 0 : 1;
       });
+    }
+    case 'serve': case 'edge': case 'worker': {
+      await runService({ edge: command !== 'worker', worker: command !== 'edge' });
+      return new Promise<number>(() => undefined); // serves until a signal stops it
     }
     default:
       throw new InvalidInputError(`unknown command '${command}'\n${USAGE}`);

@@ -52,7 +52,8 @@ export const signalStepSchema = z.strictObject({ ...common, type: z.literal('sig
 export const llmStepSchema = z.strictObject({
   ...common,
   type: z.literal('llm'),
-  model: z.string().min(1).default('local/echo'),
+  /** A model id or alias (src/llm/README.md); `default` is the configured default model (SMARTSPEC_LLM_DEFAULT_MODEL, else local/echo). */
+  model: z.string().min(1).default('default'),
   system: z.string().optional(),
   prompt: z.string(),
   temperature: z.number().min(0).max(2).optional(),

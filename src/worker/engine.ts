@@ -6,14 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { errors as natsErrors } from '@nats-io/transport-node';
-import { activeStage, initialSnapshot, isTerminal, resumeSnapshot, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
+import { isNoResponders, pingOwner, type ControlReply, type ControlRequest } from './control.js';
+import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../definition/schema.js';
-import { validateDefinition } from '../definition/validate.js';
-import { ConcurrencyError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, NoStepsError, SmartSpecError } from '../errors.js';
+import { ConcurrencyError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
+import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
-import { findCheckpoint, loadExecution, type LoadedExecution } from '../log/views.js';
+import { loadExecution } from '../log/views.js';
+import { planResume, type ResumeRequest } from './resumePlan.js';
 import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
@@ -26,6 +27,10 @@ export interface EngineOptions {
   /** Names this process in ownership answers (e.g. `cli:1234@host`). */
   owner?: string;
   onRecord?: (stored: StoredRecord, snapshot: WorkflowSnapshot) => void;
+  /** Kept up to date with each execution's status, for listings. */
+  index?: ExecutionIndex;
+  /** Told about failures that have no caller to throw to (index writes). */
+  onError?: (err: unknown, context: string) => void;
 }
 
 export interface StartRequest {
@@ -35,16 +40,7 @@ export interface StartRequest {
   budget?: Budget;
 }
 
-export interface ResumeRequest {
-  checkpointId?: string;
-  fromStep?: string;
-  /** Replacement steps: a definition document (validated here). */
-  steps?: unknown;
-  budget?: Budget;
-}
-
-type ControlRequest = { op: 'ping' } | { op: 'cancel'; reason?: string } | { op: 'signal'; name: string; payload: unknown };
-type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
+export type { ResumeRequest };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -59,14 +55,14 @@ export class Engine {
     readonly log: EventLog,
     private readonly executors: StepExecutors,
     owner: string,
-    private readonly onRecord?: EngineOptions['onRecord'],
+    private readonly options: EngineOptions,
   ) {
     this.owner = owner;
   }
 
   static async create(options: EngineOptions): Promise<Engine> {
     const log = options.log ?? (await EventLog.open(options.nc));
-    return new Engine(options.nc, log, options.executors ?? defaultExecutors(), options.owner ?? `pid:${process.pid}`, options.onRecord);
+    return new Engine(options.nc, log, options.executors ?? defaultExecutors(), options.owner ?? `pid:${process.pid}`, options);
   }
 
   /** Start a new execution: its first record is ExecutionStarted. */
@@ -93,45 +89,12 @@ export class Engine {
    * FAILED/CANCELLED one from its last checkpoint.
    */
   async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
-    if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadExecution(this.log, executionId);
-    const current = loaded.fold.snapshot;
-    const status = statusOf(current);
-    if (status === 'COMPLETED') {
-      throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
-    }
-    const definition = req.steps === undefined ? current.context.definition : replacementDefinition(current.context.definition, req.steps);
-    const interrupted = !isTerminal(status) && status !== 'PENDING';
-
-    // Where to rebuild the actor: a named checkpoint; where the step's stage began; the last
-    // transition of an interrupted execution; or the last checkpoint of a failed/cancelled one.
-    let at: { seq: number; snapshot: WorkflowSnapshot };
-    if (req.checkpointId) {
-      const seq = findCheckpoint(executionId, loaded.records, req.checkpointId).seq;
-      at = { seq, snapshot: loaded.fold.checkpoints.get(seq)! };
-    } else if (req.fromStep) {
-      at = stageEntry(loaded, req.fromStep) ?? { seq: loaded.fold.lastSeq, snapshot: current };
-    } else if (interrupted) {
-      at = { seq: loaded.fold.lastSeq, snapshot: current };
-    } else {
-      const seq = lastCheckpointSeq(loaded);
-      at = { seq, snapshot: loaded.fold.checkpoints.get(seq)! };
-    }
-    const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget });
-
-    const runner = this.host(new ExecutionRunner(this.deps(), executionId, current, { seq: loaded.fold.lastSeq, hash: loaded.records[loaded.records.length - 1].record.hash }));
-    await runner.commit(
-      {
-        type: 'ExecutionResumed',
-        checkpointSeq: at.seq,
-        reason: req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery',
-        ...(req.fromStep ? { fromStep: req.fromStep } : {}),
-        ...(req.steps !== undefined ? { definition } : {}),
-        ...(req.budget ? { budget: req.budget } : {}),
-      },
-      next,
-    );
+    const plan = planResume(loaded, req);
+    const last = loaded.records[loaded.records.length - 1];
+    const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }));
+    await runner.commit(plan.event, plan.next);
     runner.kick();
     return runner;
   }
@@ -156,16 +119,7 @@ export class Engine {
 
   /** Whether a live process (this one or another) hosts the execution, and which. */
   async liveOwner(executionId: string): Promise<string | undefined> {
-    if (this.runners.has(executionId)) return this.owner;
-    try {
-      const reply = await this.nc.request(controlSubject(executionId), encoder.encode(JSON.stringify({ op: 'ping' })), { timeout: 2000 });
-      return (JSON.parse(decoder.decode(reply.data)) as ControlReply).owner;
-    } catch (err) {
-      if (err instanceof natsErrors.NoRespondersError || (err as Error).name === 'NoRespondersError') return undefined;
-      if (err instanceof natsErrors.TimeoutError) return undefined;
-      if ((err as { cause?: unknown }).cause instanceof natsErrors.NoRespondersError) return undefined;
-      throw err;
-    }
+    return this.runners.has(executionId) ? this.owner : pingOwner(this.nc, executionId);
   }
 
   /**
@@ -202,8 +156,31 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.onRecord };
+    return { log: this.log, executors: this.executors, onRecord: this.recorded };
   }
+
+  /** After each append: the caller's hook, and an index update when the status changed. */
+  private readonly recorded = (stored: StoredRecord, snapshot: WorkflowSnapshot): void => {
+    this.options.onRecord?.(stored, snapshot);
+    const index = this.options.index;
+    if (!index) return;
+    const status = statusOf(snapshot);
+    const { record } = stored;
+    const key = record.executionId;
+    if (this.indexed.get(key) === status && record.type !== 'ExecutionStarted') return;
+    this.indexed.set(key, status);
+    if (isTerminal(status)) this.indexed.delete(key);
+    if (record.type === 'ExecutionStarted') this.createdAt.set(key, record.at);
+    const known = this.createdAt.get(key);
+    if (isTerminal(status)) { this.indexed.delete(key); this.createdAt.delete(key); }
+    // Resumed or adopted here: the creation time is in the existing entry (or, failing that, now).
+    const createdAt = known ? Promise.resolve(known) : index.get(key).then((e) => e?.createdAt ?? record.at);
+    createdAt
+      .then((c) => index.put({ executionId: key, workflowId: record.workflowId, status, createdAt: c, updatedAt: record.at }))
+      .catch((err) => this.options.onError?.(err, 'execution index update'));
+  };
+  private readonly indexed = new Map<string, string>();
+  private readonly createdAt = new Map<string, string>();
 
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;
@@ -244,7 +221,7 @@ export class Engine {
       const msg = await this.nc.request(controlSubject(executionId), encoder.encode(JSON.stringify(req)), { timeout: 10_000 });
       reply = JSON.parse(decoder.decode(msg.data)) as ControlReply;
     } catch (err) {
-      if (err instanceof natsErrors.NoRespondersError || (err as { cause?: unknown }).cause instanceof natsErrors.NoRespondersError) return false;
+      if (isNoResponders(err)) return false;
       throw err;
     }
     if (!reply.ok) {
@@ -261,31 +238,3 @@ export class Engine {
   }
 }
 
-/** Replacement steps: a definition document whose steps replace the recorded ones. */
-function replacementDefinition(recorded: Definition, doc: unknown): Definition {
-  const steps = (doc as { steps?: unknown })?.steps;
-  if (!Array.isArray(steps) || steps.length === 0) throw new NoStepsError('the replacement definition has no steps');
-  const d = doc as Partial<Definition>;
-  return validateDefinition({ ...recorded, steps, parallel: d.parallel ?? [], ...(d.budget ? { budget: d.budget } : {}) });
-}
-
-function lastCheckpointSeq({ records }: LoadedExecution): number {
-  for (let i = records.length - 1; i >= 0; i--) {
-    const t = records[i].record.type;
-    if (t === 'ExecutionStarted' || t === 'StepCompleted' || t === 'SignalReceived' || t === 'ExecutionResumed') return records[i].seq;
-  }
-  return records[0].seq;
-}
-
-/** The latest checkpoint at which the step's stage was about to begin (all its steps pending). */
-function stageEntry({ records, fold }: LoadedExecution, stepId: string): { seq: number; snapshot: WorkflowSnapshot } | undefined {
-  for (let i = records.length - 1; i >= 0; i--) {
-    const snapshot = fold.checkpoints.get(records[i].seq);
-    if (!snapshot) continue;
-    const stage = activeStage(snapshot);
-    if (!stage?.steps.some((st) => st.id === stepId)) continue;
-    const phases = stepPhases(snapshot);
-    if (stage.steps.every((st) => phases[st.id] === 'pending')) return { seq: records[i].seq, snapshot };
-  }
-  return undefined;
-}

@@ -1,0 +1,86 @@
+/**
+ * Commands on JetStream: stream SMARTSPEC_COMMANDS (work-queue retention),
+ * subjects smartspec.cmd.start|resume|cancel|signal. The edge publishes them;
+ * so may any other system (bodies below, documented in the README). Each
+ * carries a message id, so a duplicate command within the stream's duplicate
+ * window is stored once.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { ensureStream } from '../log/eventLog.js';
+import { COMMAND_SUBJECTS, COMMANDS_STREAM, commandSubject, EXECUTION_ID, type CommandType } from '../nats/names.js';
+
+const executionId = z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digits, _ or -');
+const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
+
+export const commandSchemas = {
+  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional() }),
+  resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional() }),
+  cancel: z.object({ executionId, reason: z.string().optional() }),
+  signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional() }),
+} satisfies Record<CommandType, z.ZodType>;
+
+export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;
+
+export const WORKERS_CONSUMER = 'smartspec-workers';
+
+export interface CommandBusOptions {
+  replicas?: number;
+  /** How long a worker may hold a command without acking or saying it is still working. */
+  ackWaitMs?: number;
+  /** Deliveries before a command is given up (a poison command must not loop forever). */
+  maxDeliver?: number;
+}
+
+export class CommandBus {
+  private constructor(readonly js: JetStreamClient, readonly jsm: JetStreamManager) {}
+
+  static async open(nc: NatsConnection, options: CommandBusOptions = {}): Promise<CommandBus> {
+    const jsm = await jetstreamManager(nc);
+    await ensureStream(jsm, {
+      name: COMMANDS_STREAM,
+      subjects: [COMMAND_SUBJECTS],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Workqueue,
+      num_replicas: options.replicas ?? 1,
+      duplicate_window: 120_000_000_000,
+    });
+    const bus = new CommandBus(jetstream(nc), jsm);
+    await bus.ensureConsumer(options);
+    return bus;
+  }
+
+  /** Publish a command; `msgID` makes a repeat within two minutes a no-op. */
+  async publish<T extends CommandType>(type: T, command: Command<T>, msgID: string): Promise<{ seq: number; duplicate: boolean }> {
+    const ack = await this.js.publish(commandSubject(type), JSON.stringify(command), { msgID, timeout: 5000, retries: 5 });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /** The durable consumer all workers share: each command goes to one worker. */
+  private async ensureConsumer(options: CommandBusOptions): Promise<void> {
+    const config = {
+      durable_name: WORKERS_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: (options.ackWaitMs ?? 30_000) * 1_000_000,
+      max_deliver: options.maxDeliver ?? 50,
+      max_ack_pending: 20_000,
+    };
+    try {
+      await this.jsm.consumers.add(COMMANDS_STREAM, config);
+    } catch {
+      // exists with other settings (another process configured it): keep the settings but update ack_wait
+      await this.jsm.consumers.update(COMMANDS_STREAM, WORKERS_CONSUMER, { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: config.max_ack_pending });
+    }
+  }
+
+  async consumer() {
+    return this.js.consumers.get(COMMANDS_STREAM, WORKERS_CONSUMER);
+  }
+}
+
+/** Parse a command body; throws a zod error naming the field. */
+export function parseCommand<T extends CommandType>(type: T, data: unknown): Command<T> {
+  return commandSchemas[type].parse(data) as Command<T>;
+}

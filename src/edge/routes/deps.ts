@@ -1,0 +1,16 @@
+/** What the workflow and execution routes need: the stores and the command bus, all on NATS. */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { CommandBus } from '../../bus/commands.js';
+import type { EventLog } from '../../log/eventLog.js';
+import type { ExecutionIndex } from '../../registry/executionIndex.js';
+import type { IdempotencyStore } from '../../registry/idempotency.js';
+import type { WorkflowRegistry } from '../../registry/workflows.js';
+
+export interface RouteDeps {
+  nc: NatsConnection;
+  log: EventLog;
+  bus: CommandBus;
+  index: ExecutionIndex;
+  workflows: WorkflowRegistry;
+  idempotency: IdempotencyStore;
+}

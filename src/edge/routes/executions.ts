@@ -1,0 +1,212 @@
+/**
+ * The execution routes. Writes are commands published to SMARTSPEC_COMMANDS
+ * (answered 202 without waiting for the run); the edge refuses what it can
+ * already see is wrong (unknown id, nothing to resume, no step awaiting the
+ * signal) so the client gets a precise 4xx instead of a silent no-op. Reads
+ * come from the event log and the execution index.
+ */
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { isTerminal, statusOf, STATUSES } from '../../../machines/index.js';
+import type { Definition } from '../../definition/schema.js';
+import { validateDefinition } from '../../definition/validate.js';
+import { DefinitionError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
+import { listCheckpoints, loadExecution, summarize } from '../../log/views.js';
+import { EXECUTION_ID } from '../../nats/names.js';
+import { pingOwner } from '../../worker/control.js';
+import { planResume } from '../../worker/resumePlan.js';
+import { validateRequest } from '../middleware/validate.js';
+import type { RouteDeps } from './deps.js';
+
+const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
+
+const startBody = z
+  .strictObject({
+    workflowId: z.string().min(1).optional(),
+    version: z.number().int().min(1).optional(),
+    definition: z.record(z.string(), z.unknown()).optional(),
+    input: z.unknown().optional(),
+    budget: budget.optional(),
+    executionId: z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digits, _ or -').optional(),
+  })
+  .refine((b) => (b.workflowId === undefined) !== (b.definition === undefined), { message: 'give exactly one of workflowId or definition', path: ['workflowId'] });
+
+const resumeBody = z.strictObject({
+  checkpointId: z.string().min(1).optional(),
+  fromStep: z.string().min(1).optional(),
+  steps: z.unknown().optional(),
+  budget: budget.optional(),
+});
+
+const listQuery = z.object({
+  status: z.enum(STATUSES).optional(),
+  workflowId: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+const fromQuery = z.object({ from: z.coerce.number().int().min(0).default(0) });
+const idParams = z.object({ id: z.string().regex(EXECUTION_ID, 'is not an execution id') }).passthrough();
+
+const TERMINAL_RECORDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
+const SSE_HEARTBEAT_MS = 15_000;
+
+export function executionsRouter(deps: RouteDeps): Router {
+  const { log, bus, index, workflows, idempotency, nc } = deps;
+  const router = new Router();
+
+  const idOf = (ctx: Context) => validateRequest(ctx, { params: idParams }).params.id;
+
+  /** The execution's log, or a 404; a submitted execution not yet started has an index entry only. */
+  async function load(ctx: Context) {
+    return loadExecution(log, idOf(ctx));
+  }
+
+  router.post('/executions', async (ctx) => {
+    const { body } = validateRequest(ctx, { body: startBody });
+    let definition: Definition;
+    if (body.definition) {
+      try {
+        definition = validateDefinition(body.definition);
+      } catch (err) {
+        if (err instanceof DefinitionError) throw new DefinitionError(err.issues.map((i) => ({ ...i, path: `definition.${i.path}` })));
+        throw err;
+      }
+    } else {
+      definition = (await workflows.get(body.workflowId!, body.version)).definition;
+    }
+    let executionId = body.executionId ?? randomUUID();
+    const key = ctx.get('Idempotency-Key');
+    if (key) {
+      const claim = await idempotency.claim(key, executionId);
+      if (!claim.fresh) {
+        ctx.set('Idempotent-Replayed', 'true');
+        ctx.status = 202;
+        ctx.set('Location', `/executions/${claim.executionId}`);
+        ctx.body = { executionId: claim.executionId, status: (await index.get(claim.executionId))?.status ?? 'PENDING', workflowId: definition.id };
+        return;
+      }
+      executionId = claim.executionId;
+    }
+    const now = new Date().toISOString();
+    await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
+    await bus.publish('start', { executionId, definition, input: body.input ?? {}, ...(body.budget ? { budget: body.budget } : {}) }, `start:${executionId}`);
+    ctx.status = 202;
+    ctx.set('Location', `/executions/${executionId}`);
+    ctx.body = { executionId, status: 'PENDING', workflowId: definition.id };
+  });
+
+  router.get('/executions', async (ctx) => {
+    const { query } = validateRequest(ctx, { query: listQuery });
+    await index.watch();
+    ctx.body = { executions: index.list(query) };
+  });
+
+  router.get('/executions/:id', async (ctx) => {
+    const id = idOf(ctx);
+    try {
+      ctx.body = summarize(await loadExecution(log, id));
+    } catch (err) {
+      const pending = err instanceof ExecutionNotFoundError ? await index.get(id) : undefined;
+      if (!pending) throw err;
+      ctx.body = { executionId: id, workflowId: pending.workflowId, status: pending.status, createdAt: pending.createdAt };
+    }
+  });
+
+  router.get('/executions/:id/events', async (ctx) => {
+    const id = idOf(ctx);
+    const { query } = validateRequest(ctx, { query: fromQuery });
+    const records = await log.read(id, query.from);
+    if (records.length === 0 && !(await log.last(id)) && !(await index.get(id))) throw new ExecutionNotFoundError(id);
+    ctx.body = { executionId: id, events: records.map((r) => ({ seq: r.seq, ...r.record })) };
+  });
+
+  router.get('/executions/:id/events/stream', async (ctx) => {
+    const id = idOf(ctx);
+    const { query } = validateRequest(ctx, { query: fromQuery });
+    const lastEventId = Number(ctx.get('Last-Event-ID'));
+    const from = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : query.from;
+    const last = await log.last(id);
+    if (!last && !(await index.get(id))) throw new ExecutionNotFoundError(id);
+    const lastAtConnect = last?.seq ?? 0;
+
+    const stream = new PassThrough();
+    ctx.req.socket.setTimeout(0);
+    ctx.req.socket.setNoDelay(true);
+    ctx.set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    ctx.status = 200;
+    ctx.body = stream;
+
+    const abort = new AbortController();
+    ctx.req.on('close', () => abort.abort());
+    const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    void (async () => {
+      try {
+        for await (const { seq, record } of log.follow(id, from, abort.signal)) {
+          stream.write(`id: ${seq}\nevent: ${record.type}\ndata: ${JSON.stringify({ seq, ...record })}\n\n`);
+          // The history may hold an earlier end (failed, then resumed): stop at the current one.
+          if (TERMINAL_RECORDS.has(record.type) && seq >= lastAtConnect) {
+            stream.write('event: end\ndata: {}\n\n');
+            break;
+          }
+        }
+      } catch {
+        // client gone or NATS closed: end the stream
+      } finally {
+        clearInterval(heartbeat);
+        abort.abort();
+        stream.end();
+      }
+    })();
+  });
+
+  router.get('/executions/:id/checkpoints', async (ctx) => {
+    const loaded = await load(ctx);
+    ctx.body = { executionId: loaded.executionId, checkpoints: listCheckpoints(loaded.records) };
+  });
+
+  router.post('/executions/:id/resume', async (ctx) => {
+    const id = idOf(ctx);
+    const { body } = validateRequest(ctx, { body: resumeBody.optional() });
+    const req = body ?? {};
+    const owner = await pingOwner(nc, id);
+    const loaded = await loadExecution(log, id);
+    if (owner) throw new ExecutionOwnedError(id, owner);
+    planResume(loaded, req); // refuses now what the worker would refuse later
+    await bus.publish('resume', { executionId: id, ...req }, `resume:${id}:${loaded.fold.lastSeq}`);
+    ctx.status = 202;
+    ctx.body = { executionId: id, status: 'RUNNING' };
+  });
+
+  router.post('/executions/:id/cancel', async (ctx) => {
+    const id = idOf(ctx);
+    const { body } = validateRequest(ctx, { body: z.strictObject({ reason: z.string().max(1000).optional() }).optional() });
+    const loaded = await load(ctx);
+    const status = statusOf(loaded.fold.snapshot);
+    if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status} and cannot be cancelled`, { status });
+    await bus.publish('cancel', { executionId: id, ...(body?.reason ? { reason: body.reason } : {}) }, `cancel:${id}:${loaded.fold.lastSeq}`);
+    ctx.status = 202;
+    ctx.body = { executionId: id, status: 'CANCELLING' };
+  });
+
+  router.post('/executions/:id/signals/:name', async (ctx) => {
+    const id = idOf(ctx);
+    const name = ctx.params.name;
+    const loaded = await load(ctx);
+    const snap = loaded.fold.snapshot;
+    const status = statusOf(snap);
+    if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status}: it takes no signals`, { status });
+    const step = snap.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
+    if (!step) throw new InvalidExecutionStateError(`no step of execution '${id}' awaits signal '${name}'`, { signal: name });
+    if (step.id in snap.context.outputs || name in snap.context.signals) {
+      throw new InvalidExecutionStateError(`signal '${name}' was already delivered to execution '${id}'`, { signal: name });
+    }
+    await bus.publish('signal', { executionId: id, name, payload: ctx.request.body ?? {} }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);
+    ctx.status = 202;
+    ctx.body = { executionId: id, signal: name, stepId: step.id };
+  });
+
+  return router;
+}

@@ -1,0 +1,28 @@
+/** POST /workflows, GET /workflows, GET /workflows/:id — the definition registry. */
+import Router from '@koa/router';
+import { z } from 'zod';
+import { validateDefinition } from '../../definition/validate.js';
+import { validateRequest } from '../middleware/validate.js';
+import type { RouteDeps } from './deps.js';
+
+export function workflowsRouter({ workflows }: RouteDeps): Router {
+  const router = new Router();
+
+  router.post('/workflows', async (ctx) => {
+    const stored = await workflows.register(validateDefinition(ctx.request.body));
+    ctx.status = 201;
+    ctx.set('Location', `/workflows/${stored.id}`);
+    ctx.body = stored;
+  });
+
+  router.get('/workflows', async (ctx) => {
+    ctx.body = { workflows: (await workflows.list()).map(({ id, version, createdAt, definition }) => ({ id, version, createdAt, steps: definition.steps.length })) };
+  });
+
+  router.get('/workflows/:id', async (ctx) => {
+    const { query } = validateRequest(ctx, { query: z.object({ version: z.coerce.number().int().min(1).optional() }) });
+    ctx.body = await workflows.get(ctx.params.id, query.version);
+  });
+
+  return router;
+}

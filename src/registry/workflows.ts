@@ -1,0 +1,56 @@
+/**
+ * Registered workflow definitions, in a KV bucket. `wf.<id>` holds the latest
+ * version; `wf.<id>.v<n>` every version, immutable once written. Registering
+ * an id again makes a new version (optimistic: a concurrent registration of
+ * the same id retries with the next number).
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import { StorageType } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Definition } from '../definition/schema.js';
+import { WorkflowNotFoundError } from '../errors.js';
+import { WORKFLOWS_BUCKET } from '../nats/names.js';
+
+export interface StoredWorkflow {
+  id: string;
+  version: number;
+  definition: Definition;
+  createdAt: string;
+}
+
+export class WorkflowRegistry {
+  private constructor(private readonly kv: KV) {}
+
+  static async open(nc: NatsConnection, replicas = 1): Promise<WorkflowRegistry> {
+    return new WorkflowRegistry(await new Kvm(nc).create(WORKFLOWS_BUCKET, { history: 1, storage: StorageType.File, replicas }));
+  }
+
+  async register(definition: Definition, now = new Date()): Promise<StoredWorkflow> {
+    for (;;) {
+      const latest = await this.kv.get(`wf.${definition.id}`);
+      const previous = latest && latest.operation === 'PUT' ? (latest.json() as StoredWorkflow) : undefined;
+      const version = (previous?.version ?? 0) + 1;
+      const stored: StoredWorkflow = { id: definition.id, version, definition: { ...definition, version }, createdAt: now.toISOString() };
+      try {
+        await this.kv.create(`wf.${definition.id}.v${version}`, JSON.stringify(stored));
+      } catch {
+        continue; // someone registered this version meanwhile
+      }
+      await this.kv.put(`wf.${definition.id}`, JSON.stringify(stored));
+      return stored;
+    }
+  }
+
+  async get(id: string, version?: number): Promise<StoredWorkflow> {
+    const e = await this.kv.get(version ? `wf.${id}.v${version}` : `wf.${id}`);
+    if (!e || e.operation !== 'PUT') throw new WorkflowNotFoundError(version ? `${id}@v${version}` : id);
+    return e.json() as StoredWorkflow;
+  }
+
+  async list(): Promise<StoredWorkflow[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys('wf.*')) keys.push(k);
+    const all = await Promise.all(keys.map((k) => this.kv.get(k)));
+    return all.filter((e) => e && e.operation === 'PUT').map((e) => e!.json() as StoredWorkflow).sort((a, b) => a.id.localeCompare(b.id));
+  }
+}

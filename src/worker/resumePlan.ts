@@ -1,0 +1,87 @@
+/**
+ * Planning a resume from an execution's log, without writing anything: where
+ * to rebuild the actor, the snapshot it starts from, and the ExecutionResumed
+ * record that says so. The edge calls it to refuse a bad resume before it
+ * publishes a command; the engine calls it to carry one out.
+ */
+import { activeStage, isCheckpointEvent, isTerminal, resumeSnapshot, statusOf, stepPhases, type ExecutionResumed, type WorkflowSnapshot } from '../../machines/index.js';
+import type { Budget, Definition } from '../definition/schema.js';
+import { validateDefinition } from '../definition/validate.js';
+import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
+import { findCheckpoint, type LoadedExecution } from '../log/views.js';
+
+export interface ResumeRequest {
+  checkpointId?: string;
+  fromStep?: string;
+  /** Replacement steps: a definition document whose steps replace the recorded ones. */
+  steps?: unknown;
+  budget?: Budget;
+}
+
+export interface ResumePlan {
+  event: ExecutionResumed;
+  next: WorkflowSnapshot;
+}
+
+export function planResume(loaded: LoadedExecution, req: ResumeRequest): ResumePlan {
+  const { executionId, fold, records } = loaded;
+  if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
+  const current = fold.snapshot;
+  const status = statusOf(current);
+  if (status === 'COMPLETED') {
+    throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
+  }
+  const definition = req.steps === undefined ? current.context.definition : replacementDefinition(current.context.definition, req.steps);
+  const interrupted = !isTerminal(status) && status !== 'PENDING';
+
+  // Where to rebuild the actor: a named checkpoint; where the step's stage began; the last
+  // transition of an interrupted execution; or the last checkpoint of a failed/cancelled one.
+  let at: { seq: number; snapshot: WorkflowSnapshot };
+  if (req.checkpointId) {
+    const seq = findCheckpoint(executionId, records, req.checkpointId).seq;
+    at = { seq, snapshot: fold.checkpoints.get(seq)! };
+  } else if (req.fromStep) {
+    at = stageEntry(loaded, req.fromStep) ?? { seq: fold.lastSeq, snapshot: current };
+  } else if (interrupted) {
+    at = { seq: fold.lastSeq, snapshot: current };
+  } else {
+    const seq = lastCheckpointSeq(loaded);
+    at = { seq, snapshot: fold.checkpoints.get(seq)! };
+  }
+  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget });
+  const event: ExecutionResumed = {
+    type: 'ExecutionResumed',
+    checkpointSeq: at.seq,
+    reason: req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery',
+    ...(req.fromStep ? { fromStep: req.fromStep } : {}),
+    ...(req.steps !== undefined ? { definition } : {}),
+    ...(req.budget ? { budget: req.budget } : {}),
+  };
+  return { event, next };
+}
+
+/** Replacement steps: a definition document whose steps replace the recorded ones. */
+function replacementDefinition(recorded: Definition, doc: unknown): Definition {
+  const steps = (doc as { steps?: unknown })?.steps;
+  if (!Array.isArray(steps) || steps.length === 0) throw new NoStepsError('the replacement definition has no steps');
+  const d = doc as Partial<Definition>;
+  return validateDefinition({ ...recorded, steps, parallel: d.parallel ?? [], ...(d.budget ? { budget: d.budget } : {}) });
+}
+
+function lastCheckpointSeq({ records }: LoadedExecution): number {
+  for (let i = records.length - 1; i >= 0; i--) if (isCheckpointEvent(records[i].record)) return records[i].seq;
+  return records[0].seq;
+}
+
+/** The latest checkpoint at which the step's stage was about to begin (all its steps pending). */
+function stageEntry({ records, fold }: LoadedExecution, stepId: string): { seq: number; snapshot: WorkflowSnapshot } | undefined {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const snapshot = fold.checkpoints.get(records[i].seq);
+    if (!snapshot) continue;
+    const stage = activeStage(snapshot);
+    if (!stage?.steps.some((st) => st.id === stepId)) continue;
+    const phases = stepPhases(snapshot);
+    if (stage.steps.every((st) => phases[st.id] === 'pending')) return { seq: records[i].seq, snapshot };
+  }
+  return undefined;
+}

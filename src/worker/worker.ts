@@ -1,0 +1,174 @@
+/**
+ * A worker: consumes SMARTSPEC_COMMANDS through the durable consumer all
+ * workers share, and hosts the executions the commands are about. While an
+ * execution runs, the worker holds the command that made it the host, un-acked,
+ * telling JetStream it is still working; if the worker dies, JetStream
+ * redelivers the command after the ack wait and another worker continues the
+ * execution from its last recorded transition. A command is acked when its
+ * execution ends or waits for a signal (then it is passivated: a waiting
+ * execution costs no memory, and its signal brings it back on any worker).
+ */
+import type { JsMsg } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { ZodError } from 'zod';
+import { isTerminal, statusOf, stepPhases } from '../../machines/index.js';
+import { validateDefinition } from '../definition/validate.js';
+import { ExecutionNotFoundError, InvalidExecutionStateError, SmartSpecError } from '../errors.js';
+import { loadExecution } from '../log/views.js';
+import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
+import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
+import type { Engine } from './engine.js';
+import type { ExecutionRunner } from './runner.js';
+
+export interface WorkerOptions {
+  engine: Engine;
+  bus: CommandBus;
+  logger: Logger;
+  /** Executions this worker hosts at once (more commands wait in the stream). */
+  concurrency?: number;
+  /** The consumer's ack wait; the worker says "working" three times per period. */
+  ackWaitMs?: number;
+}
+
+export class Worker {
+  private running = 0;
+  private slotFreed?: () => void;
+  private stopping = false;
+  private messages?: { stop(): void; close(): Promise<void | Error> };
+  private loop?: Promise<void>;
+
+  constructor(private readonly options: WorkerOptions) {}
+
+  async start(): Promise<void> {
+    const consumer = await this.options.bus.consumer();
+    const concurrency = this.options.concurrency ?? 256;
+    const messages = await consumer.consume({ max_messages: Math.min(concurrency, 128) });
+    this.messages = messages;
+    this.loop = (async () => {
+      for await (const msg of messages) {
+        while (this.running >= concurrency && !this.stopping) await new Promise<void>((r) => (this.slotFreed = r));
+        if (this.stopping) break;
+        this.running++;
+        void this.handle(msg).finally(() => {
+          this.running--;
+          this.slotFreed?.();
+        });
+      }
+    })();
+  }
+
+  /** Stop taking commands and hosting executions; un-acked commands go to other workers. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.slotFreed?.();
+    this.messages?.stop();
+    await this.options.engine.close();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async handle(msg: JsMsg): Promise<void> {
+    const { logger } = this.options;
+    const type = msg.subject.slice(msg.subject.lastIndexOf('.') + 1) as CommandType;
+    let command: Command;
+    try {
+      if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new SmartSpecError('INVALID_COMMAND', `unknown command subject ${msg.subject}`);
+      command = parseCommand(type, msg.json());
+    } catch (err) {
+      logger.error({ subject: msg.subject, err: describe(err) }, 'invalid command dropped');
+      return msg.term();
+    }
+    const log = logger.child({ command: type, executionId: command.executionId, delivery: msg.info.deliveryCount });
+    let runner: ExecutionRunner | undefined;
+    try {
+      runner = await this.apply(type, command);
+    } catch (err) {
+      if (err instanceof ExecutionNotFoundError && type !== 'start' && msg.info.deliveryCount < 5) {
+        // The start command may still be on its way (commands are not ordered across workers).
+        return msg.nak(1000);
+      }
+      if (!(err instanceof SmartSpecError) || err.retryable) {
+        log.warn({ err: describe(err) }, 'command failed; it will be redelivered');
+        return msg.nak(2000);
+      }
+      log.warn({ err: describe(err) }, 'command refused');
+    }
+    await this.hostWhileRunning(msg, command.executionId, log, runner);
+  }
+
+  /** Carry the command out; returns the runner when this process now hosts the execution. */
+  private async apply(type: CommandType, command: Command): Promise<ExecutionRunner | undefined> {
+    const { engine } = this.options;
+    switch (type) {
+      case 'start': {
+        const c = command as Command<'start'>;
+        try {
+          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget });
+        } catch (err) {
+          // Redelivered (its worker died) or repeated: the execution exists; hostWhileRunning continues it.
+          if (!(err instanceof InvalidExecutionStateError && /already exists/.test(err.message))) throw err;
+          return undefined;
+        }
+      }
+      case 'resume': {
+        const c = command as Command<'resume'>;
+        return engine.resume(c.executionId, { checkpointId: c.checkpointId, fromStep: c.fromStep, steps: c.steps, budget: c.budget });
+      }
+      case 'cancel': {
+        const c = command as Command<'cancel'>;
+        await engine.cancel(c.executionId, c.reason);
+        return undefined;
+      }
+      case 'signal': {
+        const c = command as Command<'signal'>;
+        return engine.signal(c.executionId, c.name, c.payload ?? {});
+      }
+    }
+  }
+
+  /**
+   * Make sure the execution makes progress, and hold the command while it
+   * runs here. Hosted elsewhere: that host holds its own command; if it is a
+   * stale redelivery while the host lives, hand it back for later.
+   */
+  private async hostWhileRunning(msg: JsMsg, executionId: string, log: Logger, hosted?: ExecutionRunner): Promise<void> {
+    const { engine } = this.options;
+    let runner = hosted ?? engine.runners.get(executionId);
+    try {
+      if (!runner) {
+        const owner = await engine.liveOwner(executionId);
+        if (owner) return msg.ack();
+        const loaded = await loadExecution(engine.log, executionId).catch((err) => (err instanceof ExecutionNotFoundError ? undefined : Promise.reject(err)));
+        if (!loaded) return msg.ack();
+        const snap = loaded.fold.snapshot;
+        const status = statusOf(snap);
+        const inFlight = Object.values(stepPhases(snap)).some((p) => p === 'running' || p === 'backoff' || p === 'pending');
+        if (isTerminal(status) || (status === 'WAITING' && !inFlight)) return msg.ack();
+        runner = await engine.adopt(executionId);
+        log.info('continuing an execution nobody hosts');
+      }
+    } catch (err) {
+      log.warn({ err: describe(err) }, 'could not take over the execution; command redelivered later');
+      return msg.nak(2000);
+    }
+    const period = Math.max(100, Math.floor((this.options.ackWaitMs ?? 30_000) / 3));
+    const heartbeat = setInterval(() => msg.working(), period);
+    try {
+      const outcome = await runner.settled();
+      if (outcome.status === 'WAITING') engine.release(executionId);
+      msg.ack();
+    } catch (err) {
+      // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.
+      log.warn({ err: describe(err) }, 'stopped hosting the execution');
+      if (err instanceof SmartSpecError && err.code === 'CONCURRENT_WRITE') msg.ack();
+      else msg.nak(2000);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+}
+
+function describe(err: unknown): Record<string, unknown> {
+  if (err instanceof ZodError) return { code: 'INVALID_COMMAND', issues: err.issues.map((i) => `${i.path.join('.')}: ${i.message}`) };
+  if (err instanceof SmartSpecError) return { code: err.code, message: err.message };
+  return { message: (err as Error)?.message ?? String(err) };
+}
