@@ -188,7 +188,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status} and cannot be cancelled`, { status });
     await bus.publish('cancel', { executionId: id, ...(body?.reason ? { reason: body.reason } : {}) }, `cancel:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
-    ctx.body = { executionId: id, status: 'CANCELLING' };
+    ctx.body = { executionId: id, cancelling: true };
   });
 
   router.post('/executions/:id/signals/:name', async (ctx) => {
