@@ -8,7 +8,8 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManage
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, SmartSpecError } from '../errors.js';
 import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
-import { hashRecord, type LogRecord, type StoredRecord } from './records.js';
+import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
+import { Appender, PublishRejected } from './appender.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
 const encoder = new TextEncoder();
@@ -27,6 +28,7 @@ export class EventLog {
   private constructor(
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
+    private readonly appender: Appender,
     private readonly appendTimeoutMs: number,
   ) {}
 
@@ -40,7 +42,7 @@ export class EventLog {
       num_replicas: options.replicas ?? 1,
       duplicate_window: 120_000_000_000, // 2 min, in ns
     });
-    return new EventLog(jetstream(nc), jsm, options.appendTimeoutMs ?? 30_000);
+    return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000);
   }
 
   /**
@@ -48,24 +50,20 @@ export class EventLog {
    * Throws ConcurrencyError when another writer appended first.
    */
   async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null): Promise<StoredRecord> {
-    const hash = hashRecord(prev?.hash ?? '', body);
+    const { hash, json } = sealRecord(prev?.hash ?? '', body);
     const record = { ...body, hash } as LogRecord;
-    const data = encoder.encode(JSON.stringify(record));
+    const data = encoder.encode(json);
     const subject = executionSubject(record.executionId);
     const deadline = Date.now() + this.appendTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        const ack = await this.js.publish(subject, data, {
-          msgID: hash,
-          expect: { lastSubjectSequence: prev?.seq ?? 0 },
-          timeout: 5000,
-          retries: 3,
-        });
+        const ack = await this.appender.publish(subject, data, hash, prev?.seq ?? 0);
         return { seq: ack.seq, record };
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        if (err instanceof PublishRejected && err.errCode === WRONG_LAST_SEQUENCE) {
           throw new ConcurrencyError(record.executionId, prev?.seq ?? 0, err);
         }
+        if (err instanceof PublishRejected) throw new SmartSpecError('LOG_REJECTED', `the event log refused a record of ${record.executionId}: ${err.message}`, { cause: err });
         // Timeouts and outages: publish again with the same message id; if the first
         // one was stored, the server answers with that (duplicate) ack.
         if (Date.now() > deadline) {
@@ -74,6 +72,11 @@ export class EventLog {
         await sleep(Math.min(1000, 50 * attempt));
       }
     }
+  }
+
+  /** Stop the appender's reply subscription (pending appends fail). */
+  close(): void {
+    this.appender.close();
   }
 
   /** The newest record of an execution, or null when it has none. */

@@ -33,6 +33,16 @@ export function hashRecord(prevHash: string, record: Omit<LogRecord, 'hash'> | L
   return createHash('sha256').update(prevHash).update(canonicalize(body) ?? '').digest('hex');
 }
 
+/**
+ * Hash a new record and give the JSON to store: its canonical form with the
+ * hash added last, so the body is serialised once.
+ */
+export function sealRecord(prevHash: string, body: Omit<LogRecord, 'hash'>): { hash: string; json: string } {
+  const canonical = canonicalize(body)!;
+  const hash = createHash('sha256').update(prevHash).update(canonical).digest('hex');
+  return { hash, json: `${canonical.slice(0, -1)},"hash":"${hash}"}` };
+}
+
 export interface ChainBreak { seq: number; index: number; expected: string; found: string }
 
 /** Check the hash chain of an execution's records, in order. */

@@ -61,7 +61,7 @@ export function llmExecutor(router: LlmRouter | (() => LlmRouter)): StepExecutor
           ...(step.maxTokens !== undefined ? { maxTokens: step.maxTokens } : {}),
           ...(step.json ? { json: true } : {}),
         },
-        { budgetRemaining },
+        { signal, budgetRemaining },
       );
       const output: LlmStepResultOutput = {
         ...(step.json ? { json: result.json } : { text: result.text ?? '' }),

@@ -8,15 +8,14 @@
  */
 import { createActor, type Actor } from 'xstate';
 import {
-  activeStage,
   allStepsDone,
+  inspectSnapshot,
   canRetry,
   compileCached,
   finalOutput,
   isTerminal,
   retryDelayMs,
   statusOf,
-  stepPhases,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
@@ -127,14 +126,13 @@ export class ExecutionRunner {
   private async append(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
     if (this.stopped) throw new InvalidExecutionStateError(`execution '${this.executionId}' is no longer hosted here`);
     const current = this.actor.getSnapshot();
-    if (!next && !current.can(event)) {
-      throw new InvalidExecutionStateError(describeRefusal(event, current), { state: current.value });
-    }
     if (next) {
       this.actor.stop();
       this.actor = actorFrom(next);
     } else {
       this.actor.send(event);
+      // An event no transition takes leaves the very same snapshot: refuse it, write nothing.
+      if (this.actor.getSnapshot() === current) throw new InvalidExecutionStateError(describeRefusal(event, current), { state: current.value });
     }
     const after = this.actor.getSnapshot();
     const body = { ...event, executionId: this.executionId, workflowId: this.workflowId, at: (this.deps.now?.() ?? new Date()).toISOString(), state: after.value };
@@ -157,18 +155,17 @@ export class ExecutionRunner {
   private react(): void {
     if (this.stopped) return;
     const snap = this.actor.getSnapshot();
-    const status = statusOf(snap);
+    const { status, phases, stage } = inspectSnapshot(snap);
     if (isTerminal(status)) return this.finish(status);
 
-    const phases = stepPhases(snap);
     const failed = Object.keys(phases).find((id) => phases[id] === 'failed');
     if (failed) {
       this.abortSteps('a parallel step failed');
       return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: snap.context.errors[failed] });
     }
-    if (allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
+    if (!stage && allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
 
-    for (const step of activeStage(snap)?.steps ?? []) {
+    for (const step of stage?.steps ?? []) {
       const phase = phases[step.id];
       if (phase === 'pending') this.begin(step, snap);
       else if (phase === 'running' && !this.inflight.has(step.id)) this.execute(step, snap);
