@@ -46,17 +46,30 @@ export function stepPhases(snapshot: WorkflowSnapshot): Record<string, StepPhase
 }
 
 export function statusOf(snapshot: WorkflowSnapshot): ExecutionStatus {
+  return inspectSnapshot(snapshot).status;
+}
+
+export interface SnapshotView {
+  status: ExecutionStatus;
+  phases: Record<string, StepPhase>;
+  /** The stage being run, if any. */
+  stage?: Stage;
+}
+
+/** Status, step phases and current stage, read from the state value once. */
+export function inspectSnapshot(snapshot: WorkflowSnapshot): SnapshotView {
   const value = snapshot.value as Value;
-  if (value === 'pending') return 'PENDING';
-  if (value === 'completed') return 'COMPLETED';
-  if (value === 'failed') return 'FAILED';
-  if (value === 'cancelled') return 'CANCELLED';
+  const phases = stepPhases(snapshot);
+  if (typeof value === 'string') {
+    const status: ExecutionStatus = value === 'pending' ? 'PENDING' : value === 'completed' ? 'COMPLETED' : value === 'failed' ? 'FAILED' : 'CANCELLED';
+    return { status, phases };
+  }
+  const stage = activeStage(snapshot);
   // WAITING only when every step of the current stage is done or waiting for a signal:
   // a pending step there is about to start.
-  const phases = stepPhases(snapshot);
-  const current = (activeStage(snapshot)?.steps ?? []).map((s) => phases[s.id]);
-  if (current.includes('waiting') && current.every((p) => p === 'waiting' || p === 'done')) return 'WAITING';
-  return 'RUNNING';
+  const current = (stage?.steps ?? []).map((s) => phases[s.id]);
+  const waiting = current.includes('waiting') && current.every((p) => p === 'waiting' || p === 'done');
+  return { status: waiting ? 'WAITING' : 'RUNNING', phases, stage };
 }
 
 export const isTerminal = (s: ExecutionStatus) => s === 'COMPLETED' || s === 'FAILED' || s === 'CANCELLED';

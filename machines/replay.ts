@@ -45,6 +45,7 @@ export function applyEvent(snapshot: WorkflowSnapshot, event: WorkflowEvent, che
       definition: event.definition ?? snapshot.context.definition,
       fromStep: event.fromStep,
       budget: event.budget,
+      recovery: event.reason === 'recovery',
     });
   }
   return transition(compileCached(snapshot.context.definition), snapshot, event)[0];

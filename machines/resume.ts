@@ -18,6 +18,8 @@ export interface ResumePlan {
   /** Re-run this step's stage and everything after it. Without it: continue from the checkpoint. */
   fromStep?: string;
   budget?: Budget;
+  /** Continuing an interrupted run: a step cut off mid-attempt counts its next run as a new attempt. */
+  recovery?: boolean;
 }
 
 export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan): WorkflowSnapshot {
@@ -70,7 +72,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     ...before,
     definition: plan.definition,
     outputs: only(before.outputs),
-    attempts: only(before.attempts),
+    attempts: plan.recovery ? before.attempts : only(before.attempts),
     errors: only(before.errors),
     budget: plan.budget ?? before.budget,
     error: undefined,

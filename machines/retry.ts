@@ -12,5 +12,7 @@ export function canRetry(policy: RetryPolicy | undefined, attempt: number, error
 /** Delay before the attempt after `attempt` (1-based): initial × rate^(attempt-1), capped. */
 export function retryDelayMs(policy: RetryPolicy | undefined, attempt: number): number {
   const p = policy ?? NO_RETRY;
-  return Math.min(p.maxDelayMs, Math.round(p.initialDelayMs * p.backoffRate ** (attempt - 1)));
+  if (p.initialDelayMs === 0) return 0;
+  const delay = p.initialDelayMs * p.backoffRate ** (attempt - 1); // Infinity after enough attempts: capped below
+  return Math.min(p.maxDelayMs, Math.round(delay));
 }

@@ -6,8 +6,10 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDefinition, parseDocument } from './definition/validate.js';
-import { DefinitionError, InvalidInputError, SmartSpecError } from './errors.js';
+import { DefinitionError, ExecutionNotFoundError, InvalidInputError, SmartSpecError } from './errors.js';
+import type { StoredRecord } from './log/records.js';
 import { EventLog } from './log/eventLog.js';
+import { SnapshotStore } from './log/snapshots.js';
 import { replayExecution } from './log/replay.js';
 import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
@@ -100,6 +102,15 @@ async function main(argv: string[]): Promise<number> {
     case 'status': case 'events': case 'checkpoints': case 'replay': {
       need(1, '<id>');
       return withLog(async (log) => {
+        if (command === 'replay') return replay(await log.read(args[0]), args[0], opts.json);
+        if (command === 'events') {
+          const from = opts.from === undefined ? 0 : positiveInt(opts.from, '--from');
+          const records = await log.read(args[0], from);
+          if (records.length === 0 && !(await log.last(args[0]))) throw new ExecutionNotFoundError(args[0]);
+          if (opts.json) out(JSON.stringify(records.map((r) => ({ seq: r.seq, ...r.record })), null, 2));
+          else for (const r of records) out(`#${String(r.seq).padEnd(5)} ${r.record.at}  ${r.record.type.padEnd(18)} ${'stepId' in r.record && r.record.stepId ? r.record.stepId : ''}  ${stateText(r.record.state)}`);
+          return 0;
+        }
         const loaded = await loadExecution(log, args[0]);
         if (command === 'status') {
           const s = summarize(loaded);
@@ -111,27 +122,10 @@ async function main(argv: string[]): Promise<number> {
           }
           return 0;
         }
-        if (command === 'events') {
-          const from = opts.from === undefined ? 0 : positiveInt(opts.from, '--from');
-          const records = loaded.records.filter((r) => r.seq >= from);
-          if (opts.json) out(JSON.stringify(records.map((r) => ({ seq: r.seq, ...r.record })), null, 2));
-          else for (const r of records) out(`#${String(r.seq).padEnd(5)} ${r.record.at}  ${r.record.type.padEnd(18)} ${'stepId' in r.record && r.record.stepId ? r.record.stepId : ''}  ${stateText(r.record.state)}`);
-          return 0;
-        }
-        if (command === 'checkpoints') {
-          const cps = listCheckpoints(loaded.records);
-          if (opts.json) out(JSON.stringify(cps, null, 2));
-          else for (const c of cps) out(`${c.id.padEnd(10)} ${c.at}  ${c.type.padEnd(16)} ${c.stepId ?? '(start)'}`);
-          return 0;
-        }
-        const report = replayExecution(args[0], loaded.records);
-        if (opts.json) out(JSON.stringify(report, null, 2));
-        else {
-          for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
-          for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
-          out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
-        }
-        return report.ok ? 0 : 1;
+        const cps = listCheckpoints(loaded.records);
+        if (opts.json) out(JSON.stringify(cps, null, 2));
+        else for (const c of cps) out(`${c.id.padEnd(10)} ${c.at}  ${c.type.padEnd(16)} ${c.stepId ?? (c.type === 'ExecutionStarted' ? '(start)' : c.type === 'ExecutionResumed' ? '(resumed)' : '')}`);
+        return 0;
       });
     }
     case 'serve': case 'edge': case 'worker': {
@@ -141,6 +135,19 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new InvalidInputError(`unknown command '${command}'\n${USAGE}`);
   }
+}
+
+/** Verify the hash chain and re-derive every state; exit 0 only when the whole history verifies. */
+function replay(records: StoredRecord[], executionId: string, json: boolean): number {
+  if (records.length === 0) throw new ExecutionNotFoundError(executionId);
+  const report = replayExecution(executionId, records);
+  if (json) out(JSON.stringify(report, null, 2));
+  else {
+    for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
+    for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
+    out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
+  }
+  return report.ok ? 0 : 1;
 }
 
 /** Print transitions until the execution ends or waits; exit status from its outcome. */
@@ -174,7 +181,7 @@ async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
   return withNats(async ({ nc }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     const interrupt = () => {
       out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
       void engine.close().then(() => process.exit(130));

@@ -12,6 +12,7 @@ import { executionsRouter } from '../edge/routes/executions.js';
 import { workflowsRouter } from '../edge/routes/workflows.js';
 import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
 import { EventLog } from '../log/eventLog.js';
+import { SnapshotStore } from '../log/snapshots.js';
 import { openNats } from '../nats/embedded.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
 import { IdempotencyStore } from '../registry/idempotency.js';
@@ -53,7 +54,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const replicas = workerConfig.NATS_REPLICAS;
   const log = await EventLog.open(nc, { replicas });
   const bus = await CommandBus.open(nc, { replicas, ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER });
-  const index = await ExecutionIndex.open(nc, replicas);
+  const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
   const stops: (() => Promise<void>)[] = [];
   let engine: Engine | undefined;
   let url: string | undefined;
@@ -63,6 +64,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       nc,
       log,
       index,
+      snapshots,
       executors: cliExecutors(),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
@@ -76,7 +78,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   if (roles.edge) {
     const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
     await index.watch();
-    const deps = { nc, log, bus, index, workflows, idempotency };
+    const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
     const app = createEdgeApp({
       config,
       logger,

@@ -8,7 +8,7 @@ import { z } from 'zod';
 const stepId = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must start with a letter or _ and contain only letters, digits, _ and -');
 
 export const retrySchema = z.strictObject({
-  maxAttempts: z.number().int().min(1).max(100).default(3),
+  maxAttempts: z.number().int().min(1).max(1_000_000).default(3),
   initialDelayMs: z.number().int().min(0).max(3_600_000).default(1000),
   backoffRate: z.number().min(1).max(10).default(2),
   maxDelayMs: z.number().int().min(0).max(86_400_000).default(60_000),

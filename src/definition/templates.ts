@@ -34,10 +34,14 @@ export class TemplateError extends SmartSpecError {
 export function collectTemplates(value: unknown, at = ''): TemplateRef[] {
   if (typeof value === 'string') {
     const refs: TemplateRef[] = [];
-    for (const m of value.matchAll(TEMPLATE)) refs.push({ raw: m[0], path: splitPath(m[1], m[0]), at });
-    if (refs.length === 0 && (value.includes('{{') || value.includes('}}')) && /\{\{|\}\}/.test(value.replace(TEMPLATE, ''))) {
-      throw new TemplateError(`unbalanced braces in '${value}'`);
+    try {
+      for (const m of value.matchAll(TEMPLATE)) refs.push({ raw: m[0], path: splitPath(m[1], m[0]), at });
+    } catch (err) {
+      if (err instanceof TemplateError) throw new TemplateError(err.message, { at });
+      throw err;
     }
+    // Braces left over once the templates are taken out: a template that is not closed or opened.
+    if (/\{\{|\}\}/.test(value.replace(TEMPLATE, ''))) throw new TemplateError(`unbalanced template braces in '${value}'`, { at });
     return refs;
   }
   if (Array.isArray(value)) return value.flatMap((v, i) => collectTemplates(v, join(at, String(i))));

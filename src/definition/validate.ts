@@ -149,7 +149,7 @@ function checkTemplates(def: Definition): Issue[] {
         refs = collectTemplates(value, field);
       } catch (err) {
         if (!(err instanceof TemplateError)) throw err;
-        issues.push({ path: `steps[${i}].${field}`, message: err.message });
+        issues.push({ path: `steps[${i}].${(err.details?.at as string | undefined) || field}`, message: err.message });
         continue;
       }
       for (const ref of refs) {

@@ -4,6 +4,7 @@
  * writers can never interleave one execution's history, and a message id, so
  * a retried publish (after a timeout or reconnect) is not written twice.
  */
+import { randomUUID } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, SmartSpecError } from '../errors.js';
@@ -12,6 +13,8 @@ import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
 import { Appender, PublishRejected } from './appender.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
+/** Default writer id: one per process (runners pass their own). */
+const WRITER = randomUUID();
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -49,7 +52,7 @@ export class EventLog {
    * Append one record after `prev` (null for the first record of an execution).
    * Throws ConcurrencyError when another writer appended first.
    */
-  async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null): Promise<StoredRecord> {
+  async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null, writer = WRITER): Promise<StoredRecord> {
     const { hash, json } = sealRecord(prev?.hash ?? '', body);
     const record = { ...body, hash } as LogRecord;
     const data = encoder.encode(json);
@@ -57,9 +60,13 @@ export class EventLog {
     const deadline = Date.now() + this.appendTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        const ack = await this.appender.publish(subject, data, hash, prev?.seq ?? 0);
+        // The message id names the writer too: two writers with byte-identical records
+        // must not pass for one (the server checks ids before the expected sequence).
+        const ack = await this.appender.publish(subject, data, `${hash}:${writer}`, prev?.seq ?? 0);
+        if (ack.duplicate && attempt === 1) throw new ConcurrencyError(record.executionId, prev?.seq ?? 0);
         return { seq: ack.seq, record };
       } catch (err) {
+        if (err instanceof ConcurrencyError) throw err;
         if (err instanceof PublishRejected && err.errCode === WRONG_LAST_SEQUENCE) {
           throw new ConcurrencyError(record.executionId, prev?.seq ?? 0, err);
         }
@@ -90,14 +97,15 @@ export class EventLog {
     }
   }
 
-  /** The whole history of an execution (from `fromSeq` on), in order. */
-  async read(executionId: string, fromSeq = 0): Promise<StoredRecord[]> {
-    const last = await this.last(executionId);
-    if (!last || last.seq < fromSeq) return [];
+  /** The history of an execution from `fromSeq` (to `toSeq`, default its newest record), in order. */
+  async read(executionId: string, fromSeq = 0, toSeq?: number): Promise<StoredRecord[]> {
+    const end = toSeq ?? (await this.last(executionId))?.seq;
+    if (end === undefined || end < fromSeq) return [];
     const out: StoredRecord[] = [];
     for await (const r of this.follow(executionId, fromSeq)) {
+      if (r.seq > end) break;
       out.push(r);
-      if (r.seq >= last.seq) break;
+      if (r.seq === end) break;
     }
     return out;
   }

@@ -3,10 +3,11 @@
  * summary, and its checkpoints. Everything here is folded from the records;
  * nothing is stored besides the log.
  */
-import { foldEvents, isCheckpointEvent, statusOf, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
-import { CheckpointNotFoundError, ExecutionNotFoundError } from '../errors.js';
+import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
+import { CheckpointNotFoundError, ExecutionNotFoundError, TamperedLogError } from '../errors.js';
 import type { EventLog } from './eventLog.js';
 import type { LogRecord, StoredRecord } from './records.js';
+import type { SnapshotStore } from './snapshots.js';
 
 export interface LoadedExecution {
   executionId: string;
@@ -17,11 +18,66 @@ export interface LoadedExecution {
 export async function loadExecution(log: EventLog, executionId: string): Promise<LoadedExecution> {
   const records = await log.read(executionId);
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
-  return { executionId, records, fold: foldRecords(executionId, records) };
+  try {
+    return { executionId, records, fold: foldRecords(executionId, records) };
+  } catch (err) {
+    throw new TamperedLogError(`the log of execution '${executionId}' does not verify: ${(err as Error).message} (run 'smartspec replay ${executionId}' for the details)`, { executionId });
+  }
 }
 
 export function foldRecords(executionId: string, records: StoredRecord[], upToSeq?: number): FoldResult {
   return foldEvents(executionId, records.map((r) => ({ seq: r.seq, event: r.record, state: r.record.state })), { upToSeq });
+}
+
+/**
+ * Load what a resume needs without reading the whole history: the current
+ * snapshot (nearest stored snapshot + the records after it) and, for a
+ * checkpoint further back, the snapshot there (likewise). The records are
+ * then only those segments; anything that needs more falls back to a full read.
+ */
+export async function loadForResume(log: EventLog, snapshots: SnapshotStore | undefined, executionId: string, checkpointSeq?: number): Promise<LoadedExecution> {
+  const last = await log.last(executionId);
+  if (!last) throw new ExecutionNotFoundError(executionId);
+  const end = snapshots && (await snapshots.nearest(executionId, last.seq));
+  if (!end) return loadExecution(log, executionId);
+  try {
+    const checkpoints = new Map<number, WorkflowSnapshot>();
+    const segments: StoredRecord[][] = [];
+    const tail = [{ seq: end.stored.seq, record: end.stored.record }, ...(await log.read(executionId, end.stored.seq + 1, last.seq))];
+    // Checkpoints before the tail that are needed: the one asked for, and those that resumes
+    // in the tail were rebuilt at (replaying them needs the snapshot there).
+    const wanted = new Set<number>(checkpointSeq !== undefined && checkpointSeq < end.stored.seq ? [checkpointSeq] : []);
+    tail.forEach((r, i) => {
+      if (i > 0 && r.record.type === 'ExecutionResumed' && r.record.checkpointSeq < end.stored.seq) wanted.add(r.record.checkpointSeq);
+    });
+    for (const seq of [...wanted].sort((a, b) => a - b)) {
+      if (checkpoints.has(seq)) continue;
+      const at = await snapshots!.nearest(executionId, seq);
+      if (!at) return await loadExecution(log, executionId);
+      const segment = [{ seq: at.stored.seq, record: at.stored.record }, ...(await log.read(executionId, at.stored.seq + 1, seq))];
+      foldFrom(at.snapshot, segment, checkpoints);
+      segments.push(segment);
+    }
+    const fold = foldFrom(end.snapshot, tail, checkpoints);
+    const bySeq = new Map<number, StoredRecord>();
+    for (const r of [...segments.flat(), ...tail]) bySeq.set(r.seq, r);
+    return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold };
+  } catch {
+    return loadExecution(log, executionId); // a segment that does not fold on its own: read it all
+  }
+}
+
+/** Fold records after a restored snapshot (the first record is the snapshot's own). */
+function foldFrom(start: WorkflowSnapshot, records: StoredRecord[], checkpoints: Map<number, WorkflowSnapshot>): FoldResult {
+  let snapshot = start;
+  checkpoints.set(records[0].seq, start);
+  let lastSeq = records[0].seq;
+  for (const r of records.slice(1)) {
+    snapshot = applyEvent(snapshot, r.record, checkpoints, lastSeq);
+    if (isCheckpointEvent(r.record)) checkpoints.set(r.seq, snapshot);
+    lastSeq = r.seq;
+  }
+  return { snapshot, checkpoints, mismatches: [], lastSeq };
 }
 
 export interface StepSummary { phase: StepPhase; attempts?: number; output?: unknown; error?: unknown }
@@ -104,9 +160,15 @@ export function listCheckpoints(records: StoredRecord[]): Checkpoint[] {
     }));
 }
 
+/** The sequence a checkpoint id names (`cp-<seq>` or the bare number), if it is one. */
+export function checkpointSeqOf(id: string | undefined): number | undefined {
+  const m = id === undefined ? null : /^(?:cp-)?(\d+)$/.exec(id);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** A checkpoint by id (`cp-<seq>`, or the bare sequence number). */
 export function findCheckpoint(executionId: string, records: StoredRecord[], id: string): Checkpoint {
-  const seq = Number(/^(?:cp-)?(\d+)$/.exec(id)?.[1] ?? NaN);
+  const seq = checkpointSeqOf(id) ?? NaN;
   const cp = listCheckpoints(records).find((c) => c.seq === seq);
   if (!cp) throw new CheckpointNotFoundError(executionId, id);
   return cp;

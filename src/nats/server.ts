@@ -37,8 +37,13 @@ export interface NatsServer {
 
 /** The nats-server binary: $NATS_SERVER_BIN, then PATH, then the Debian location. */
 export function findNatsServerBinary(): string {
-  const candidates = [process.env.NATS_SERVER_BIN, ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'nats-server')), '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
-  for (const c of candidates) if (c && existsSync(c)) return c;
+  // An explicit choice is not second-guessed: a wrong NATS_SERVER_BIN is an error, not a fallback.
+  if (process.env.NATS_SERVER_BIN) {
+    if (existsSync(process.env.NATS_SERVER_BIN)) return process.env.NATS_SERVER_BIN;
+    throw new NatsServerNotFoundError();
+  }
+  const candidates = [...(process.env.PATH ?? '').split(':').map((d) => join(d, 'nats-server')), '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
+  for (const c of candidates) if (existsSync(c)) return c;
   throw new NatsServerNotFoundError();
 }
 

@@ -13,7 +13,8 @@ import { ConcurrencyError, ExecutionOwnedError, InvalidExecutionStateError, Inva
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
-import { loadExecution } from '../log/views.js';
+import { checkpointSeqOf, loadExecution, loadForResume } from '../log/views.js';
+import type { SnapshotStore } from '../log/snapshots.js';
 import { planResume, type ResumeRequest } from './resumePlan.js';
 import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
@@ -27,6 +28,8 @@ export interface EngineOptions {
   /** Names this process in ownership answers (e.g. `cli:1234@host`). */
   owner?: string;
   onRecord?: (stored: StoredRecord, snapshot: WorkflowSnapshot) => void;
+  /** Where runners keep snapshots every SNAPSHOT_EVERY records (resume reads from the nearest). */
+  snapshots?: SnapshotStore;
   /** Kept up to date with each execution's status, for listings. */
   index?: ExecutionIndex;
   /** Told about failures that have no caller to throw to (index writes). */
@@ -90,7 +93,7 @@ export class Engine {
    */
   async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
-    const loaded = await loadExecution(this.log, executionId);
+    const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
     const plan = planResume(loaded, req);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }));
@@ -127,9 +130,21 @@ export class Engine {
    * unless it was interrupted mid-step (then it is resumed from its last
    * transition). Used for signals to passivated executions and recovery.
    */
-  async adopt(executionId: string): Promise<ExecutionRunner> {
+  adopt(executionId: string): Promise<ExecutionRunner> {
     const existing = this.runners.get(executionId);
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    // Two commands for one passivated execution arriving together must share one runner.
+    let adopting = this.adopting.get(executionId);
+    if (!adopting) {
+      adopting = this.takeOver(executionId).finally(() => this.adopting.delete(executionId));
+      this.adopting.set(executionId, adopting);
+    }
+    return adopting;
+  }
+
+  private readonly adopting = new Map<string, Promise<ExecutionRunner>>();
+
+  private async takeOver(executionId: string): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadExecution(this.log, executionId);
     const snap = loaded.fold.snapshot;
@@ -156,7 +171,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.recorded };
+    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
@@ -184,6 +199,8 @@ export class Engine {
 
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;
+    this.runners.get(id)?.stop(); // never two runners for one execution in one process
+    this.subs.get(id)?.unsubscribe();
     this.runners.set(id, runner);
     const sub = this.nc.subscribe(controlSubject(id), {
       callback: (err, msg) => {

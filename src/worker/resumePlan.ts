@@ -48,11 +48,12 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest): ResumeP
     const seq = lastCheckpointSeq(loaded);
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
   }
-  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget });
+  const reason = req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery';
+  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget, recovery: reason === 'recovery' });
   const event: ExecutionResumed = {
     type: 'ExecutionResumed',
     checkpointSeq: at.seq,
-    reason: req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery',
+    reason,
     ...(req.fromStep ? { fromStep: req.fromStep } : {}),
     ...(req.steps !== undefined ? { definition } : {}),
     ...(req.budget ? { budget: req.budget } : {}),

@@ -6,9 +6,11 @@
  * back as the next event. If another writer appends first, the runner stops
  * and leaves the execution to it.
  */
+import { randomUUID } from 'node:crypto';
 import { createActor, type Actor } from 'xstate';
 import {
   allStepsDone,
+  isCheckpointEvent,
   inspectSnapshot,
   canRetry,
   compileCached,
@@ -28,6 +30,7 @@ import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.
 import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
 import type { StepExecutors } from '../steps/types.js';
+import { SNAPSHOT_EVERY, type SnapshotStore } from '../log/snapshots.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -35,6 +38,9 @@ export interface RunnerDeps {
   now?: () => Date;
   /** After every appended record (printing, indexing, metrics). */
   onRecord?: (stored: StoredRecord, snapshot: WorkflowSnapshot) => void;
+  /** Snapshots every SNAPSHOT_EVERY records, at a checkpoint, so long histories resume fast. */
+  snapshots?: SnapshotStore;
+  onError?: (err: unknown, context: string) => void;
 }
 
 export interface RunnerOutcome {
@@ -53,6 +59,9 @@ export class ExecutionRunner {
   private readonly starting = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  private sinceSnapshot = 0;
+  /** Identifies this runner's appends (message ids), so another writer never looks like a retry of ours. */
+  private readonly writer = randomUUID();
   private resolveDone!: (o: RunnerOutcome) => void;
   private rejectDone!: (e: unknown) => void;
   /** Settles when the execution ends, the runner is stopped, or the log is lost to another writer. */
@@ -138,7 +147,7 @@ export class ExecutionRunner {
     const body = { ...event, executionId: this.executionId, workflowId: this.workflowId, at: (this.deps.now?.() ?? new Date()).toISOString(), state: after.value };
     let stored: StoredRecord;
     try {
-      stored = await this.deps.log.append(body as never, this.position);
+      stored = await this.deps.log.append(body as never, this.position, this.writer);
     } catch (err) {
       // Lost the log to another writer (or it is unreachable): what is recorded stands, we stop.
       this.stopped = true;
@@ -148,6 +157,10 @@ export class ExecutionRunner {
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
     this.deps.onRecord?.(stored, after);
+    if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
+      this.sinceSnapshot = 0;
+      this.deps.snapshots.save(stored, after).catch((err) => this.deps.onError?.(err, 'snapshot save'));
+    }
     this.react();
   }
 

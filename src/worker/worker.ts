@@ -86,6 +86,9 @@ export class Worker {
         // The start command may still be on its way (commands are not ordered across workers).
         return msg.nak(1000);
       }
+      // Not applied because another process hosts it or wrote first: try again (it reaches the owner).
+      const contended = err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'EXECUTION_OWNED');
+      if ((type === 'signal' || type === 'cancel') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
       if (!(err instanceof SmartSpecError) || err.retryable) {
         log.warn({ err: describe(err) }, 'command failed; it will be redelivered');
         return msg.nak(2000);

@@ -31,8 +31,11 @@ export function requestValidation(options: { maxBodyBytes: number }): Middleware
     parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH],
     patchKoa: true,
     // Only parsing failures arrive here (not errors from later middleware).
-    onError: (err) => {
-      throw translateParseError(err, maxBodyBytes);
+    onError: (err, ctx) => {
+      const translated = translateParseError(err, maxBodyBytes);
+      // A chunked body cut off at the limit leaves the rest unread on the socket: close it.
+      if (translated instanceof PayloadTooLargeError) ctx.set('Connection', 'close');
+      throw translated;
     },
   });
 

@@ -2,6 +2,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CommandBus } from '../../bus/commands.js';
 import type { EventLog } from '../../log/eventLog.js';
+import type { SnapshotStore } from '../../log/snapshots.js';
 import type { ExecutionIndex } from '../../registry/executionIndex.js';
 import type { IdempotencyStore } from '../../registry/idempotency.js';
 import type { WorkflowRegistry } from '../../registry/workflows.js';
@@ -13,4 +14,5 @@ export interface RouteDeps {
   index: ExecutionIndex;
   workflows: WorkflowRegistry;
   idempotency: IdempotencyStore;
+  snapshots?: SnapshotStore;
 }

@@ -14,7 +14,7 @@ import { isTerminal, statusOf, STATUSES } from '../../../machines/index.js';
 import type { Definition } from '../../definition/schema.js';
 import { validateDefinition } from '../../definition/validate.js';
 import { DefinitionError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
-import { listCheckpoints, loadExecution, summarize } from '../../log/views.js';
+import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
 import { EXECUTION_ID } from '../../nats/names.js';
 import { pingOwner } from '../../worker/control.js';
 import { planResume } from '../../worker/resumePlan.js';
@@ -85,7 +85,8 @@ export function executionsRouter(deps: RouteDeps): Router {
         ctx.set('Idempotent-Replayed', 'true');
         ctx.status = 202;
         ctx.set('Location', `/executions/${claim.executionId}`);
-        ctx.body = { executionId: claim.executionId, status: (await index.get(claim.executionId))?.status ?? 'PENDING', workflowId: definition.id };
+        const earlier = await index.get(claim.executionId);
+        ctx.body = { executionId: claim.executionId, status: earlier?.status ?? 'PENDING', workflowId: earlier?.workflowId ?? definition.id };
         return;
       }
       executionId = claim.executionId;
@@ -131,6 +132,8 @@ export function executionsRouter(deps: RouteDeps): Router {
     const last = await log.last(id);
     if (!last && !(await index.get(id))) throw new ExecutionNotFoundError(id);
     const lastAtConnect = last?.seq ?? 0;
+    // Already ended and the client has seen the end (an EventSource reconnecting): nothing more will come.
+    const endedBefore = last !== null && TERMINAL_RECORDS.has(last.record.type) && from > last.seq;
 
     const stream = new PassThrough();
     ctx.req.socket.setTimeout(0);
@@ -138,6 +141,11 @@ export function executionsRouter(deps: RouteDeps): Router {
     ctx.set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     ctx.status = 200;
     ctx.body = stream;
+    stream.write('retry: 2000\n\n'); // sends the headers now: the client sees the stream open
+    if (endedBefore) {
+      stream.end('event: end\ndata: {}\n\n');
+      return;
+    }
 
     const abort = new AbortController();
     ctx.req.on('close', () => abort.abort());
@@ -172,7 +180,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     const { body } = validateRequest(ctx, { body: resumeBody.optional() });
     const req = body ?? {};
     const owner = await pingOwner(nc, id);
-    const loaded = await loadExecution(log, id);
+    const loaded = await loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId));
     if (owner) throw new ExecutionOwnedError(id, owner);
     planResume(loaded, req); // refuses now what the worker would refuse later
     await bus.publish('resume', { executionId: id, ...req }, `resume:${id}:${loaded.fold.lastSeq}`);
