@@ -7,5 +7,7 @@ import type { Section } from '../lib/section.js';
 import ceiling from './ceiling.js';
 import peerLanggraph from './peer-langgraph.js';
 import peerBullmq from './peer-bullmq.js';
+import fork5 from './fork5.js';
+import resume from './resume.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume];

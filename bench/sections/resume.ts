@@ -1,0 +1,91 @@
+/**
+ * Resume: time to rebuild an execution's actor at a checkpoint and record the
+ * resume, for histories of 100 to 100,000 events, at the last checkpoint and
+ * at one in the middle. The histories are real: ten steps that each fail and
+ * are retried (retry-heavy steps are how histories grow long) until they
+ * succeed, then a final step that fails for good, so the execution is FAILED
+ * and resumable. Runners keep a snapshot every SNAPSHOT_EVERY records; resume
+ * reads the nearest one and the records after it.
+ */
+import { connectNats } from '../../src/nats/connect.js';
+import { EventLog } from '../../src/log/eventLog.js';
+import { SnapshotStore } from '../../src/log/snapshots.js';
+import { listCheckpoints } from '../../src/log/views.js';
+import { Engine } from '../../src/worker/engine.js';
+import { validateDefinition } from '../../src/definition/validate.js';
+import { defaultExecutors } from '../../src/steps/index.js';
+import { StepError } from '../../src/errors.js';
+import { defineSection } from '../lib/section.js';
+
+const SIZES = [100, 1_000, 10_000, 100_000];
+const STEPS = 10;
+
+function history(events: number) {
+  const attempts = Math.max(1, Math.round(events / (2 * STEPS)));
+  return validateDefinition({
+    id: `resume-${events}`,
+    steps: [
+      ...Array.from({ length: STEPS }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: attempts, initialDelayMs: 0 } })),
+      { id: 'end', type: 'fail', message: 'stops here, to be resumed' },
+    ],
+  });
+}
+
+export default defineSection({
+  name: 'resume',
+  title: 'Resume from a checkpoint (rebuild the actor + record ExecutionResumed)',
+  figures: SIZES.flatMap((n) => [
+    { key: `e${n}.lastMs`, label: `${n.toLocaleString('en')} events, last checkpoint`, unit: 'ms', better: 'lower' as const },
+    { key: `e${n}.middleMs`, label: `${n.toLocaleString('en')} events, middle checkpoint`, unit: 'ms', better: 'lower' as const },
+  ]),
+  ratios: [
+    { key: 'growth100kOver1k', label: 'last checkpoint: 100,000 ÷ 1,000 events', numerator: 'e100000.lastMs', denominator: 'e1000.lastMs' },
+    { key: 'middleGrowth100kOver1k', label: 'middle checkpoint: 100,000 ÷ 1,000 events', numerator: 'e100000.middleMs', denominator: 'e1000.middleMs' },
+  ],
+  async setup(ctx) {
+    const nc = await connectNats(ctx.natsUrl, 'bench-resume');
+    const log = await EventLog.open(nc);
+    const snapshots = await SnapshotStore.open(nc);
+    // Steps succeed at their last allowed attempt; the final step fails for good.
+    const executors = defaultExecutors({
+      fail: async ({ step, attempt }) => {
+        if (step.retryable && attempt >= (step.retry?.maxAttempts ?? 1)) return { output: { attempt } };
+        throw new StepError('FLAKY', step.message, { retryable: step.retryable });
+      },
+    });
+    const engine = await Engine.create({ nc, log, snapshots, executors });
+    const targets: { n: number; id: string; last: string; middle: string }[] = [];
+    for (const n of SIZES) {
+      const t = performance.now();
+      const runner = await engine.start({ definition: history(n), executionId: `resume-${n}-${process.pid}` });
+      const { status } = await runner.done;
+      if (status !== 'FAILED') throw new Error(`history of ${n} ended ${status}`);
+      const records = await log.read(runner.executionId);
+      const cps = listCheckpoints(records).filter((c) => c.type === 'StepCompleted');
+      targets.push({ n, id: runner.executionId, last: cps[cps.length - 1].id, middle: cps[Math.floor(cps.length / 2)].id });
+      ctx.log(`resume: wrote a history of ${records.length} events in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+    const resumeMs = async (id: string, checkpointId: string) => {
+      const t = performance.now();
+      await engine.resume(id, { checkpointId });
+      const ms = performance.now() - t;
+      engine.release(id); // measure the rebuild, not the re-run
+      return ms;
+    };
+    return {
+      params: { steps: STEPS + 1, snapshotEvery: (await import('../../src/log/snapshots.js')).SNAPSHOT_EVERY },
+      async measure() {
+        const sample: Record<string, number> = {};
+        for (const t of targets) {
+          sample[`e${t.n}.lastMs`] = await resumeMs(t.id, t.last);
+          sample[`e${t.n}.middleMs`] = await resumeMs(t.id, t.middle);
+        }
+        return sample;
+      },
+      async close() {
+        await engine.close();
+        await nc.close();
+      },
+    };
+  },
+});
