@@ -9,5 +9,7 @@ import peerLanggraph from './peer-langgraph.js';
 import peerBullmq from './peer-bullmq.js';
 import fork5 from './fork5.js';
 import resume from './resume.js';
+import edge from './edge.js';
+import memory from './memory.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, memory];
