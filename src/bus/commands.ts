@@ -27,10 +27,13 @@ export const WORKERS_CONSUMER = 'smartspec-workers';
 
 export interface CommandBusOptions {
   replicas?: number;
-  /** How long a worker may hold a command without acking or saying it is still working. */
-  ackWaitMs?: number;
-  /** Deliveries before a command is given up (a poison command must not loop forever). */
-  maxDeliver?: number;
+  /** Workers set up the shared consumer; publishers (the edge) leave its settings alone. */
+  consumer?: {
+    /** How long a worker may hold a command without acking or saying it is still working. */
+    ackWaitMs?: number;
+    /** Deliveries before a command is given up (a poison command must not loop forever). */
+    maxDeliver?: number;
+  };
 }
 
 export class CommandBus {
@@ -47,7 +50,7 @@ export class CommandBus {
       duplicate_window: 120_000_000_000,
     });
     const bus = new CommandBus(jetstream(nc), jsm);
-    await bus.ensureConsumer(options);
+    if (options.consumer) await bus.ensureConsumer(options.consumer);
     return bus;
   }
 
@@ -58,7 +61,7 @@ export class CommandBus {
   }
 
   /** The durable consumer all workers share: each command goes to one worker. */
-  private async ensureConsumer(options: CommandBusOptions): Promise<void> {
+  private async ensureConsumer(options: NonNullable<CommandBusOptions['consumer']>): Promise<void> {
     const config = {
       durable_name: WORKERS_CONSUMER,
       ack_policy: AckPolicy.Explicit,

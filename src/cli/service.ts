@@ -53,7 +53,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
 
   const replicas = workerConfig.NATS_REPLICAS;
   const log = await EventLog.open(nc, { replicas });
-  const bus = await CommandBus.open(nc, { replicas, ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER });
+  const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
   const stops: (() => Promise<void>)[] = [];
   let engine: Engine | undefined;

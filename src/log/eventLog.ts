@@ -52,7 +52,7 @@ export class EventLog {
    * Append one record after `prev` (null for the first record of an execution).
    * Throws ConcurrencyError when another writer appended first.
    */
-  async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null, writer = WRITER): Promise<StoredRecord> {
+  async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null, writer: string = WRITER): Promise<StoredRecord> {
     const { hash, json } = sealRecord(prev?.hash ?? '', body);
     const record = { ...body, hash } as LogRecord;
     const data = encoder.encode(json);

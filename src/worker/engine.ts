@@ -72,6 +72,8 @@ export class Engine {
   async start(req: StartRequest): Promise<ExecutionRunner> {
     const executionId = req.executionId ?? randomUUID();
     if (!EXECUTION_ID.test(executionId)) throw new InvalidInputError(`executionId '${executionId}' must be 1-128 letters, digits, '_' or '-'`);
+    // A repeated start (a redelivered command) must not disturb the runner hosting it here.
+    if (this.runners.has(executionId)) throw new InvalidExecutionStateError(`execution '${executionId}' already exists`, { executionId });
     const definition = req.definition;
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));

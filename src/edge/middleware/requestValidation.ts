@@ -6,6 +6,7 @@
  */
 import type { Context, Middleware } from 'koa';
 import { koaBody, HttpMethodEnum } from 'koa-body';
+import type { IncomingMessage } from 'node:http';
 import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -43,8 +44,10 @@ export function requestValidation(options: { maxBodyBytes: number }): Middleware
     // A declared length is checked before reading a byte; chunked bodies are cut off by the parser's limit.
     const length = ctx.request.length;
     if (length !== undefined && length > maxBodyBytes) {
-      // The unread body would otherwise be drained from a keep-alive socket.
-      ctx.set('Connection', 'close');
+      // Read and discard what the client is still sending (a lingering close): closing a socket
+      // with unread data makes the kernel reset it, and the client would see EPIPE, not the 413.
+      // A client that keeps sending far past its declared length is cut off.
+      discardBody(ctx.req, length * 2);
       throw new PayloadTooLargeError(maxBodyBytes);
     }
     if (BODY_METHODS.has(ctx.method) && hasBody(ctx) && !ctx.is(JSON_MEDIA_TYPES)) {
@@ -55,6 +58,15 @@ export function requestValidation(options: { maxBodyBytes: number }): Middleware
     }
     await parseJson(ctx, next);
   };
+}
+
+function discardBody(req: IncomingMessage, cap: number): void {
+  let seen = 0;
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > cap) req.socket.destroy();
+  });
+  req.resume();
 }
 
 function translateParseError(err: Error, maxBodyBytes: number): Error {
