@@ -86,6 +86,13 @@ export class InvalidExecutionStateError extends SmartSpecError {
   }
 }
 
+/** A start for an execution id that already has a log (or is hosted here). */
+export class ExecutionExistsError extends SmartSpecError {
+  constructor(executionId: string) {
+    super('EXECUTION_EXISTS', `execution '${executionId}' already exists`, { details: { executionId } });
+  }
+}
+
 /** Another live process owns the execution. */
 export class ExecutionOwnedError extends SmartSpecError {
   constructor(executionId: string, owner: string) {

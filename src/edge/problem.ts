@@ -48,6 +48,7 @@ const RULES: Record<string, Rule> = {
   // 409: well-formed, but conflicts with the current state
   INVALID_EXECUTION_STATE: { status: 409, title: 'Invalid execution state' },
   EXECUTION_OWNED: { status: 409, title: 'Execution owned by another process' },
+  EXECUTION_EXISTS: { status: 409, title: 'Execution already exists' },
   CONCURRENT_WRITE: { status: 409, title: 'Concurrent write' },
   BUDGET_EXCEEDED: { status: 409, title: 'Budget exceeded' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload Too Large' },

@@ -9,7 +9,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { isNoResponders, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../definition/schema.js';
-import { ConcurrencyError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
+import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
@@ -73,14 +73,14 @@ export class Engine {
     const executionId = req.executionId ?? randomUUID();
     if (!EXECUTION_ID.test(executionId)) throw new InvalidInputError(`executionId '${executionId}' must be 1-128 letters, digits, '_' or '-'`);
     // A repeated start (a redelivered command) must not disturb the runner hosting it here.
-    if (this.runners.has(executionId)) throw new InvalidExecutionStateError(`execution '${executionId}' already exists`, { executionId });
+    if (this.runners.has(executionId)) throw new ExecutionExistsError(executionId);
     const definition = req.definition;
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
       await runner.commit({ type: 'ExecutionStarted', definition, input: req.input ?? {}, ...(req.budget ? { budget: req.budget } : {}) });
     } catch (err) {
-      if (err instanceof ConcurrencyError) throw new InvalidExecutionStateError(`execution '${executionId}' already exists`, { executionId });
+      if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw err;
     }
     runner.kick();

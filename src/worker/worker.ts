@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { ZodError } from 'zod';
 import { isTerminal, statusOf, stepPhases } from '../../machines/index.js';
 import { validateDefinition } from '../definition/validate.js';
-import { ExecutionNotFoundError, InvalidExecutionStateError, SmartSpecError } from '../errors.js';
+import { ExecutionExistsError, ExecutionNotFoundError, SmartSpecError } from '../errors.js';
 import { loadExecution } from '../log/views.js';
 import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
 import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
@@ -108,7 +108,7 @@ export class Worker {
           return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget });
         } catch (err) {
           // Redelivered (its worker died) or repeated: the execution exists; hostWhileRunning continues it.
-          if (!(err instanceof InvalidExecutionStateError && /already exists/.test(err.message))) throw err;
+          if (!(err instanceof ExecutionExistsError)) throw err;
           return undefined;
         }
       }

@@ -99,7 +99,7 @@ describe('two writers on one execution', () => {
     const runner = await engine.start({ definition, executionId: id });
     await runner.done;
     const other = await fx.engine();
-    await expect(other.start({ definition, executionId: id })).rejects.toMatchObject({ code: 'INVALID_EXECUTION_STATE', message: expect.stringContaining('already exists') });
+    await expect(other.start({ definition, executionId: id })).rejects.toMatchObject({ code: 'EXECUTION_EXISTS', message: expect.stringContaining('already exists') });
     expect(types(await fx.log.read(id)).filter((t) => t === 'ExecutionStarted')).toHaveLength(1);
   });
 });

@@ -44,10 +44,11 @@ export function requestValidation(options: { maxBodyBytes: number }): Middleware
     // A declared length is checked before reading a byte; chunked bodies are cut off by the parser's limit.
     const length = ctx.request.length;
     if (length !== undefined && length > maxBodyBytes) {
-      // Read and discard what the client is still sending (a lingering close): closing a socket
+      // Lingering close: read and discard the body before answering and closing. Closing a socket
       // with unread data makes the kernel reset it, and the client would see EPIPE, not the 413.
-      // A client that keeps sending far past its declared length is cut off.
-      discardBody(ctx.req, length * 2);
+      // Absurd sizes are not read: those clients get the reset.
+      ctx.set('Connection', 'close');
+      if (length <= 8 * maxBodyBytes) await discardBody(ctx.req, length, 10_000);
       throw new PayloadTooLargeError(maxBodyBytes);
     }
     if (BODY_METHODS.has(ctx.method) && hasBody(ctx) && !ctx.is(JSON_MEDIA_TYPES)) {
@@ -60,13 +61,21 @@ export function requestValidation(options: { maxBodyBytes: number }): Middleware
   };
 }
 
-function discardBody(req: IncomingMessage, cap: number): void {
-  let seen = 0;
-  req.on('data', (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > cap) req.socket.destroy();
+/** Read a request body to its end (at most `cap` bytes, `timeoutMs`), keeping nothing. */
+function discardBody(req: IncomingMessage, cap: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => { clearTimeout(timer); resolve(); };
+    const timer = setTimeout(done, timeoutMs);
+    req.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > cap) done();
+    });
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
   });
-  req.resume();
 }
 
 function translateParseError(err: Error, maxBodyBytes: number): Error {

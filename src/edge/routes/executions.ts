@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { isTerminal, statusOf, STATUSES } from '../../../machines/index.js';
 import type { Definition } from '../../definition/schema.js';
 import { validateDefinition } from '../../definition/validate.js';
-import { DefinitionError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
+import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
 import { EXECUTION_ID } from '../../nats/names.js';
 import { pingOwner } from '../../worker/control.js';
@@ -91,6 +91,7 @@ export function executionsRouter(deps: RouteDeps): Router {
       }
       executionId = claim.executionId;
     }
+    if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) throw new ExecutionExistsError(executionId);
     const now = new Date().toISOString();
     await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
     await bus.publish('start', { executionId, definition, input: body.input ?? {}, ...(body.budget ? { budget: body.budget } : {}) }, `start:${executionId}`);
