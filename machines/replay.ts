@@ -32,8 +32,14 @@ export function isCheckpointEvent(e: WorkflowEvent): boolean {
   return e.type === 'ExecutionStarted' || e.type === 'StepCompleted' || e.type === 'SignalReceived' || e.type === 'ExecutionResumed';
 }
 
+const initialByDefinition = new WeakMap<Definition, WorkflowSnapshot>();
+
+/** The snapshot before ExecutionStarted. The initial transition is computed once per definition. */
 export function initialSnapshot(executionId: string, definition: Definition): WorkflowSnapshot {
-  return initialTransition(compileCached(definition), { executionId, definition })[0];
+  const machine = compileCached(definition);
+  let base = initialByDefinition.get(definition);
+  if (!base) initialByDefinition.set(definition, (base = initialTransition(machine, { executionId, definition })[0]));
+  return base.context.executionId === executionId ? base : machine.resolveState({ value: base.value, context: { ...base.context, executionId } });
 }
 
 /** Apply one event: a machine transition, or the rebuild an ExecutionResumed stands for. */
