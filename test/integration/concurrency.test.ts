@@ -114,7 +114,7 @@ describe('two engines starting one execution id at once', () => {
       const results = await Promise.allSettled(engines.map((e) => e.start({ definition, executionId: id, input: { same: true } })));
       const won = results.filter((r): r is PromiseFulfilledResult<ExecutionRunner> => r.status === 'fulfilled');
       expect(won).toHaveLength(1);
-      expect(results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ code: 'INVALID_EXECUTION_STATE' });
+      expect(results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ code: 'EXECUTION_EXISTS' });
       expect((await won[0].value.done).status).toBe('COMPLETED');
       // the steps ran once, in one engine
       expect([Object.fromEntries(a.runs), Object.fromEntries(b.runs)]).toContainEqual({});
