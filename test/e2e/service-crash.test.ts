@@ -9,12 +9,10 @@
  * StepStarted after an ExecutionResumed { reason: 'recovery' }, and every
  * history replays with an intact hash chain (no interleaved writers).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../../src/cli/service.js';
@@ -24,64 +22,19 @@ import { connectNats } from '../../src/nats/connect.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { pingOwner } from '../../src/worker/control.js';
 import { http, waitForStatus } from '../support/service.js';
+import { killAll, spawnCli, killChild, until, type Child } from '../support/processes.js';
 
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const ACK_WAIT_MS = 1500;
 const EXECUTIONS = 10;
 const SLOW_MS = 2500;
 
 // ---------------------------------------------------------------- helpers
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  output(): string;
-  exited: Promise<void>;
-  waitForOutput(re: RegExp, timeoutMs: number): Promise<void>;
-}
 
-const children: Child[] = [];
 
-function spawnCli(name: string, role: 'serve' | 'edge' | 'worker', env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['bin/smartspec.mjs', role], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const append = (d: Buffer) => { out = (out + d.toString()).slice(-200_000); };
-  proc.stdout!.on('data', append);
-  proc.stderr!.on('data', append);
-  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-  const child: Child = {
-    name,
-    proc,
-    output: () => out,
-    exited,
-    waitForOutput: async (re, timeoutMs) => void await until(`${name} to print ${re}`, async () => re.test(out) || (proc.exitCode !== null ? Promise.reject(new Error(`${name} exited (${proc.exitCode}): ${out.slice(-2000)}`)) : false), timeoutMs),
-  };
-  children.push(child);
-  return child;
-}
 
-async function killChild(c: Child, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-  c.proc.kill(signal);
-  await c.exited;
-}
 
-// Last resort if the runner itself dies: no orphaned workers.
-process.once('exit', () => { for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL'); });
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** Counts requests per path /hit/<executionId>/<stepId>; `?delayMs=` answers late. */
 function startHitServer(): Promise<{ server: Server; base: string; hits: Map<string, number>; count(id: string, step: string): number }> {
@@ -141,7 +94,7 @@ beforeAll(async () => {
 }, 40_000);
 
 afterAll(async () => {
-  await Promise.all(children.map((c) => killChild(c).catch(() => undefined)));
+  await killAll();
   await edge?.stop().catch(() => undefined);
   await nc?.close().catch(() => undefined);
   await new Promise((r) => (hitServer ? hitServer.server.close(() => r(undefined)) : r(undefined)));

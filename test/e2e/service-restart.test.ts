@@ -22,6 +22,7 @@ import { connectNats } from '../../src/nats/connect.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { pingOwner } from '../../src/worker/control.js';
 import { http, waitForStatus } from '../support/service.js';
+import { until } from '../support/processes.js';
 
 const ACK_WAIT_MS = 4000;
 /** A short outage ends before any held command's ack wait runs out; a long one outlasts it. */
@@ -30,15 +31,6 @@ const LONG_OUTAGE_MS = ACK_WAIT_MS + 1500;
 
 // ---------------------------------------------------------------- helpers
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** Counts requests per path /hit/<executionId>/<stepId>. */
 function startHitServer(): Promise<{ server: Server; base: string; count(id: string, step: string): number }> {

@@ -8,73 +8,27 @@
  * budget; without it they share one. And a waiting execution survives its
  * worker being killed: a new worker picks the signal up.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../../src/cli/service.js';
 import type { LogRecord, StoredRecord } from '../../src/log/records.js';
 import { replayExecution } from '../../src/log/replay.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { http, waitForStatus } from '../support/service.js';
+import { killAll, spawnCli, killChild, until, type Child } from '../support/processes.js';
 
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 // ---------------------------------------------------------------- helpers
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  output(): string;
-  exited: Promise<void>;
-  waitForOutput(re: RegExp, timeoutMs: number): Promise<void>;
-}
 
-const children: Child[] = [];
 
-function spawnCli(name: string, role: 'serve' | 'edge' | 'worker', env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['bin/smartspec.mjs', role], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const append = (d: Buffer) => { out = (out + d.toString()).slice(-200_000); };
-  proc.stdout!.on('data', append);
-  proc.stderr!.on('data', append);
-  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-  const child: Child = {
-    name,
-    proc,
-    output: () => out,
-    exited,
-    waitForOutput: async (re, timeoutMs) => void await until(`${name} to print ${re}`, async () => re.test(out) || (proc.exitCode !== null ? Promise.reject(new Error(`${name} exited (${proc.exitCode}): ${out.slice(-2000)}`)) : false), timeoutMs),
-  };
-  children.push(child);
-  return child;
-}
 
-async function killChild(c: Child, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
-  c.proc.kill(signal);
-  await c.exited;
-}
 
-process.once('exit', () => { for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL'); });
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** A loopback port free right now (the child binds it a moment later). */
 function freePort(): Promise<number> {
@@ -289,7 +243,7 @@ describe('a waiting execution survives its worker being killed', () => {
   }, 30_000);
 
   afterAll(async () => {
-    for (const c of children) await killChild(c, 'SIGKILL').catch(() => undefined);
+    await killAll();
     await edge?.stop().catch(() => undefined);
     await nats?.stop();
     if (storeDir) await rm(storeDir, { recursive: true, force: true });

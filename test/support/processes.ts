@@ -1,0 +1,67 @@
+/**
+ * Child processes for end-to-end tests: `node bin/smartspec.mjs <role>` with
+ * its output captured, killed for sure when the test run ends, and a polling
+ * helper with a deadline (tests wait on conditions, not on sleeps).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<void>;
+  waitForOutput(re: RegExp, timeoutMs: number): Promise<void>;
+}
+
+const children: Child[] = [];
+
+export function spawnCli(name: string, role: 'serve' | 'edge' | 'worker', env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['bin/smartspec.mjs', role], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const append = (d: Buffer) => { out = (out + d.toString()).slice(-200_000); };
+  proc.stdout!.on('data', append);
+  proc.stderr!.on('data', append);
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
+  const child: Child = {
+    name,
+    proc,
+    output: () => out,
+    exited,
+    waitForOutput: async (re, timeoutMs) => void await until(`${name} to print ${re}`, async () => re.test(out) || (proc.exitCode !== null ? Promise.reject(new Error(`${name} exited (${proc.exitCode}): ${out.slice(-2000)}`)) : false), timeoutMs),
+  };
+  children.push(child);
+  return child;
+}
+
+export async function killChild(c: Child, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  c.proc.kill(signal);
+  await c.exited;
+}
+
+// Last resort if the runner itself dies: no orphaned workers.
+process.once('exit', () => { for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL'); });
+
+export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Kill every child this test file started (afterAll). */
+export async function killAll(): Promise<void> {
+  await Promise.all(children.map((c) => killChild(c).catch(() => undefined)));
+}
