@@ -19,6 +19,8 @@ import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
 import { Engine } from '../worker/engine.js';
 import { Worker } from '../worker/worker.js';
+import { engineMetrics } from '../worker/metrics.js';
+import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
 
 const workerEnv = z.object({
@@ -56,6 +58,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
   const stops: (() => Promise<void>)[] = [];
+  const registry = new Registry(); // one /metrics for the edge and the engine in this process
   let engine: Engine | undefined;
   let url: string | undefined;
 
@@ -68,6 +71,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       executors: cliExecutors(),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
+      onRecord: engineMetrics(registry),
     });
     const worker = new Worker({ engine, bus, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
     await worker.start();
@@ -82,6 +86,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const app = createEdgeApp({
       config,
       logger,
+      metricsRegistry: registry,
       routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
       readiness: async () => {
         if (nc.isClosed()) return 'NATS connection closed';

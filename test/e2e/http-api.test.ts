@@ -289,5 +289,8 @@ describe('ops endpoints', () => {
     expect(metrics.text).toMatch(/^http_requests_total\{method="GET",route="\/executions\/:id",status="404"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/executions\/:id",status="404"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^process_cpu_user_seconds_total /m);
+    // The engine's metrics, from the worker in the same process: earlier tests completed executions.
+    expect(metrics.text).toMatch(/^smartspec_events_appended_total\{type="StepCompleted"\} [1-9]\d*$/m);
+    expect(metrics.text).toMatch(/^smartspec_executions_ended_total\{status="COMPLETED"\} [1-9]\d*$/m);
   });
 });
