@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The 3-node fail-over test has its own run: npm run test:cluster (vitest.cluster.config.ts).
+    exclude: [...configDefaults.exclude, 'test/cluster/**'],
     // Integration tests start real nats-servers and child processes: give them room,
     // and keep the file-level parallelism within a 2-core machine.
     testTimeout: 30_000,

@@ -156,7 +156,7 @@ async function follow(runner: ExecutionRunner): Promise<number> {
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
-    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !(s.id in ctx.outputs)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !Object.hasOwn(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     out(`waiting for signal ${waiting.join(', ')}: smartspec signal ${runner.executionId} <name> --payload JSON`);
     return 0;
   }

@@ -2,7 +2,7 @@
  * Section 1, Ceiling: the append an engine does, with no engine around it.
  *
  * ~300-byte JSON event records spread over 1,000 subjects
- * `smartspec.exec.<id>` of a file-storage stream, each publish carrying a
+ * `bench.exec.<id>` (same shape as `smartspec.exec.<id>`, its own subjects so it never overlaps the engine's stream) of a file-storage stream, each publish carrying a
  * message id and the expected-last-subject-sequence check, pipelined (128 in
  * flight). An execution's appends are sequential (the next one needs the
  * previous ack's sequence), so the 128 in-flight appends belong to 128
@@ -75,7 +75,7 @@ async function measureAppends(ctx: BenchContext, variant: Variant, total: number
         const e = ready[head++];
         const id = ids[e];
         const n = done[e];
-        const ack = await js.publish(`smartspec.exec.${id}`, encodeRecord(id, n, tag), {
+        const ack = await js.publish(`bench.exec.${id}`, encodeRecord(id, n, tag), {
           msgID: `${id}:${n}`,
           expect: { lastSubjectSequence: lastSeq[e] },
         });
@@ -104,7 +104,7 @@ async function freshStream(jsm: JetStreamManager): Promise<void> {
   } catch {
     // not there
   }
-  await jsm.streams.add({ name: STREAM, subjects: ['smartspec.exec.*'], storage: StorageType.File });
+  await jsm.streams.add({ name: STREAM, subjects: ['bench.exec.*'], storage: StorageType.File });
 }
 
 const encoder = new TextEncoder();

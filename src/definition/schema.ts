@@ -5,7 +5,12 @@
  */
 import { z } from 'zod';
 
-const stepId = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must start with a letter or _ and contain only letters, digits, _ and -');
+// Ids become object keys (state nodes, outputs): names that plain objects already have are refused.
+const RESERVED = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+const stepId = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'must start with a letter or _ and contain only letters, digits, _ and -')
+  .refine((id) => !RESERVED.has(id), { message: 'is a reserved name (a property every JavaScript object has)' });
 
 export const retrySchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(1_000_000).default(3),

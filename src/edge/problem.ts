@@ -158,7 +158,20 @@ export function toProblem(err: unknown, pc: ProblemContext = {}): RenderedProble
   if (status !== undefined && status >= 500 && STATUS_CODES[status]) {
     return { problem: problemForStatus(status, pc), headers: {}, internal: true };
   }
+  // NATS unreachable, slow or failing over (timeouts, no responders, JetStream away): try again later.
+  if (isNatsOutage(err)) {
+    return { problem: problemForStatus(503, pc, 'the message system is unavailable right now; retry shortly'), headers: { 'Retry-After': '2' }, internal: true };
+  }
   return { problem: problemForStatus(500, pc), headers: {}, internal: true };
+}
+
+const NATS_OUTAGE = new Set(['TimeoutError', 'NoRespondersError', 'ConnectionError', 'ClosedConnectionError', 'DrainingConnectionError', 'JetStreamNotEnabled', 'RequestError']);
+
+function isNatsOutage(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.name === 'string' && NATS_OUTAGE.has(e.name)) return true;
+  }
+  return false;
 }
 
 function stringHeaders(h: unknown): Record<string, string> {

@@ -5,7 +5,7 @@
  * a retried publish (after a timeout or reconnect) is not written twice.
  */
 import { randomUUID } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, SmartSpecError } from '../errors.js';
 import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
@@ -13,6 +13,8 @@ import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
 import { Appender, PublishRejected } from './appender.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
+/** How long a read waits for its consumer's first records before it reads by stream gets. */
+const CONSUMER_STALL_MS = 1500;
 /** Default writer id: one per process (runners pass their own). */
 const WRITER = randomUUID();
 const encoder = new TextEncoder();
@@ -101,11 +103,38 @@ export class EventLog {
   async read(executionId: string, fromSeq = 0, toSeq?: number): Promise<StoredRecord[]> {
     const end = toSeq ?? (await this.last(executionId))?.seq;
     if (end === undefined || end < fromSeq) return [];
+    // An ordered consumer streams a long history fast. On a cluster that lost a node it can be
+    // placed on the dead one and never answer: then read record by record from the stream leader.
+    const abort = new AbortController();
     const out: StoredRecord[] = [];
-    for await (const r of this.follow(executionId, fromSeq)) {
-      if (r.seq > end) break;
-      out.push(r);
-      if (r.seq === end) break;
+    const streamed = (async () => {
+      for await (const r of this.follow(executionId, fromSeq, abort.signal)) {
+        if (r.seq > end) break;
+        out.push(r);
+        if (r.seq === end) break;
+      }
+      return true;
+    })();
+    const stalled = new Promise<false>((res) => {
+      const timer = setTimeout(() => res(false), CONSUMER_STALL_MS);
+      void streamed.finally(() => clearTimeout(timer)).catch(() => undefined);
+    });
+    const ok = await Promise.race([streamed, stalled]).catch(() => false);
+    if (ok && out.length > 0 ? out[out.length - 1].seq === end : ok) return out;
+    abort.abort();
+    streamed.catch(() => undefined);
+    return this.readByGet(executionId, out.length ? out[out.length - 1].seq + 1 : fromSeq, end, out);
+  }
+
+  /** One stream get per record (`next_by_subj`): slower, but served by whichever node leads the stream. */
+  private async readByGet(executionId: string, fromSeq: number, end: number, out: StoredRecord[]): Promise<StoredRecord[]> {
+    const subject = executionSubject(executionId);
+    for (let seq = Math.max(fromSeq, 1); seq <= end; ) {
+      // The server (2.9+) takes next_by_subj on STREAM.MSG.GET; the client's type lists it for direct gets only.
+      const m = await this.jsm.streams.getMessage(EXECUTIONS_STREAM, { next_by_subj: subject, seq } as unknown as MsgRequest);
+      if (!m || m.seq > end) break;
+      out.push({ seq: m.seq, record: m.json<LogRecord>() });
+      seq = m.seq + 1;
     }
     return out;
   }

@@ -109,7 +109,7 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
     steps[s.id] = {
       phase: phases[s.id],
       ...(ctx.attempts[s.id] ? { attempts: ctx.attempts[s.id] } : {}),
-      ...(s.id in ctx.outputs ? { output: ctx.outputs[s.id] } : {}),
+      ...(Object.hasOwn(ctx.outputs, s.id) ? { output: ctx.outputs[s.id] } : {}),
       ...(ctx.errors[s.id] ? { error: ctx.errors[s.id] } : {}),
     };
   }

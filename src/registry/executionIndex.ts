@@ -22,10 +22,10 @@ export class ExecutionIndex {
   private readonly entries = new Map<string, IndexEntry>();
   private watching?: Promise<void>;
 
-  private constructor(private readonly kv: KV) {}
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
 
   static async open(nc: NatsConnection, replicas = 1): Promise<ExecutionIndex> {
-    return new ExecutionIndex(await new Kvm(nc).create(EXECUTION_INDEX_BUCKET, { history: 1, storage: StorageType.File, replicas }));
+    return new ExecutionIndex(await new Kvm(nc).create(EXECUTION_INDEX_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc);
   }
 
   async put(entry: IndexEntry): Promise<void> {
@@ -39,23 +39,55 @@ export class ExecutionIndex {
     return e && e.operation === 'PUT' ? (e.json() as IndexEntry) : undefined;
   }
 
-  /** Start mirroring the bucket in memory; resolves once the current entries are in. */
+  /**
+   * Start mirroring the bucket in memory; resolves once the current entries are in.
+   * The watch is restarted if it ends (a NATS fail-over ends it), so the map keeps up.
+   */
   async watch(): Promise<void> {
     if (this.watching) return this.watching;
-    const iter = await this.kv.watch();
     let ready!: () => void;
     this.watching = new Promise((res) => (ready = res));
-    void (async () => {
-      for await (const e of iter) {
-        if (e.operation === 'PUT') this.entries.set(e.key, e.json() as IndexEntry);
-        else this.entries.delete(e.key);
-        if (e.delta === 0) ready();
+    const run = async (): Promise<void> => {
+      for (;;) {
+        try {
+          const iter = await this.kv.watch();
+          if ((await this.kv.status()).values === 0) ready(); // an empty bucket sends no entry
+          for await (const e of iter) {
+            if (e.operation === 'PUT') this.entries.set(e.key, e.json() as IndexEntry);
+            else this.entries.delete(e.key);
+            if (e.delta === 0) ready();
+          }
+        } catch {
+          // connection trouble: watch again below
+        }
+        if (this.closed || this.nc.isClosed()) return;
+        await new Promise((r) => setTimeout(r, 500).unref());
       }
-    })();
-    // an empty bucket sends no entry
-    const status = await this.kv.status();
-    if (status.values === 0) ready();
+    };
+    void run();
     return this.watching;
+  }
+
+  private closed = false;
+
+  /** Stop the watch (it would otherwise restart). */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * Re-read entries that may still change (not ended) from the bucket: a watch can stall
+   * silently across a NATS fail-over, and a listing must not show a finished run as RUNNING.
+   */
+  async refresh(entries: IndexEntry[]): Promise<void> {
+    await Promise.all(
+      entries
+        .filter((e) => e.status !== 'COMPLETED' && e.status !== 'FAILED' && e.status !== 'CANCELLED')
+        .map(async (e) => {
+          const fresh = await this.kv.get(e.executionId);
+          if (fresh && fresh.operation === 'PUT') this.entries.set(e.executionId, fresh.json() as IndexEntry);
+        }),
+    );
   }
 
   list(filter: { status?: ExecutionStatus; workflowId?: string; limit?: number } = {}): IndexEntry[] {

@@ -151,11 +151,13 @@ export class Engine {
     const loaded = await loadExecution(this.log, executionId);
     const snap = loaded.fold.snapshot;
     const status = statusOf(snap);
+    // An ended execution is not hosted: there is nothing to run, and a host would claim it forever.
+    if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${executionId}' is ${status}`, { status });
     const inFlight = Object.values(stepPhases(snap)).some((p) => p === 'running' || p === 'backoff');
-    if (inFlight && !isTerminal(status)) return this.resume(executionId);
+    if (inFlight) return this.resume(executionId);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }));
-    if (!isTerminal(status)) runner.kick();
+    runner.kick();
     return runner;
   }
 

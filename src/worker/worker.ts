@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { ZodError } from 'zod';
 import { isTerminal, statusOf, stepPhases } from '../../machines/index.js';
 import { validateDefinition } from '../definition/validate.js';
-import { ExecutionExistsError, ExecutionNotFoundError, SmartSpecError } from '../errors.js';
+import { ExecutionExistsError, ExecutionNotFoundError, InvalidExecutionStateError, SmartSpecError } from '../errors.js';
 import { loadExecution } from '../log/views.js';
 import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
 import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
@@ -42,7 +42,8 @@ export class Worker {
   async start(): Promise<void> {
     const consumer = await this.options.bus.consumer();
     const concurrency = this.options.concurrency ?? 256;
-    const messages = await consumer.consume({ max_messages: Math.min(concurrency, 128) });
+    // Short pulls: after a fail-over a pull parked on a dead consumer leader is noticed in seconds.
+    const messages = await consumer.consume({ max_messages: Math.min(concurrency, 128), expires: 5000 });
     this.messages = messages;
     this.loop = (async () => {
       for await (const msg of messages) {
@@ -150,6 +151,7 @@ export class Worker {
         log.info('continuing an execution nobody hosts');
       }
     } catch (err) {
+      if (err instanceof InvalidExecutionStateError) return msg.ack(); // it ended meanwhile
       log.warn({ err: describe(err) }, 'could not take over the execution; command redelivered later');
       return msg.nak(2000);
     }

@@ -291,4 +291,17 @@ describe('rejections name the path and the reason', () => {
     rejects({ id: 'w', steps: [{ id: 'approve', type: 'signal' }, { id: 'again', type: 'signal', name: 'approve' }] }, 'steps[1].name', /signal 'approve' is already awaited by step 'approve'/);
     rejects({ id: 'w', steps: [{ id: 's1', type: 'signal', name: 'go' }, { id: 's2', type: 'signal', name: 'go' }] }, 'steps[1].name', /signal 'go' is already awaited by step 's1'/);
   });
+
+  it('refuses step ids that every JavaScript object already has (__proto__, constructor, toString)', () => {
+    for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      let caught: unknown;
+      try {
+        validateDefinition({ id: 'w', steps: [{ id, type: 'transform', value: 1 }] });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, id).toBeInstanceOf(DefinitionError);
+      expect((caught as DefinitionError).issues).toEqual([{ path: 'steps[0].id', message: expect.stringContaining('reserved name') }]);
+    }
+  });
 });

@@ -21,11 +21,12 @@ import { planResume } from '../../worker/resumePlan.js';
 import { validateRequest } from '../middleware/validate.js';
 import type { RouteDeps } from './deps.js';
 
+const WORKFLOW_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
 
 const startBody = z
   .strictObject({
-    workflowId: z.string().min(1).optional(),
+    workflowId: z.string().regex(WORKFLOW_ID, 'is not a workflow id').optional(),
     version: z.number().int().min(1).optional(),
     definition: z.record(z.string(), z.unknown()).optional(),
     input: z.unknown().optional(),
@@ -79,22 +80,29 @@ export function executionsRouter(deps: RouteDeps): Router {
     }
     let executionId = body.executionId ?? randomUUID();
     const key = ctx.get('Idempotency-Key');
+    let replayed = false;
     if (key) {
       const claim = await idempotency.claim(key, executionId);
-      if (!claim.fresh) {
+      executionId = claim.executionId;
+      replayed = !claim.fresh;
+      const earlier = replayed ? await index.get(executionId) : undefined;
+      // The earlier submission got as far as starting it: answer with that execution.
+      if (replayed && (await log.last(executionId))) {
         ctx.set('Idempotent-Replayed', 'true');
         ctx.status = 202;
-        ctx.set('Location', `/executions/${claim.executionId}`);
-        const earlier = await index.get(claim.executionId);
-        ctx.body = { executionId: claim.executionId, status: earlier?.status ?? 'PENDING', workflowId: earlier?.workflowId ?? definition.id };
+        ctx.set('Location', `/executions/${executionId}`);
+        ctx.body = { executionId, status: earlier?.status ?? 'PENDING', workflowId: earlier?.workflowId ?? definition.id };
         return;
       }
-      executionId = claim.executionId;
+      // Otherwise it may have failed after claiming the key: publish the start again (its message
+      // id makes a second copy a no-op; a worker that started it meanwhile ignores the repeat).
+    } else if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) {
+      throw new ExecutionExistsError(executionId);
     }
-    if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) throw new ExecutionExistsError(executionId);
     const now = new Date().toISOString();
-    await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
+    if (!replayed || !(await index.get(executionId))) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
     await bus.publish('start', { executionId, definition, input: body.input ?? {}, ...(body.budget ? { budget: body.budget } : {}) }, `start:${executionId}`);
+    if (replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 202;
     ctx.set('Location', `/executions/${executionId}`);
     ctx.body = { executionId, status: 'PENDING', workflowId: definition.id };
@@ -103,6 +111,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   router.get('/executions', async (ctx) => {
     const { query } = validateRequest(ctx, { query: listQuery });
     await index.watch();
+    await index.refresh(index.list({ workflowId: query.workflowId, limit: 1000 }));
     ctx.body = { executions: index.list(query) };
   });
 
@@ -209,7 +218,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status}: it takes no signals`, { status });
     const step = snap.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
     if (!step) throw new InvalidExecutionStateError(`no step of execution '${id}' awaits signal '${name}'`, { signal: name });
-    if (step.id in snap.context.outputs || name in snap.context.signals) {
+    if (Object.hasOwn(snap.context.outputs, step.id) || Object.hasOwn(snap.context.signals, name)) {
       throw new InvalidExecutionStateError(`signal '${name}' was already delivered to execution '${id}'`, { signal: name });
     }
     await bus.publish('signal', { executionId: id, name, payload: ctx.request.body ?? {} }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);

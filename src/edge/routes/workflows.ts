@@ -20,8 +20,11 @@ export function workflowsRouter({ workflows }: RouteDeps): Router {
   });
 
   router.get('/workflows/:id', async (ctx) => {
-    const { query } = validateRequest(ctx, { query: z.object({ version: z.coerce.number().int().min(1).optional() }) });
-    ctx.body = await workflows.get(ctx.params.id, query.version);
+    const { query, params } = validateRequest(ctx, {
+      query: z.object({ version: z.coerce.number().int().min(1).optional() }),
+      params: z.object({ id: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'is not a workflow id') }),
+    });
+    ctx.body = await workflows.get(params.id, query.version);
   });
 
   return router;
