@@ -29,7 +29,7 @@ export function stepPhases(snapshot: WorkflowSnapshot): Record<string, StepPhase
 
   if (running === undefined) {
     // not running (pending, completed, failed, cancelled): what the context says
-    for (const s of definition.steps) phases[s.id] = s.id in outputs ? 'done' : s.id in errors && value === 'failed' ? 'failed' : 'pending';
+    for (const s of definition.steps) phases[s.id] = Object.hasOwn(outputs, s.id) ? 'done' : Object.hasOwn(errors, s.id) && value === 'failed' ? 'failed' : 'pending';
     return phases;
   }
   const activeKey = typeof running === 'string' ? running : Object.keys(running)[0];

@@ -68,7 +68,7 @@ function bufferSignalTransitions(definition: Definition) {
       const name = (s as { name?: string }).name ?? s.id;
       return {
         guard: and([
-          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !(s.id in context.outputs) && !(name in context.signals),
+          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !Object.hasOwn(context.outputs, s.id) && !Object.hasOwn(context.signals, name),
           not(stateIn(`#${waitingStateId(s.id)}`)),
         ]),
         actions: assign(({ context, event }: Args) => ({ signals: { ...context.signals, [name]: (event as any).payload } })),
@@ -115,7 +115,7 @@ function stepNode(step: Step) {
     ? [
         // A signal that arrived early completes the step as soon as it starts.
         {
-          guard: ({ context, event }: Args) => isStep({ event } as Args) && signalName in context.signals,
+          guard: ({ context, event }: Args) => isStep({ event } as Args) && Object.hasOwn(context.signals, signalName),
           target: 'done',
           actions: [
             recordAttempt,
