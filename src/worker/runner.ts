@@ -54,7 +54,8 @@ class Stopped extends Error {}
 export class ExecutionRunner {
   private actor: Actor<WorkflowMachine>;
   private readonly inflight = new Map<string, AbortController>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Pending retry delays and signal timeouts, by step; each entry cancels its own timer. */
+  private readonly timers = new Map<string, () => void>();
   /** Steps whose StepStarted (or skip) is queued but not yet appended. */
   private readonly starting = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -255,11 +256,19 @@ export class ExecutionRunner {
 
   private scheduleRetry(step: Step, snap: WorkflowSnapshot): void {
     const attempt = snap.context.attempts[step.id] ?? 1;
-    const timer = setTimeout(() => {
+    const retry = () => {
       this.timers.delete(step.id);
       if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt: attempt + 1 });
-    }, retryDelayMs(step.retry, attempt));
-    this.timers.set(step.id, timer);
+    };
+    const delay = retryDelayMs(step.retry, attempt);
+    // No delay: next turn of the event loop (a 0 ms timer still waits about 1 ms).
+    if (delay === 0) {
+      const immediate = setImmediate(retry);
+      this.timers.set(step.id, () => clearImmediate(immediate));
+    } else {
+      const timer = setTimeout(retry, delay);
+      this.timers.set(step.id, () => clearTimeout(timer));
+    }
   }
 
   private scheduleSignalTimeout(step: Step, snap: WorkflowSnapshot): void {
@@ -270,13 +279,13 @@ export class ExecutionRunner {
       const error: ErrorInfo = { code: 'TIMEOUT', message: `no signal for step '${step.id}' within ${step.timeoutMs} ms`, retryable: true };
       this.commit({ type: 'StepFailed', stepId: step.id, attempt, error }).catch(() => undefined);
     }, step.timeoutMs);
-    this.timers.set(step.id, timer);
+    this.timers.set(step.id, () => clearTimeout(timer));
   }
 
   private abortSteps(why: string): void {
     for (const c of this.inflight.values()) c.abort(new Stopped(why));
     this.inflight.clear();
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
   }
 
