@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../definition/schema.js';
@@ -45,6 +46,8 @@ export interface StartRequest {
 
 export type { ResumeRequest };
 
+/** Control reply of a host that has just stopped hosting the execution. */
+const NOT_HOSTED = 'NOT_HOSTED';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -225,6 +228,7 @@ export class Engine {
   }
 
   private async answer(runner: ExecutionRunner, req: ControlRequest): Promise<ControlReply> {
+    if (runner.isStopped && !isTerminal(runner.status)) return { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
@@ -239,12 +243,18 @@ export class Engine {
   private async forward(executionId: string, req: ControlRequest): Promise<boolean> {
     let reply: ControlReply;
     try {
-      const msg = await this.nc.request(controlSubject(executionId), encoder.encode(JSON.stringify(req)), { timeout: 10_000 });
+      const msg = await this.nc.request(controlSubject(executionId), encoder.encode(JSON.stringify(req)), { timeout: 5_000 });
       reply = JSON.parse(decoder.decode(msg.data)) as ControlReply;
     } catch (err) {
       if (isNoResponders(err)) return false;
-      throw err;
+      if (!(err instanceof natsErrors.TimeoutError)) throw err;
+      // No answer in time: nobody (any more) or a host too busy. Ask again who owns it.
+      const owner = await pingOwner(this.nc, executionId);
+      if (!owner) return false;
+      throw new ExecutionOwnedError(executionId, owner);
     }
+    // The host let it go (passivated) as the request arrived: take it over here.
+    if (!reply.ok && reply.error.code === NOT_HOSTED) return false;
     if (!reply.ok) {
       throw reply.error.code === 'INVALID_EXECUTION_STATE'
         ? new InvalidExecutionStateError(reply.error.message)
