@@ -17,9 +17,25 @@ export function isNoResponders(err: unknown): boolean {
 export async function pingOwner(nc: NatsConnection, executionId: string): Promise<string | undefined> {
   try {
     const reply = await nc.request(controlSubject(executionId), JSON.stringify({ op: 'ping' } satisfies ControlRequest), { timeout: 2000 });
-    return (reply.json() as ControlReply).owner;
+    const answer = reply.json() as ControlReply;
+    return answer.ok ? answer.owner : undefined; // a host letting go (NOT_HOSTED) is no owner
   } catch (err) {
     if (isNoResponders(err) || err instanceof natsErrors.TimeoutError) return undefined;
     throw err;
   }
+}
+
+/** Every live host of an execution other than `self` (all responders within a short wait). */
+export async function otherOwners(nc: NatsConnection, executionId: string, self: string): Promise<string[]> {
+  const owners: string[] = [];
+  try {
+    const replies = await nc.requestMany(controlSubject(executionId), JSON.stringify({ op: 'ping' } satisfies ControlRequest), { strategy: 'timer', maxWait: 150 });
+    for await (const m of replies) {
+      const answer = m.json<ControlReply>();
+      if (answer.ok && answer.owner !== self) owners.push(answer.owner);
+    }
+  } catch (err) {
+    if (!isNoResponders(err)) throw err;
+  }
+  return owners;
 }

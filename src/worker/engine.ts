@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errors as natsErrors } from '@nats-io/transport-node';
-import { isNoResponders, pingOwner, type ControlReply, type ControlRequest } from './control.js';
+import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../definition/schema.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
@@ -160,6 +160,13 @@ export class Engine {
     if (inFlight) return this.resume(executionId);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }));
+    // Two processes may have found no owner at the same moment. Now that this one answers on
+    // the control subject, look again: of two hosts, the one with the smaller name keeps it.
+    const rival = (await otherOwners(this.nc, executionId, this.owner)).sort()[0];
+    if (rival !== undefined && rival < this.owner) {
+      runner.stop();
+      throw new ExecutionOwnedError(executionId, rival);
+    }
     runner.kick();
     return runner;
   }
@@ -228,7 +235,14 @@ export class Engine {
   }
 
   private async answer(runner: ExecutionRunner, req: ControlRequest): Promise<ControlReply> {
-    if (runner.isStopped && !isTerminal(runner.status)) return { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
+    const notHosted: ControlReply = { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
+    if (runner.isStopped && !isTerminal(runner.status)) return notHosted;
+    // A runner idle at WAITING may be stale: another process may have continued the execution
+    // (its next append would be refused). Then it is no owner: let go.
+    if (runner.status === 'WAITING' && (await this.log.last(runner.executionId))?.seq !== runner.lastSeq) {
+      runner.stop();
+      return notHosted;
+    }
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
