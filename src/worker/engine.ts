@@ -204,9 +204,18 @@ export class Engine {
     if (isTerminal(status)) { this.indexed.delete(key); this.createdAt.delete(key); }
     // Resumed or adopted here: the creation time is in the existing entry (or, failing that, now).
     const createdAt = known ? Promise.resolve(known) : index.get(key).then((e) => e?.createdAt ?? record.at);
-    createdAt
-      .then((c) => index.put({ executionId: key, workflowId: record.workflowId, status, createdAt: c, updatedAt: record.at }))
-      .catch((err) => this.options.onError?.(err, 'execution index update'));
+    // The index is derived, but a listing must not keep showing RUNNING: retry through a NATS fail-over.
+    const put = async (createdAtValue: string) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await index.put({ executionId: key, workflowId: record.workflowId, status, createdAt: createdAtValue, updatedAt: record.at });
+        } catch (err) {
+          if (attempt >= 8 || this.nc.isClosed()) throw err;
+          await new Promise((r) => setTimeout(r, 250 * attempt).unref());
+        }
+      }
+    };
+    createdAt.then(put).catch((err) => this.options.onError?.(err, 'execution index update'));
   };
   private readonly indexed = new Map<string, string>();
   private readonly createdAt = new Map<string, string>();
