@@ -52,16 +52,9 @@ export async function events(base: string, id: string, from?: number): Promise<E
 export const count = (evs: EventView[], type: string, stepId?: string) =>
   evs.filter((e) => e.type === type && (stepId === undefined || e.stepId === stepId)).length;
 
-/** Poll until `check` returns a value other than undefined/false; fail with `what` after the timeout. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** Poll until `check` returns a value other than undefined/false (shared with the process tests). */
+import { until } from '../support/processes.js';
+export { until };
 
 /** Wait until the execution's log holds an event matching `pred`. */
 export function waitForEvent(base: string, id: string, pred: (e: EventView) => boolean, what = 'an event', timeoutMs = 10_000) {

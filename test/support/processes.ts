@@ -51,7 +51,7 @@ export async function killChild(c: Child, signal: NodeJS.Signals = 'SIGKILL'): P
 // Last resort if the runner itself dies: no orphaned workers.
 process.once('exit', () => { for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL'); });
 
-export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
+export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
