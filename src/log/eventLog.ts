@@ -14,7 +14,7 @@ import { Appender, PublishRejected } from './appender.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
 /** How long a read waits for its consumer's first records before it reads by stream gets. */
-const CONSUMER_STALL_MS = 1500;
+const CONSUMER_STALL_MS = 750;
 /** Default writer id: one per process (runners pass their own). */
 const WRITER = randomUUID();
 const encoder = new TextEncoder();
@@ -107,22 +107,27 @@ export class EventLog {
     // placed on the dead one and never answer: then read record by record from the stream leader.
     const abort = new AbortController();
     const out: StoredRecord[] = [];
+    let firstSeen!: () => void;
+    const first = new Promise<void>((res) => (firstSeen = res));
     const streamed = (async () => {
       for await (const r of this.follow(executionId, fromSeq, abort.signal)) {
-        if (r.seq > end) break;
+        firstSeen();
+        if (abort.signal.aborted || r.seq > end) break;
         out.push(r);
         if (r.seq === end) break;
       }
       return true;
     })();
-    const stalled = new Promise<false>((res) => {
-      const timer = setTimeout(() => res(false), CONSUMER_STALL_MS);
-      void streamed.finally(() => clearTimeout(timer)).catch(() => undefined);
-    });
-    const ok = await Promise.race([streamed, stalled]).catch(() => false);
-    if (ok && out.length > 0 ? out[out.length - 1].seq === end : ok) return out;
+    streamed.catch(() => undefined).finally(() => firstSeen());
+    // Only the first record has a deadline: a long history may take its time once it flows.
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = await Promise.race([first.then(() => false), new Promise<boolean>((res) => (timer = setTimeout(() => res(true), CONSUMER_STALL_MS)))]);
+    clearTimeout(timer);
+    if (!stalled) {
+      const ok = await streamed.catch(() => false);
+      if (ok && out.length > 0 && out[out.length - 1].seq === end) return out;
+    }
     abort.abort();
-    streamed.catch(() => undefined);
     return this.readByGet(executionId, out.length ? out[out.length - 1].seq + 1 : fromSeq, end, out);
   }
 
