@@ -71,11 +71,4 @@ export class Appender {
       }
     });
   }
-
-  close(): void {
-    clearInterval(this.sweep);
-    this.sub.unsubscribe();
-    for (const p of this.pending.values()) p.reject(new PublishUnanswered('appender closed'));
-    this.pending.clear();
-  }
 }

@@ -5,7 +5,7 @@
  * a retried publish (after a timeout or reconnect) is not written twice.
  */
 import { randomUUID } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, SmartSpecError } from '../errors.js';
 import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
@@ -83,11 +83,6 @@ export class EventLog {
     }
   }
 
-  /** Stop the appender's reply subscription (pending appends fail). */
-  close(): void {
-    this.appender.close();
-  }
-
   /** The newest record of an execution, or null when it has none. */
   async last(executionId: string): Promise<StoredRecord | null> {
     try {
@@ -162,12 +157,6 @@ export class EventLog {
       await messages.close().catch(() => undefined);
     }
   }
-
-  /** Ids of all executions that have a log (for listings without an index). */
-  async executionIds(): Promise<string[]> {
-    const info = await this.jsm.streams.info(EXECUTIONS_STREAM, { subjects_filter: EXECUTION_SUBJECTS });
-    return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(s.lastIndexOf('.') + 1));
-  }
 }
 
 /** Create a stream, or leave an existing one as it is. */
@@ -184,5 +173,4 @@ export async function ensureStream(jsm: JetStreamManager, config: Parameters<Jet
   }
 }
 
-export { AckPolicy };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
