@@ -45,3 +45,23 @@ export function throughputFigures(prefix: string, r: LoadResult): Record<string,
     [`${prefix}.p99Ms`]: percentile(r.latenciesMs, 99),
   };
 }
+
+/**
+ * One run of a peer: `seqN` executions one at a time and `conN` with `inFlight`
+ * running, in an order that swaps every run (the warm-up uses a quarter).
+ */
+export async function seqAndConcurrent(run: { index: number; warmup: boolean }, seqN: number, conN: number, inFlight: number, execute: (i: number) => Promise<void>): Promise<Record<string, number>> {
+  const scale = run.warmup ? 0.25 : 1;
+  const seq = () => closedLoop(Math.ceil(seqN * scale), 1, execute);
+  const con = () => closedLoop(Math.ceil(conN * scale), inFlight, execute);
+  let s: LoadResult;
+  let c: LoadResult;
+  if (run.index % 2 === 0) {
+    s = await seq();
+    c = await con();
+  } else {
+    c = await con();
+    s = await seq();
+  }
+  return { ...throughputFigures('seq', s), ...throughputFigures('c64', c) };
+}

@@ -6,7 +6,7 @@
  * execution is done when E completes (QueueEvents). Skipped when no Redis
  * answers there.
  */
-import { closedLoop, throughputFigures } from '../lib/load.js';
+import { seqAndConcurrent } from '../lib/load.js';
 import { fork5, fork5Expected, importPeer, peerVersion } from '../lib/peers.js';
 import { defineSection, SkipSection } from '../lib/section.js';
 
@@ -114,19 +114,7 @@ export default defineSection({
         redisAppendonly: appendonly,
         bullmq: await peerVersion('bullmq'),
       },
-      async measure(run) {
-        const scale = run.warmup ? 0.25 : 1;
-        const seq = () => closedLoop(Math.ceil(seqN * scale), 1, execute);
-        const con = () => closedLoop(Math.ceil(conN * scale), IN_FLIGHT, execute);
-        if (run.index % 2 === 0) {
-          const s = await seq();
-          const c = await con();
-          return { ...throughputFigures('seq', s), ...throughputFigures('c64', c) };
-        }
-        const c = await con();
-        const s = await seq();
-        return { ...throughputFigures('seq', s), ...throughputFigures('c64', c) };
-      },
+      measure: (run) => seqAndConcurrent(run, seqN, conN, IN_FLIGHT, execute),
       async close() {
         await worker.close();
         await queue.obliterate({ force: true });

@@ -7,7 +7,7 @@
  * which goes first); per-execution latency is invoke start → result.
  */
 import { join } from 'node:path';
-import { closedLoop, throughputFigures } from '../lib/load.js';
+import { seqAndConcurrent } from '../lib/load.js';
 import { fork5, fork5Expected, importPeer, peerVersion } from '../lib/peers.js';
 import { defineSection } from '../lib/section.js';
 
@@ -79,19 +79,7 @@ export default defineSection({
         checkpointSqlite: await peerVersion('@langchain/langgraph-checkpoint-sqlite'),
         betterSqlite3: await peerVersion('better-sqlite3'),
       },
-      async measure(run) {
-        const scale = run.warmup ? 0.25 : 1;
-        const seq = () => closedLoop(Math.ceil(seqN * scale), 1, execute);
-        const con = () => closedLoop(Math.ceil(conN * scale), IN_FLIGHT, execute);
-        if (run.index % 2 === 0) {
-          const s = await seq();
-          const c = await con();
-          return { ...throughputFigures('seq', s), ...throughputFigures('c64', c) };
-        }
-        const c = await con();
-        const s = await seq();
-        return { ...throughputFigures('seq', s), ...throughputFigures('c64', c) };
-      },
+      measure: (run) => seqAndConcurrent(run, seqN, conN, IN_FLIGHT, execute),
       async close() {
         saver.db.close();
       },

@@ -54,6 +54,7 @@ export const count = (evs: EventView[], type: string, stepId?: string) =>
 
 /** Poll until `check` returns a value other than undefined/false (shared with the process tests). */
 import { until } from '../support/processes.js';
+import { SECURITY_HEADERS } from '../support/securityHeaders.js';
 export { until };
 
 /** Wait until the execution's log holds an event matching `pred`. */
@@ -64,13 +65,7 @@ export function waitForEvent(base: string, id: string, pred: (e: EventView) => b
   }, timeoutMs);
 }
 
-export const SECURITY_HEADERS: Record<string, string> = {
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'x-xss-protection': '1; mode=block',
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
-  'content-security-policy': "default-src 'self'",
-};
+export { SECURITY_HEADERS };
 
 export function expectSecurityHeaders(r: { headers: Headers }) {
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) expect(r.headers.get(k), k).toBe(v);

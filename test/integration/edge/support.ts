@@ -8,6 +8,7 @@ import { createEdgeApp, type EdgeAppOptions } from '../../../src/edge/app.js';
 import { loadEdgeConfig } from '../../../src/edge/config.js';
 import { createEdgeLogger } from '../../../src/edge/logger.js';
 import { startEdgeServer, type EdgeServer } from '../../../src/edge/server.js';
+import { SECURITY_HEADERS } from '../../support/securityHeaders.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
@@ -63,13 +64,7 @@ export function testRouter(build: (router: Router) => void): Router {
   return router;
 }
 
-export const SECURITY_HEADERS: Record<string, string> = {
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'x-xss-protection': '1; mode=block',
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
-  'content-security-policy': "default-src 'self'",
-};
+export { SECURITY_HEADERS };
 
 export function securityHeadersOf(res: Response): Record<string, string | null> {
   return Object.fromEntries(Object.keys(SECURITY_HEADERS).map((h) => [h, res.headers.get(h)]));
