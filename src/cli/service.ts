@@ -82,6 +82,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   if (roles.edge) {
     const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
     await index.watch();
+    stops.push(async () => index.close());
     const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
     const app = createEdgeApp({
       config,

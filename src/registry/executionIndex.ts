@@ -19,80 +19,146 @@ export interface IndexEntry {
 }
 
 export class ExecutionIndex {
-  private readonly entries = new Map<string, IndexEntry>();
+  /** The mirror of the bucket, with each entry's revision so that a late delivery never overwrites a newer one. */
+  private readonly entries = new Map<string, { entry: IndexEntry; revision: number }>();
   private watching?: Promise<void>;
+  private ready!: () => void;
+  /** Bumped to abandon a watch: its loop ends and whatever it still delivers is ignored. */
+  private generation = 0;
+  private current?: { stop(): void };
+  /** Highest revision any watch has delivered; compared with the bucket's to find a stalled watch. */
+  private seen = 0;
+  private seenAtLastCheck = -1;
+  private stallCheck?: NodeJS.Timeout;
+  private closed = false;
 
-  private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs: number) {}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<ExecutionIndex> {
-    return new ExecutionIndex(await new Kvm(nc).create(EXECUTION_INDEX_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc);
+  /** `stallCheckMs`: how often the watch is checked for having gone quiet while the bucket moved on. */
+  static async open(nc: NatsConnection, replicas = 1, stallCheckMs = 2000): Promise<ExecutionIndex> {
+    const kv = await new Kvm(nc).create(EXECUTION_INDEX_BUCKET, { history: 1, storage: StorageType.File, replicas });
+    return new ExecutionIndex(kv, nc, stallCheckMs);
   }
 
   async put(entry: IndexEntry): Promise<void> {
-    await this.kv.put(entry.executionId, JSON.stringify(entry));
+    const revision = await this.kv.put(entry.executionId, JSON.stringify(entry));
+    if (this.watching) this.apply(entry.executionId, entry, revision); // a listing shows this process's own writes at once
+  }
+
+  /**
+   * Record an execution's new status from its log, in the background: writes of
+   * one execution go out in order and only the newest waiting one is written
+   * (so a retried RUNNING can never land after COMPLETED), retried through a
+   * NATS fail-over. Without `createdAt`, the existing entry's is kept.
+   */
+  update(entry: Omit<IndexEntry, 'createdAt'> & { createdAt?: string }): Promise<void> {
+    const queued = this.updates.get(entry.executionId);
+    if (queued) {
+      queued.next = entry;
+      return queued.done;
+    }
+    const slot: { next?: typeof entry; done: Promise<void> } = { next: entry, done: Promise.resolve() };
+    slot.done = (async () => {
+      try {
+        while (slot.next) {
+          const e = slot.next;
+          slot.next = undefined;
+          const createdAt = e.createdAt ?? (await this.retrying(() => this.get(e.executionId)))?.createdAt ?? e.updatedAt;
+          await this.retrying(() => this.put({ ...e, createdAt }));
+        }
+      } finally {
+        this.updates.delete(entry.executionId);
+      }
+    })();
+    this.updates.set(entry.executionId, slot);
+    return slot.done;
+  }
+
+  private readonly updates = new Map<string, { next?: Omit<IndexEntry, 'createdAt'> & { createdAt?: string }; done: Promise<void> }>();
+
+  private async retrying<T>(op: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op();
+      } catch (err) {
+        if (attempt >= 8 || this.nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt).unref());
+      }
+    }
   }
 
   async get(executionId: string): Promise<IndexEntry | undefined> {
     const local = this.entries.get(executionId);
-    if (local) return local;
+    if (local) return local.entry;
     const e = await this.kv.get(executionId);
     return e && e.operation === 'PUT' ? (e.json() as IndexEntry) : undefined;
   }
 
   /**
    * Start mirroring the bucket in memory; resolves once the current entries are in.
-   * The watch is restarted if it ends (a NATS fail-over ends it), so the map keeps up.
+   * A watch can end or, across a NATS fail-over, go quiet without ending (and its
+   * iterator may not even end when stopped); both are caught, the second by
+   * comparing what was delivered with the bucket's last revision, and a fresh
+   * watch replays the bucket's current values.
    */
-  async watch(): Promise<void> {
+  watch(): Promise<void> {
     if (this.watching) return this.watching;
-    let ready!: () => void;
-    this.watching = new Promise((res) => (ready = res));
-    const run = async (): Promise<void> => {
-      for (;;) {
-        try {
-          const iter = await this.kv.watch();
-          if ((await this.kv.status()).values === 0) ready(); // an empty bucket sends no entry
-          for await (const e of iter) {
-            if (e.operation === 'PUT') this.entries.set(e.key, e.json() as IndexEntry);
-            else this.entries.delete(e.key);
-            if (e.delta === 0) ready();
-          }
-        } catch {
-          // connection trouble: watch again below
-        }
-        if (this.closed || this.nc.isClosed()) return;
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
-    };
-    void run();
+    this.watching = new Promise((res) => (this.ready = res));
+    void this.follow(this.generation);
+    this.stallCheck = setInterval(() => void this.restartIfStalled(), this.stallCheckMs);
+    this.stallCheck.unref();
     return this.watching;
   }
 
-  private closed = false;
+  private async follow(generation: number): Promise<void> {
+    const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
+    while (live()) {
+      try {
+        const iter = await this.kv.watch();
+        if (!live()) return iter.stop();
+        this.current = iter;
+        if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends no entry
+        for await (const e of iter) {
+          if (!live()) break;
+          this.apply(e.key, e.operation === 'PUT' ? (e.json() as IndexEntry) : undefined, e.revision);
+          this.seen = Math.max(this.seen, e.revision);
+          if (e.delta === 0) this.ready();
+        }
+      } catch {
+        // connection trouble: watch again below
+      }
+      await new Promise((r) => setTimeout(r, 500).unref());
+    }
+  }
+
+  private apply(key: string, entry: IndexEntry | undefined, revision: number): void {
+    const known = this.entries.get(key);
+    if (known && known.revision >= revision) return;
+    if (entry) this.entries.set(key, { entry, revision });
+    else this.entries.delete(key);
+  }
+
+  /** Behind the bucket and nothing delivered since the last check: abandon that watch for a new one. */
+  private async restartIfStalled(): Promise<void> {
+    const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
+    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
+    this.seenAtLastCheck = this.seen;
+    if (!stalled || this.closed) return;
+    console.error(`[DEBUG index] watch stalled at ${this.seen} < ${last}; restarting`);
+    this.current?.stop();
+    void this.follow(++this.generation);
+  }
 
   /** Stop the watch (it would otherwise restart). */
   close(): void {
     this.closed = true;
-  }
-
-  /**
-   * Re-read entries that may still change (not ended) from the bucket: a watch can stall
-   * silently across a NATS fail-over, and a listing must not show a finished run as RUNNING.
-   */
-  async refresh(entries: IndexEntry[]): Promise<void> {
-    await Promise.all(
-      entries
-        .filter((e) => e.status !== 'COMPLETED' && e.status !== 'FAILED' && e.status !== 'CANCELLED')
-        .map(async (e) => {
-          const fresh = await this.kv.get(e.executionId);
-          if (fresh && fresh.operation === 'PUT') this.entries.set(e.executionId, fresh.json() as IndexEntry);
-        }),
-    );
+    clearInterval(this.stallCheck);
+    this.current?.stop();
   }
 
   list(filter: { status?: ExecutionStatus; workflowId?: string; limit?: number } = {}): IndexEntry[] {
     const out: IndexEntry[] = [];
-    for (const e of this.entries.values()) {
+    for (const { entry: e } of this.entries.values()) {
       if (filter.status && e.status !== filter.status) continue;
       if (filter.workflowId && e.workflowId !== filter.workflowId) continue;
       out.push(e);

@@ -196,27 +196,18 @@ export class Engine {
     const status = statusOf(snapshot);
     const { record } = stored;
     const key = record.executionId;
-    if (this.indexed.get(key) === status && record.type !== 'ExecutionStarted') return;
-    this.indexed.set(key, status);
-    if (isTerminal(status)) this.indexed.delete(key);
-    if (record.type === 'ExecutionStarted') this.createdAt.set(key, record.at);
-    const known = this.createdAt.get(key);
+    const started = record.type === 'ExecutionStarted';
+    if (this.indexed.get(key) === status && !started) return;
+    if (started) this.createdAt.set(key, record.at);
+    // Resumed or adopted here: the index keeps the existing entry's creation time.
+    const createdAt = this.createdAt.get(key);
     if (isTerminal(status)) { this.indexed.delete(key); this.createdAt.delete(key); }
-    // Resumed or adopted here: the creation time is in the existing entry (or, failing that, now).
-    const createdAt = known ? Promise.resolve(known) : index.get(key).then((e) => e?.createdAt ?? record.at);
-    // The index is derived, but a listing must not keep showing RUNNING: retry through a NATS fail-over.
-    const put = async (createdAtValue: string) => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await index.put({ executionId: key, workflowId: record.workflowId, status, createdAt: createdAtValue, updatedAt: record.at });
-        } catch (err) {
-          if (attempt >= 8 || this.nc.isClosed()) throw err;
-          await new Promise((r) => setTimeout(r, 250 * attempt).unref());
-        }
-      }
-    };
-    createdAt.then(put).catch((err) => this.options.onError?.(err, 'execution index update'));
+    else this.indexed.set(key, status);
+    index
+      .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, ...(createdAt ? { createdAt } : {}) })
+      .catch((err) => this.options.onError?.(err, 'execution index update'));
   };
+  /** The status last written to the index, per execution hosted here. */
   private readonly indexed = new Map<string, string>();
   private readonly createdAt = new Map<string, string>();
 

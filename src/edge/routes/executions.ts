@@ -111,7 +111,6 @@ export function executionsRouter(deps: RouteDeps): Router {
   router.get('/executions', async (ctx) => {
     const { query } = validateRequest(ctx, { query: listQuery });
     await index.watch();
-    await index.refresh(index.list({ workflowId: query.workflowId, limit: 1000 }));
     ctx.body = { executions: index.list(query) };
   });
 

@@ -1,0 +1,84 @@
+/**
+ * The execution index's in-memory listing against a real nats-server: it
+ * follows writes from other processes, shows its own writes at once, and
+ * catches up when its KV watch is cut off server-side (as a fail-over does).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { ExecutionIndex, type IndexEntry } from '../../src/registry/executionIndex.js';
+import { EXECUTION_INDEX_BUCKET } from '../../src/nats/names.js';
+import { useNatsServer } from '../support/nats.js';
+import { until } from '../support/processes.js';
+
+const nats = useNatsServer();
+let reader: NatsConnection;
+let writer: NatsConnection;
+
+const entry = (executionId: string, status: IndexEntry['status'] = 'RUNNING'): IndexEntry => {
+  const now = new Date().toISOString();
+  return { executionId, workflowId: 'wf', status, createdAt: now, updatedAt: now };
+};
+
+beforeAll(async () => {
+  reader = await connect({ servers: nats.url });
+  writer = await connect({ servers: nats.url });
+});
+afterAll(async () => {
+  await reader?.close();
+  await writer?.close();
+});
+
+describe('ExecutionIndex', () => {
+  it('lists what another process writes, its own writes at once, and keeps up after its watch consumer is deleted', async () => {
+    const other = await ExecutionIndex.open(writer);
+    await other.put(entry('before-watch', 'COMPLETED'));
+
+    const index = await ExecutionIndex.open(reader, 1, 200);
+    await index.watch();
+    try {
+      expect(index.list().map((e) => e.executionId)).toEqual(['before-watch']);
+
+      // Own write: listed as soon as put resolves, no round trip through the watch.
+      await index.put(entry('own'));
+      expect(index.list().some((e) => e.executionId === 'own')).toBe(true);
+
+      // Another process's write arrives through the watch.
+      await other.put(entry('other', 'COMPLETED'));
+      await until('the watch to deliver', async () => (await index.get('other'))?.status === 'COMPLETED' && index.list().length === 3, 5000, 50);
+
+      // Cut the watch off the way a lost node does: its consumer is gone from the server.
+      const jsm = await jetstreamManager(writer);
+      const stream = `KV_${EXECUTION_INDEX_BUCKET}`;
+      const consumers = await jsm.consumers.list(stream).next();
+      expect(consumers.length).toBeGreaterThan(0);
+      for (const c of consumers) await jsm.consumers.delete(stream, c.name);
+
+      await other.put(entry('own', 'COMPLETED'));
+      await other.put(entry('after-cut', 'FAILED'));
+      await until('the listing to catch up after the cut', async () => {
+        const byId = new Map(index.list().map((e) => [e.executionId, e.status]));
+        return byId.get('own') === 'COMPLETED' && byId.get('after-cut') === 'FAILED';
+      }, 10_000, 100);
+    } finally {
+      index.close();
+    }
+  }, 20_000);
+
+  it("writes one execution's updates in order, newest last, skipping those overtaken while waiting, and keeps createdAt", async () => {
+    const index = await ExecutionIndex.open(writer);
+    const first = entry('ordered', 'PENDING');
+    await index.put(first);
+    const firstRevision = (await new Kvm(writer).open(EXECUTION_INDEX_BUCKET).then((kv) => kv.get('ordered')))!.revision;
+    const statuses = ['RUNNING', 'WAITING', 'RUNNING', 'WAITING', 'RUNNING', 'COMPLETED'] as const;
+    const at = (i: number) => new Date(Date.parse(first.createdAt) + 1000 * (i + 1)).toISOString();
+    await Promise.all(statuses.map((status, i) => index.update({ executionId: 'ordered', workflowId: 'wf', status, updatedAt: at(i) })));
+
+    const kv = await new Kvm(writer).open(EXECUTION_INDEX_BUCKET);
+    const stored = await kv.get('ordered');
+    expect(stored?.json()).toEqual({ ...first, status: 'COMPLETED', updatedAt: at(statuses.length - 1) });
+    // The first update goes out at once; the five that came while it was in flight collapse into the newest.
+    expect(stored!.revision - firstRevision).toBe(2);
+  });
+});
