@@ -144,7 +144,6 @@ export class ExecutionIndex {
     const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
     this.seenAtLastCheck = this.seen;
     if (!stalled || this.closed) return;
-    console.error(`[DEBUG index] watch stalled at ${this.seen} < ${last}; restarting`);
     this.current?.stop();
     void this.follow(++this.generation);
   }
