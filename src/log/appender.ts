@@ -63,12 +63,26 @@ export class Appender {
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
-      try {
-        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers: h });
-      } catch (err) {
-        this.pending.delete(token);
-        reject(err as Error);
-      }
+      const send = () => {
+        try {
+          this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers: h });
+        } catch (err) {
+          this.pending.delete(token);
+          reject(err as Error);
+        }
+      };
+      // Alone in flight: send now (latency). Otherwise gather this turn's publishes into one
+      // socket write: each ack wakes one execution, and sent one by one they cost a write each.
+      if (this.pending.size === 1) return send();
+      this.batch.push(send);
+      if (this.batch.length === 1) setImmediate(this.sendBatch);
     });
   }
+
+  private batch: (() => void)[] = [];
+  private readonly sendBatch = () => {
+    const batch = this.batch;
+    this.batch = [];
+    for (const send of batch) send();
+  };
 }
