@@ -71,9 +71,19 @@ function bufferSignalTransitions(definition: Definition) {
           ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !Object.hasOwn(context.outputs, s.id) && !Object.hasOwn(context.signals, name),
           not(stateIn(`#${waitingStateId(s.id)}`)),
         ]),
-        actions: assign(({ context, event }: Args) => ({ signals: { ...context.signals, [name]: (event as any).payload } })),
+        actions: assign(({ context, event }: Args) => ({ signals: withKey(context.signals, name, (event as any).payload) })),
       };
     });
+}
+
+/**
+ * A copy of `record` with `key` set. Not `{ ...record, [key]: value }`: V8 takes a slow path
+ * for a key added after a spread, and these run on every transition.
+ */
+function withKey<T>(record: Record<string, T>, key: string, value: T): Record<string, T> {
+  const copy = Object.assign({}, record);
+  copy[key] = value;
+  return copy;
 }
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
@@ -86,18 +96,18 @@ function stepNode(step: Step) {
 
   const complete = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepCompleted' }>;
-    return { outputs: { ...context.outputs, [id]: e.output }, usage: addUsage(context.usage, e.usage) };
+    return { outputs: withKey(context.outputs, id, e.output), usage: addUsage(context.usage, e.usage) };
   });
   const recordAttempt = assign(({ context, event }: Args) => ({
-    attempts: { ...context.attempts, [id]: (event as Extract<Ev, { type: 'StepStarted' }>).attempt },
+    attempts: withKey(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
   }));
   const recordError = assign(({ context, event }: Args) => ({
-    errors: { ...context.errors, [id]: (event as Extract<Ev, { type: 'StepFailed' }>).error },
+    errors: withKey(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
   }));
   // onError: "continue" — the step counts as done; its output carries the error.
   const continueWithError = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepFailed' }>;
-    return { outputs: { ...context.outputs, [id]: { error: e.error } }, errors: { ...context.errors, [id]: e.error } };
+    return { outputs: withKey(context.outputs, id, { error: e.error }), errors: withKey(context.errors, id, e.error) };
   });
 
   const onFailed = [
@@ -121,7 +131,7 @@ function stepNode(step: Step) {
             recordAttempt,
             assign(({ context }: Args) => {
               const { [signalName]: payload, ...rest } = context.signals;
-              return { outputs: { ...context.outputs, [id]: payload }, signals: rest };
+              return { outputs: withKey(context.outputs, id, payload), signals: rest };
             }),
           ],
         },
@@ -149,7 +159,7 @@ function stepNode(step: Step) {
                 SignalReceived: {
                   guard: ({ event }: Args) => (event as any).name === signalName,
                   target: 'done',
-                  actions: assign(({ context, event }: Args) => ({ outputs: { ...context.outputs, [id]: (event as any).payload } })),
+                  actions: assign(({ context, event }: Args) => ({ outputs: withKey(context.outputs, id, (event as any).payload) })),
                 },
                 StepFailed: onFailed,
               },

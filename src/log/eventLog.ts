@@ -56,7 +56,7 @@ export class EventLog {
    */
   async append(body: Omit<LogRecord, 'hash'>, prev: LogPosition | null, writer: string = WRITER): Promise<StoredRecord> {
     const { hash, json } = sealRecord(prev?.hash ?? '', body);
-    const record = { ...body, hash } as LogRecord;
+    const record = { hash, ...body } as LogRecord; // hash first: see ExecutionRunner.append
     const data = encoder.encode(json);
     const subject = executionSubject(record.executionId);
     const deadline = Date.now() + this.appendTimeoutMs;
