@@ -10,6 +10,7 @@
 import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { SnapshotStore } from '../../src/log/snapshots.js';
+import { ExecutionIndex } from '../../src/registry/executionIndex.js';
 import { listCheckpoints } from '../../src/log/views.js';
 import { Engine } from '../../src/worker/engine.js';
 import { validateDefinition } from '../../src/definition/validate.js';
@@ -44,7 +45,9 @@ export default defineSection({
   ],
   async setup(ctx) {
     const nc = await connectNats(ctx.natsUrl, 'bench-resume');
-    const log = await EventLog.open(nc);
+    // Wired as the service wires them: the execution index says where each history starts.
+    const index = await ExecutionIndex.open(nc);
+    const log = await EventLog.open(nc, { startOf: async (id) => (await index.get(id))?.firstSeq });
     const snapshots = await SnapshotStore.open(nc);
     // Steps succeed at their last allowed attempt; the final step fails for good.
     const executors = defaultExecutors({
@@ -53,7 +56,7 @@ export default defineSection({
         throw new StepError('FLAKY', step.message, { retryable: step.retryable });
       },
     });
-    const engine = await Engine.create({ nc, log, snapshots, executors });
+    const engine = await Engine.create({ nc, log, snapshots, executors, index });
     const targets: { n: number; id: string; last: string; middle: string }[] = [];
     for (const n of SIZES) {
       const t = performance.now();

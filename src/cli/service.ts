@@ -54,9 +54,9 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
 
   const replicas = workerConfig.NATS_REPLICAS;
-  const log = await EventLog.open(nc, { replicas });
-  const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
+  const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
+  const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const stops: (() => Promise<void>)[] = [];
   const registry = new Registry(); // one /metrics for the edge and the engine in this process
   let engine: Engine | undefined;

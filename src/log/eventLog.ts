@@ -27,6 +27,12 @@ export interface EventLogOptions {
   replicas?: number;
   /** How long an append keeps retrying through a NATS outage before giving up. */
   appendTimeoutMs?: number;
+  /**
+   * Where an execution's history starts in the stream, if known (the execution index keeps it).
+   * A read from the start otherwise makes nats-server look for the subject's first message
+   * block by block: tens of ms on a large stream, against a few ms from a known sequence.
+   */
+  startOf?: (executionId: string) => Promise<number | undefined>;
 }
 
 export class EventLog {
@@ -35,6 +41,7 @@ export class EventLog {
     readonly jsm: JetStreamManager,
     private readonly appender: Appender,
     private readonly appendTimeoutMs: number,
+    private readonly startOf?: EventLogOptions['startOf'],
   ) {}
 
   static async open(nc: NatsConnection, options: EventLogOptions = {}): Promise<EventLog> {
@@ -47,7 +54,7 @@ export class EventLog {
       num_replicas: options.replicas ?? 1,
       duplicate_window: 120_000_000_000, // 2 min, in ns
     });
-    return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000);
+    return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000, options.startOf);
   }
 
   /**
@@ -96,6 +103,16 @@ export class EventLog {
 
   /** The history of an execution from `fromSeq` (to `toSeq`, default its newest record), in order. */
   async read(executionId: string, fromSeq = 0, toSeq?: number): Promise<StoredRecord[]> {
+    const start = fromSeq > 0 ? undefined : await this.startOf?.(executionId).catch(() => undefined);
+    if (start) {
+      const out = await this.readRange(executionId, start, toSeq);
+      // A hint that does not land on the first record (a re-created stream, say) is not trusted.
+      if (out.length > 0 && out[0].record.type === 'ExecutionStarted') return out;
+    }
+    return this.readRange(executionId, fromSeq, toSeq);
+  }
+
+  private async readRange(executionId: string, fromSeq: number, toSeq?: number): Promise<StoredRecord[]> {
     const end = toSeq ?? (await this.last(executionId))?.seq;
     if (end === undefined || end < fromSeq) return [];
     // An ordered consumer streams a long history fast. On a cluster that lost a node it can be

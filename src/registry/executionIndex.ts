@@ -16,6 +16,8 @@ export interface IndexEntry {
   status: ExecutionStatus;
   createdAt: string;
   updatedAt: string;
+  /** Stream sequence of the execution's first record, so reads of its history start there. */
+  firstSeq?: number;
 }
 
 export class ExecutionIndex {
@@ -49,7 +51,7 @@ export class ExecutionIndex {
    * Record an execution's new status from its log, in the background: writes of
    * one execution go out in order and only the newest waiting one is written
    * (so a retried RUNNING can never land after COMPLETED), retried through a
-   * NATS fail-over. Without `createdAt`, the existing entry's is kept.
+   * NATS fail-over. Without `createdAt` (or `firstSeq`), the existing entry's is kept.
    */
   update(entry: Omit<IndexEntry, 'createdAt'> & { createdAt?: string }): Promise<void> {
     const queued = this.updates.get(entry.executionId);
@@ -63,8 +65,9 @@ export class ExecutionIndex {
         while (slot.next) {
           const e = slot.next;
           slot.next = undefined;
-          const createdAt = e.createdAt ?? (await this.retrying(() => this.get(e.executionId)))?.createdAt ?? e.updatedAt;
-          await this.retrying(() => this.put({ ...e, createdAt }));
+          const existing = e.createdAt && e.firstSeq ? undefined : await this.retrying(() => this.get(e.executionId));
+          const firstSeq = e.firstSeq ?? existing?.firstSeq;
+          await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}) }));
         }
       } finally {
         this.updates.delete(entry.executionId);

@@ -198,18 +198,18 @@ export class Engine {
     const key = record.executionId;
     const started = record.type === 'ExecutionStarted';
     if (this.indexed.get(key) === status && !started) return;
-    if (started) this.createdAt.set(key, record.at);
-    // Resumed or adopted here: the index keeps the existing entry's creation time.
-    const createdAt = this.createdAt.get(key);
-    if (isTerminal(status)) { this.indexed.delete(key); this.createdAt.delete(key); }
+    if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq });
+    // Resumed or adopted here: the index keeps the existing entry's creation time and first record.
+    const start = this.started.get(key) ?? {};
+    if (isTerminal(status)) { this.indexed.delete(key); this.started.delete(key); }
     else this.indexed.set(key, status);
     index
-      .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, ...(createdAt ? { createdAt } : {}) })
+      .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, ...start })
       .catch((err) => this.options.onError?.(err, 'execution index update'));
   };
   /** The status last written to the index, per execution hosted here. */
   private readonly indexed = new Map<string, string>();
-  private readonly createdAt = new Map<string, string>();
+  private readonly started = new Map<string, { createdAt: string; firstSeq: number }>();
 
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;

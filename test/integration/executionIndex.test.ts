@@ -9,6 +9,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { ExecutionIndex, type IndexEntry } from '../../src/registry/executionIndex.js';
 import { EXECUTION_INDEX_BUCKET } from '../../src/nats/names.js';
+import { EventLog } from '../../src/log/eventLog.js';
+import { Engine } from '../../src/worker/engine.js';
+import { def } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { until } from '../support/processes.js';
 
@@ -80,5 +83,47 @@ describe('ExecutionIndex', () => {
     expect(stored?.json()).toEqual({ ...first, status: 'COMPLETED', updatedAt: at(statuses.length - 1) });
     // The first update goes out at once; the five that came while it was in flight collapse into the newest.
     expect(stored!.revision - firstRevision).toBe(2);
+  });
+
+  it('the engine records where each history starts, keeps it through later updates, and reads start there', async () => {
+    const index = await ExecutionIndex.open(writer);
+    const plain = await EventLog.open(writer);
+    const asked: string[] = [];
+    const hinted = await EventLog.open(writer, { startOf: async (id) => { asked.push(id); return (await index.get(id))?.firstSeq; } });
+    const engine = await Engine.create({ nc: writer, log: plain, index });
+    try {
+      // Another execution's records first, so the history does not start at sequence 1.
+      await (await engine.start({ definition: def({ id: 'other', steps: [{ id: 'a', type: 'transform', value: 1 }] }), executionId: 'idx-other' })).done;
+      const runner = await engine.start({ definition: def({ id: 'wf', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'b', type: 'transform', value: 2 }] }), executionId: 'idx-first' });
+      await runner.done;
+      const history = await plain.read('idx-first');
+      await until('the index to say COMPLETED', async () => (await index.get('idx-first'))?.status === 'COMPLETED', 5000, 50);
+      const entry = await new Kvm(writer).open(EXECUTION_INDEX_BUCKET).then((kv) => kv.get('idx-first'));
+      expect(entry?.json()).toMatchObject({ status: 'COMPLETED', firstSeq: history[0].seq });
+      expect(history[0].seq).toBeGreaterThan(1);
+
+      expect(await hinted.read('idx-first')).toEqual(history);
+      expect(asked).toEqual(['idx-first']);
+      // A read that asks for a later part does not need the start.
+      expect(await hinted.read('idx-first', history[2].seq)).toEqual(history.slice(2));
+      expect(asked).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a start hint that does not land on ExecutionStarted is not trusted: the whole history is read', async () => {
+    const plain = await EventLog.open(writer);
+    const engine = await Engine.create({ nc: writer, log: plain });
+    try {
+      await (await engine.start({ definition: def({ id: 'wf', steps: [{ id: 'a', type: 'transform', value: 1 }] }), executionId: 'idx-hint' })).done;
+      const history = await plain.read('idx-hint');
+      for (const wrong of [history[1].seq, history[history.length - 1].seq + 1000]) {
+        const misled = await EventLog.open(writer, { startOf: async () => wrong });
+        expect(await misled.read('idx-hint')).toEqual(history);
+      }
+    } finally {
+      await engine.close();
+    }
   });
 });
