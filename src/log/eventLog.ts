@@ -15,6 +15,8 @@ import { Appender, PublishRejected } from './appender.js';
 const WRONG_LAST_SEQUENCE = 10071;
 /** How long a read waits for its consumer's first records before it reads by stream gets. */
 const CONSUMER_STALL_MS = 750;
+/** How long a read waits for the index to say where a history starts before it reads from the start. */
+const START_HINT_MS = 250;
 /** Default writer id: one per process (runners pass their own). */
 const WRITER = randomUUID();
 const encoder = new TextEncoder();
@@ -103,13 +105,24 @@ export class EventLog {
 
   /** The history of an execution from `fromSeq` (to `toSeq`, default its newest record), in order. */
   async read(executionId: string, fromSeq = 0, toSeq?: number): Promise<StoredRecord[]> {
-    const start = fromSeq > 0 ? undefined : await this.startOf?.(executionId).catch(() => undefined);
+    const start = fromSeq > 0 || !this.startOf ? undefined : await this.startHint(executionId);
     if (start) {
       const out = await this.readRange(executionId, start, toSeq);
       // A hint that does not land on the first record (a re-created stream, say) is not trusted.
       if (out.length > 0 && out[0].record.type === 'ExecutionStarted') return out;
     }
     return this.readRange(executionId, fromSeq, toSeq);
+  }
+
+  /** The start hint, if it comes quickly: an index lost in a NATS fail-over must not hold reads up. */
+  private async startHint(executionId: string): Promise<number | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), START_HINT_MS)));
+    try {
+      return await Promise.race([this.startOf!(executionId).catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async readRange(executionId: string, fromSeq: number, toSeq?: number): Promise<StoredRecord[]> {
