@@ -20,6 +20,9 @@ export interface IndexEntry {
   firstSeq?: number;
 }
 
+/** A status change to record; `createdAt` and `firstSeq` are kept from the entry when absent. */
+export type IndexUpdate = Omit<IndexEntry, 'createdAt'> & { createdAt?: string };
+
 export class ExecutionIndex {
   /** The mirror of the bucket, with each entry's revision so that a late delivery never overwrites a newer one. */
   private readonly entries = new Map<string, { entry: IndexEntry; revision: number }>();
@@ -33,6 +36,8 @@ export class ExecutionIndex {
   private seenAtLastCheck = -1;
   private stallCheck?: NodeJS.Timeout;
   private closed = false;
+  /** Per execution: the update being written, and the newest one waiting behind it. */
+  private readonly updates = new Map<string, { next?: IndexUpdate; done: Promise<void> }>();
 
   private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs: number) {}
 
@@ -53,13 +58,13 @@ export class ExecutionIndex {
    * (so a retried RUNNING can never land after COMPLETED), retried through a
    * NATS fail-over. Without `createdAt` (or `firstSeq`), the existing entry's is kept.
    */
-  update(entry: Omit<IndexEntry, 'createdAt'> & { createdAt?: string }): Promise<void> {
+  update(entry: IndexUpdate): Promise<void> {
     const queued = this.updates.get(entry.executionId);
     if (queued) {
       queued.next = entry;
       return queued.done;
     }
-    const slot: { next?: typeof entry; done: Promise<void> } = { next: entry, done: Promise.resolve() };
+    const slot: { next?: IndexUpdate; done: Promise<void> } = { next: entry, done: Promise.resolve() };
     slot.done = (async () => {
       try {
         while (slot.next) {
@@ -76,8 +81,6 @@ export class ExecutionIndex {
     this.updates.set(entry.executionId, slot);
     return slot.done;
   }
-
-  private readonly updates = new Map<string, { next?: Omit<IndexEntry, 'createdAt'> & { createdAt?: string }; done: Promise<void> }>();
 
   private async retrying<T>(op: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
