@@ -13,7 +13,6 @@
  * free loopback ports and temporary store directories given on the command
  * line, so the example is exercised too. Run it with `npm run test:cluster`.
  */
-import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,6 +28,7 @@ import { replayExecution } from '../../src/log/replay.js';
 import { COMMANDS_STREAM, EXECUTIONS_STREAM, executionSubject } from '../../src/nats/names.js';
 import { WORKERS_CONSUMER } from '../../src/bus/commands.js';
 import { http } from '../support/service.js';
+import { freePort, until } from '../support/processes.js';
 
 const NODES = 3;
 const EXECUTIONS = 50;
@@ -45,31 +45,7 @@ let natsUrl: string;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 async function startCluster(): Promise<void> {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-cluster-'));

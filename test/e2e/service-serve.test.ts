@@ -9,7 +9,6 @@
  * worker being killed: a new worker picks the signal up.
  */
 import { request as httpRequest } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,7 @@ import type { LogRecord, StoredRecord } from '../../src/log/records.js';
 import { replayExecution } from '../../src/log/replay.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { http, waitForStatus } from '../support/service.js';
-import { killAll, spawnCli, killChild, until, type Child } from '../support/processes.js';
+import { freePort, killAll, spawnCli, killChild, until, type Child } from '../support/processes.js';
 
 
 // ---------------------------------------------------------------- helpers
@@ -30,17 +29,6 @@ import { killAll, spawnCli, killChild, until, type Child } from '../support/proc
 
 
 
-/** A loopback port free right now (the child binds it a moment later). */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createNetServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** `smartspec serve|edge` on a port of ours; resolves once /healthz answers. */
 async function startHttpChild(name: string, role: 'serve' | 'edge', env: Record<string, string>): Promise<{ child: Child; url: string }> {

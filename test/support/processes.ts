@@ -4,6 +4,7 @@
  * helper with a deadline (tests wait on conditions, not on sleeps).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,14 +52,32 @@ export async function killChild(c: Child, signal: NodeJS.Signals = 'SIGKILL'): P
 // Last resort if the runner itself dies: no orphaned workers.
 process.once('exit', () => { for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL'); });
 
+/** Poll `check` until it gives a value; a check that throws (a server failing over) is tried again. */
 export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A loopback port free right now (a child binds it a moment later). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createNetServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
 }
 
 /** Kill every child this test file started (afterAll). */
