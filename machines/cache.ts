@@ -1,5 +1,5 @@
 /** Compiled machines, reused: compiling is the costly part of starting an actor. */
-import type { Definition } from '../src/definition/schema.js';
+import type { Definition } from './definition.js';
 import { compileWorkflow, type WorkflowMachine } from './workflowMachine.js';
 
 const byObject = new WeakMap<Definition, WorkflowMachine>();

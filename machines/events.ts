@@ -4,7 +4,7 @@
  * events the actor received, so replaying it re-derives every state.
  * Timestamps and ids arrive in the records; machines never read the clock.
  */
-import type { Budget, Definition } from '../src/definition/schema.js';
+import type { Budget, Definition } from './definition.js';
 
 export interface ErrorInfo {
   code: string;

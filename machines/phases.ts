@@ -2,7 +2,7 @@
  * Reading a workflow snapshot: the phase of every step and the execution's
  * status. The worker decides what to run from these. Pure.
  */
-import type { Definition } from '../src/definition/schema.js';
+import type { Definition } from './definition.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 import type { WorkflowSnapshot } from './workflowMachine.js';
 

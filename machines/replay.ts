@@ -4,7 +4,7 @@
  * a step. Used to rebuild an actor (status, resume) and to audit (replay).
  */
 import { initialTransition, transition } from 'xstate';
-import type { Definition } from '../src/definition/schema.js';
+import type { Definition } from './definition.js';
 import { compileCached } from './cache.js';
 import type { WorkflowEvent } from './events.js';
 import { resumeSnapshot } from './resume.js';

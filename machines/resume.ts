@@ -5,8 +5,8 @@
  * the resume stage and everything after it are pending again. Pure: replay
  * calls it for every ExecutionResumed record and gets the same state.
  */
-import type { Budget, Definition } from '../src/definition/schema.js';
-import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '../src/errors.js';
+import type { Budget, Definition } from './definition.js';
+import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from './errors.js';
 import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';

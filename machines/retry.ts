@@ -1,5 +1,5 @@
 /** Retry policy: exponential backoff, as Step Functions' Retry fields. Pure. */
-import type { RetryPolicy } from '../src/definition/schema.js';
+import type { RetryPolicy } from './definition.js';
 import type { ErrorInfo } from './events.js';
 
 export const NO_RETRY: RetryPolicy = { maxAttempts: 1, initialDelayMs: 0, backoffRate: 1, maxDelayMs: 0 };

@@ -2,7 +2,7 @@
  * The run order of a definition as stages: a single step, or a parallel group
  * (fork-join). Pure; assumes a validated definition.
  */
-import type { Definition, Step } from '../src/definition/schema.js';
+import type { Definition, Step } from './definition.js';
 
 export interface Stage {
   /** The state node key: the step id, or `group(a,b,c)` for a parallel group. */

@@ -10,7 +10,7 @@
  * log continues exactly where the log ends (resume).
  */
 import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
-import type { Budget, Definition, Step } from '../src/definition/schema.js';
+import type { Budget, Definition, Step } from './definition.js';
 import type { ErrorInfo, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';

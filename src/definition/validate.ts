@@ -6,7 +6,7 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, STEP_TYPES, type Definition, type Step } from './schema.js';
+import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
 
 export interface Issue { path: string; message: string }

@@ -3,7 +3,7 @@
  * remaining token budget, call the router, parse JSON when asked for.
  */
 import { BudgetExceededError, LlmOutputError } from './errors.js';
-import type { LlmRouter } from './LlmRouter.js';
+import type { LlmRouter } from './llmRouter.js';
 import { countPromptTokens } from './tokens.js';
 import type { ChatMessage, Usage } from './types.js';
 

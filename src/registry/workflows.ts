@@ -7,7 +7,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Definition } from '../definition/schema.js';
+import type { Definition } from '../../machines/definition.js';
 import { WorkflowNotFoundError } from '../errors.js';
 import { WORKFLOWS_BUCKET } from '../nats/names.js';
 

@@ -1,7 +1,7 @@
 /** The built-in step types: transform, sleep, fail. */
 import { StepError } from '../errors.js';
 import type { StepExecutor } from './types.js';
-import type { Step } from '../definition/schema.js';
+import type { Step } from '../../machines/definition.js';
 
 type Of<T extends Step['type']> = Extract<Step, { type: T }>;
 

@@ -1,6 +1,6 @@
 /** The `http` step: a real request; the response becomes the output. */
 import { StepError } from '../errors.js';
-import type { Step } from '../definition/schema.js';
+import type { Step } from '../../machines/definition.js';
 import type { StepExecutor } from './types.js';
 
 type HttpStep = Extract<Step, { type: 'http' }>;

@@ -20,7 +20,7 @@
  * cancellations are not retryable, so a step retry never repeats them.
  */
 import type { Usage } from '../../machines/events.js';
-import type { Step } from '../definition/schema.js';
+import type { Step } from '../../machines/definition.js';
 import { SmartSpecError, StepError } from '../errors.js';
 import { ModelNotFoundError, checkBudget, runLlmStep, type LlmRouter, type Usage as LlmUsage } from '../llm/index.js';
 import type { StepExecutor } from './types.js';

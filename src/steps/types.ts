@@ -1,6 +1,6 @@
 /** What a step executor gets and returns. Executors are the only place steps touch the world. */
 import type { Usage } from '../../machines/events.js';
-import type { Step, StepType } from '../definition/schema.js';
+import type { Step, StepType } from '../../machines/definition.js';
 
 export interface StepRun<S extends Step = Step> {
   executionId: string;

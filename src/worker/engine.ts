@@ -9,7 +9,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
-import type { Budget, Definition } from '../definition/schema.js';
+import type { Budget, Definition } from '../../machines/definition.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';

@@ -5,7 +5,7 @@
  * publishes a command; the engine calls it to carry one out.
  */
 import { activeStage, isCheckpointEvent, isTerminal, resumeSnapshot, statusOf, stepPhases, type ExecutionResumed, type WorkflowSnapshot } from '../../machines/index.js';
-import type { Budget, Definition } from '../definition/schema.js';
+import type { Budget, Definition } from '../../machines/definition.js';
 import { validateDefinition } from '../definition/validate.js';
 import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
 import { findCheckpoint, type LoadedExecution } from '../log/views.js';

@@ -25,7 +25,7 @@ import {
   type WorkflowMachine,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
-import type { Step } from '../definition/schema.js';
+import type { Step } from '../../machines/definition.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyEvent, compileWorkflow, initialSnapshot, planStages, statusOf, stepPhases, type WorkflowEvent, type WorkflowSnapshot } from '../../machines/index.js';
 import { parseDefinition, validateDefinition } from '../../src/definition/validate.js';
-import type { Definition } from '../../src/definition/schema.js';
+import type { Definition } from '../../machines/definition.js';
 import { DefinitionError } from '../../src/errors.js';
 import { verifyChain } from '../../src/log/records.js';
 import { replayExecution } from '../../src/log/replay.js';

@@ -13,7 +13,7 @@ import { countingExecutors, def, indexOf, stepEvents, types, useEngine } from '.
 import { replayExecution } from '../../src/log/replay.js';
 import { listCheckpoints, loadExecution, summarize } from '../../src/log/views.js';
 import { SmartSpecError } from '../../src/errors.js';
-import type { Definition } from '../../src/definition/schema.js';
+import type { Definition } from '../../machines/definition.js';
 import type { StoredRecord } from '../../src/log/records.js';
 
 const nats = useNatsServer();

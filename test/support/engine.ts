@@ -2,7 +2,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll } from 'vitest';
 import { validateDefinition } from '../../src/definition/validate.js';
-import type { Definition } from '../../src/definition/schema.js';
+import type { Definition } from '../../machines/definition.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import type { StoredRecord } from '../../src/log/records.js';

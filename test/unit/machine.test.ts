@@ -24,7 +24,7 @@ import {
   type WorkflowEvent,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
-import type { Definition } from '../../src/definition/schema.js';
+import type { Definition } from '../../machines/definition.js';
 import { validateDefinition } from '../../src/definition/validate.js';
 import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '../../src/errors.js';
 

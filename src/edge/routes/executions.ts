@@ -11,7 +11,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { isTerminal, statusOf, STATUSES } from '../../../machines/index.js';
-import type { Definition } from '../../definition/schema.js';
+import type { Definition } from '../../../machines/definition.js';
 import { validateDefinition } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';

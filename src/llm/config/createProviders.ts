@@ -3,8 +3,8 @@
  * (SMARTSPEC_LLM_CONFIG) refining or adding providers. Routing order is
  * openai, SMARTSPEC_LLM_PROVIDERS, new providers from the file, ollama, local.
  */
-import { LocalProvider } from '../providers/LocalProvider.js';
-import { OpenAiProtocolProvider } from '../providers/OpenAiProtocolProvider.js';
+import { LocalProvider } from '../providers/localProvider.js';
+import { OpenAiProtocolProvider } from '../providers/openAiProtocolProvider.js';
 import { LlmConfigError } from '../errors.js';
 import type { LlmProvider, ProviderConfig } from '../types.js';
 import { loadLlmConfigFile, parseLlmConfig, type LlmConfigFile, type ProviderEntry } from './configFile.js';

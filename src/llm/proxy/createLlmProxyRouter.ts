@@ -8,7 +8,7 @@
 import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { LlmRouter } from '../LlmRouter.js';
+import type { LlmRouter } from '../llmRouter.js';
 import type { CompletionStreamEvent } from '../types.js';
 import { openAiError, toOpenAiError, type OpenAiErrorResponse } from './errorResponse.js';
 import { chunkBody, completionBody, newIdentity, sse, usageChunkBody } from './openaiFormat.js';

@@ -9,7 +9,7 @@ import { koaBody } from 'koa-body';
 import OpenAI, { APIError } from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_NOTICE, LlmRouter, createLlmProxyRouter, createProviders } from '../../../src/llm/index.js';
-import { localAnswer } from '../../../src/llm/providers/LocalProvider.js';
+import { localAnswer } from '../../../src/llm/providers/localProvider.js';
 import { startFakeOpenAI, waitUntil, type FakeOpenAI } from './support/fake-openai.js';
 
 let upstream: FakeOpenAI;
