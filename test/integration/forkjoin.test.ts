@@ -139,25 +139,47 @@ describe('fork-join', () => {
     expect(fork).toEqual({ running: { 'group(b,c,d)': { b: 'pending', c: 'pending', d: 'pending' } } });
   });
 
-  it('fails the execution when a branch fails, and stops its siblings', async () => {
-    const engine = await fx.engine();
-    const definition = def({
-      id: 'branch-fails',
-      steps: [
-        { id: 'a', type: 'transform', value: 1 },
-        { id: 'slow', type: 'sleep', durationMs: 5000 },
-        { id: 'bad', type: 'fail', message: 'broken branch' },
-        { id: 'z', type: 'transform', value: 2 },
-      ],
-      parallel: [['slow', 'bad']],
+  it('fails the execution when a branch fails, and stops its siblings: the sibling\'s in-flight request is aborted', async () => {
+    // /hold never answers (it records when its connection closes); /bad answers 400 once /hold is in flight.
+    let holdArrived!: () => void;
+    const holdInFlight = new Promise<void>((r) => (holdArrived = r));
+    let holdClosed!: () => void;
+    const holdAborted = new Promise<void>((r) => (holdClosed = r));
+    let holds = 0;
+    const server = createServer((req, res) => {
+      if (req.url === '/hold') {
+        holds++;
+        req.socket.once('close', () => holdClosed());
+        holdArrived();
+      } else void holdInFlight.then(() => res.writeHead(400, { 'content-type': 'text/plain' }).end('broken branch'));
     });
-    const started = Date.now();
-    const runner = await engine.start({ definition });
-    const outcome = await runner.done;
-    expect(outcome.status).toBe('FAILED');
-    expect(Date.now() - started).toBeLessThan(4000); // the sleeping sibling was aborted
-    const records = await fx.log.read(runner.executionId);
-    expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', stepId: 'bad', error: { message: 'broken branch' } });
-    expect(indexOf(records, 'StepStarted', 'z')).toBe(-1);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const engine = await fx.engine();
+      const definition = def({
+        id: 'branch-fails',
+        steps: [
+          { id: 'a', type: 'transform', value: 1 },
+          { id: 'slow', type: 'http', request: { url: `${url}/hold` } },
+          { id: 'bad', type: 'http', request: { url: `${url}/bad` } },
+          { id: 'z', type: 'transform', value: 2 },
+        ],
+        parallel: [['slow', 'bad']],
+      });
+      const runner = await engine.start({ definition });
+      const outcome = await runner.done;
+      expect(outcome.status).toBe('FAILED');
+      // The sibling was stopped: its request's connection closes (it never answers by itself).
+      await Promise.race([holdAborted, new Promise((_, rej) => setTimeout(() => rej(new Error('the sibling\'s request was not aborted within 10 s')), 10_000))]);
+      expect(holds).toBe(1);
+      const records = await fx.log.read(runner.executionId);
+      expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', stepId: 'bad', error: { code: 'HTTP_400', message: expect.stringContaining('broken branch') } });
+      expect(indexOf(records, 'StepCompleted', 'slow')).toBe(-1);
+      expect(indexOf(records, 'StepStarted', 'z')).toBe(-1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
