@@ -270,8 +270,12 @@ export const validWithSignalsArb: Arbitrary<Doc> = fc.tuple(validSpecArb, fc.arr
   return doc;
 });
 
-/** fc.assert parameters: a bounded number of runs (no fixed seed), and a time cap that also bounds shrinking. */
-export const bounded = (numRuns: number, timeLimitMs = 15_000) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(timeLimitMs)] });
+/**
+ * fc.check parameters: a bounded number of runs (no fixed seed), and a time cap that also bounds
+ * shrinking. The cap is generous (a shared, loaded machine): a run it stops before half of
+ * numRuns fails (checkProperty).
+ */
+export const bounded = (numRuns: number, timeLimitMs = 60_000) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(timeLimitMs)] });
 
 /**
  * fc.check, then report: how many runs (and shrinks) were tried goes to the

@@ -79,7 +79,7 @@ const quickToRun = (d: Definition) => d.steps.every((s) => s.type === 'transform
 describe('fuzz: definitions through the validator and the compiler', () => {
   it('arbitrary JSON documents are accepted or rejected with paths, never a crash', async () => {
     await checkProperty('arbitrary JSON documents', fc.property(arbitraryDocArb, (doc) => tally('arbitrary', judge(doc))), bounded(1500));
-  });
+  }, 90_000);
 
   it('valid definitions (transform, sleep, fail; groups; templates; tricky ids) are accepted and compile', async () => {
     await checkProperty('valid definitions',
@@ -90,7 +90,7 @@ describe('fuzz: definitions through the validator and the compiler', () => {
       }),
       bounded(600),
     );
-  });
+  }, 90_000);
 
   it('the machine of a valid definition walks its happy path: each step pending, started, done, in stage order, then completed', async () => {
     let walked = 0;
@@ -126,7 +126,7 @@ describe('fuzz: definitions through the validator and the compiler', () => {
       bounded(800),
     );
     counts.walked = walked;
-  });
+  }, 90_000);
 
   it('mutated definitions (duplicate ids, bad groups, bad templates, unknown types, wrong field types) never crash', async () => {
     await checkProperty('mutated definitions',
@@ -146,7 +146,7 @@ describe('fuzz: definitions through the validator and the compiler', () => {
     for (const name of ['duplicate-id', 'unknown-group-member', 'non-consecutive-group', 'step-in-two-groups', 'empty-group', 'group-not-strings', 'forward-template', 'unknown-type', 'bad-step-id', 'steps-not-array']) {
       expect(byMutation.get(name)?.accepted ?? 0, name).toBe(0);
     }
-  });
+  }, 90_000);
 
   it('JSON/YAML text (random, and truncated valid definitions) is parsed and judged, never a crash', async () => {
     const text = fc.oneof(
@@ -180,7 +180,7 @@ describe('fuzz: definitions through the validator and the compiler', () => {
       process.emitWarning = emitWarning;
       counts.yamlWarnings = warnings;
     }
-  });
+  }, 90_000);
 });
 
 describe('fuzz: accepted definitions run to their end on a real engine', () => {
@@ -273,7 +273,7 @@ describe('fuzz: definitions submitted over HTTP', () => {
     } finally {
       console.log(`[fuzz definitions] HTTP: ${seen.tried} submissions, ${seen.accepted} accepted (202), ${seen.rejected} rejected (422 with paths)`);
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 // What was tried, for the test output (not an assertion: each test checks its own runs).
