@@ -278,7 +278,10 @@ describe('ops endpoints', () => {
     expect(ready.status).toBe(200);
     expect(ready.json).toEqual({ status: 'ready' });
 
-    // A request to count, then the scrape sees it under its route pattern.
+    // Requests to count (a submission run to its end, a 404), then the scrape sees them under their route patterns.
+    const submitted = await http(base, 'POST', '/executions', { definition: { id: uniq('metrics'), steps: [{ id: 'a', type: 'transform', value: 1 }] } });
+    expect(submitted.status, submitted.text).toBe(202);
+    await waitForStatus(base, submitted.json.executionId, ['COMPLETED']);
     await http(base, 'GET', '/executions/no-such-execution');
     const metrics = await http(base, 'GET', '/metrics');
     expect(metrics.status).toBe(200);
@@ -289,7 +292,7 @@ describe('ops endpoints', () => {
     expect(metrics.text).toMatch(/^http_requests_total\{method="GET",route="\/executions\/:id",status="404"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/executions\/:id",status="404"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^process_cpu_user_seconds_total /m);
-    // The engine's metrics, from the worker in the same process: earlier tests completed executions.
+    // The engine's metrics, from the worker in the same process (the submission above completed).
     expect(metrics.text).toMatch(/^smartspec_events_appended_total\{type="StepCompleted"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^smartspec_executions_ended_total\{status="COMPLETED"\} [1-9]\d*$/m);
   });

@@ -64,6 +64,14 @@ describe('transport-level refusals', () => {
     await stillServes();
   });
 
+  it('a body that is not the brotli it claims to be → 400, not 500 (fuzz find: PATCH, content-encoding br)', async () => {
+    const r = await raw('PATCH', '/executions', '{}', { 'content-encoding': 'br', 'content-type': 'application/json;;;' });
+    expect(expectProblem(r, 400, 'MALFORMED_JSON').detail).toBe('request body is not valid JSON: the body could not be decoded with its Content-Encoding');
+    const post = await raw('POST', '/executions', '{"workflowId":"x"}', { 'content-encoding': 'br', 'content-type': 'application/json' });
+    expectProblem(post, 400, 'MALFORMED_JSON');
+    await stillServes();
+  });
+
   it('a body with no content type → 415', async () => {
     const r = await raw('POST', '/workflows', new Blob(['{"id":"x"}']), {});
     expect(expectProblem(r, 415, 'UNSUPPORTED_MEDIA_TYPE').detail).toBe('missing Content-Type; send application/json');

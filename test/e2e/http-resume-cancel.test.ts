@@ -15,8 +15,31 @@ import { count, events, expectProblem, uniq, waitForEvent } from './http-helpers
 const nats = useNatsServer();
 const start = useService(nats);
 let base = '';
+
+/**
+ * Counts requests by path; a path in `brokenPaths` answers 500 after 300 ms
+ * (so the other branch of its group has completed by then), any other 200.
+ */
+const hits = new Map<string, number>();
+const brokenPaths = new Set<string>();
+const hitCount = (path: string) => hits.get(path) ?? 0;
+let hitServer: Server;
+let hitsUrl = '';
+
 beforeAll(async () => {
   base = (await start()).url;
+  hitServer = createServer((req, res) => {
+    const path = req.url ?? '';
+    hits.set(path, hitCount(path) + 1);
+    if (brokenPaths.has(path)) setTimeout(() => res.writeHead(500).end('broken'), 300);
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ path }));
+  });
+  await new Promise<void>((r) => hitServer.listen(0, '127.0.0.1', r));
+  hitsUrl = `http://127.0.0.1:${(hitServer.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  hitServer.closeAllConnections();
+  await new Promise((r) => hitServer.close(r));
 });
 
 /** prepare → check (fails) → publish; `publish` uses both outputs. */
@@ -82,6 +105,74 @@ describe('resume over HTTP', () => {
     const p = expectProblem(again, 409, 'INVALID_EXECUTION_STATE');
     expect(p.detail).toMatch(/is COMPLETED: there is nothing to resume/);
     expect(count(await events(base, id), 'ExecutionResumed')).toBe(1);
+  });
+
+  it('a corrected step that still fails: FAILED again, with the new error', async () => {
+    const { id } = await failedExecution();
+    const stillBroken = {
+      steps: [
+        { id: 'prepare', type: 'transform', value: { n: '{{input.n}}' } },
+        { id: 'check', type: 'fail', message: 'check is still broken after the fix' },
+        { id: 'publish', type: 'transform', value: { prepared: '{{steps.prepare.output}}' } },
+      ],
+    };
+    const r = await http(base, 'POST', `/executions/${id}/resume`, { fromStep: 'check', steps: stillBroken });
+    expect(r.status, r.text).toBe(202);
+    const resumedSeq = (await waitForEvent(base, id, (e) => e.type === 'ExecutionResumed', 'the resume to be recorded')).seq;
+    // A status poll could still see the first failure: wait for the resumed run's end instead.
+    await waitForEvent(base, id, (e) => e.type.startsWith('Execution') && e.type !== 'ExecutionResumed' && e.seq > resumedSeq, 'the resumed run to end');
+    const failed = await http(base, 'GET', `/executions/${id}`);
+    expect(failed.json.status).toBe('FAILED');
+    expect(failed.json.error).toMatchObject({ code: 'STEP_FAILED', message: 'check is still broken after the fix' });
+    expect(failed.json.steps.check).toMatchObject({ phase: 'failed', error: { message: 'check is still broken after the fix' } });
+    expect(failed.json.steps.publish.phase).toBe('pending');
+
+    const evs = await events(base, id);
+    expect(evs.map((e) => e.type).filter((t) => t.startsWith('Execution'))).toEqual(['ExecutionStarted', 'ExecutionFailed', 'ExecutionResumed', 'ExecutionFailed']);
+    expect(evs.filter((e) => e.type === 'ExecutionFailed').map((e) => e.error?.message)).toEqual(['check is broken', 'check is still broken after the fix']);
+    expect(count(evs, 'StepStarted', 'prepare')).toBe(1);
+    expect(count(evs, 'StepStarted', 'publish')).toBe(0);
+  });
+
+  it('from a checkpoint in the middle of a parallel group: the branch that had completed does not start again', async () => {
+    const wf = uniq('mid-group');
+    const tag = wf;
+    brokenPaths.add(`/${tag}/typecheck`);
+    const call = (id: string) => ({ id, type: 'http', request: { url: `${hitsUrl}/${tag}/${id}` }, retry: { maxAttempts: 1 } });
+    const r = await http(base, 'POST', '/executions', {
+      definition: { id: wf, steps: [call('build'), call('lint'), call('typecheck'), call('tests')], parallel: [['lint', 'typecheck']] },
+    });
+    expect(r.status, r.text).toBe(202);
+    const id: string = r.json.executionId;
+    const failed = await waitForStatus(base, id, ['FAILED', 'COMPLETED']);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error.code).toBe('HTTP_500');
+
+    const cps = await http(base, 'GET', `/executions/${id}/checkpoints`);
+    expect(cps.status, cps.text).toBe(200);
+    const checkpoints = cps.json.checkpoints as { id: string; seq: number; type: string; stepId?: string; state: unknown }[];
+    expect(checkpoints.map((c) => [c.type, c.stepId])).toEqual([['ExecutionStarted', undefined], ['StepCompleted', 'build'], ['StepCompleted', 'lint']]);
+    const inGroup = checkpoints.find((c) => c.stepId === 'lint')!;
+    expect(inGroup.state).toEqual({ running: { 'group(lint,typecheck)': { lint: 'done', typecheck: 'running' } } });
+
+    brokenPaths.delete(`/${tag}/typecheck`);
+    const res = await http(base, 'POST', `/executions/${id}/resume`, { checkpointId: inGroup.id });
+    expect(res.status, res.text).toBe(202);
+    await waitForEvent(base, id, (e) => e.type === 'ExecutionResumed', 'the resume to be recorded');
+    const done = await waitForStatus(base, id, ['COMPLETED', 'FAILED', 'CANCELLED']);
+    expect(done.status).toBe('COMPLETED');
+
+    const evs = await events(base, id);
+    const resumedAt = evs.findIndex((e) => e.type === 'ExecutionResumed');
+    expect(evs[resumedAt]).toMatchObject({ checkpointSeq: inGroup.seq, reason: 'resume' });
+    const after = evs.slice(resumedAt);
+    expect(count(after, 'StepStarted', 'lint')).toBe(0);
+    expect(count(after, 'StepStarted', 'build')).toBe(0);
+    expect(count(after, 'StepStarted', 'typecheck')).toBe(1);
+    expect(count(after, 'StepStarted', 'tests')).toBe(1);
+    expect(hitCount(`/${tag}/lint`)).toBe(1);
+    expect(hitCount(`/${tag}/build`)).toBe(1);
+    expect(hitCount(`/${tag}/typecheck`)).toBe(2);
   });
 
   it('refuses an unknown checkpoint (404), a step not in the workflow (404), replacement with no steps (422)', async () => {

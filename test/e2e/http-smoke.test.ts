@@ -14,6 +14,15 @@ describe('HTTP service smoke', () => {
     expect(r.status).toBe(202);
     const done = await waitForStatus(svc.url, r.json.executionId, ['COMPLETED', 'FAILED']);
     expect(done.status).toBe('COMPLETED');
-    expect(done.steps.merge.output.legal).toEqual({ ok: true });
+    expect(done.steps.merge.output).toMatchObject({ security: { verdict: 'ok' }, legal: { ok: true } });
+    expect(done.steps.merge.output).toHaveProperty('perf');
+
+    // The fork and the join, as recorded: after draft, one parallel state with a region per branch;
+    // merge starts only once all three branches completed.
+    const events = (await http(svc.url, 'GET', `/executions/${r.json.executionId}/events`)).json.events as { type: string; stepId?: string; state: unknown }[];
+    const at = (type: string, stepId: string) => events.findIndex((e) => e.type === type && e.stepId === stepId);
+    expect(events[at('StepCompleted', 'draft')].state).toEqual({ running: { 'group(security,perf,legal)': { security: 'pending', perf: 'pending', legal: 'pending' } } });
+    const branchesDone = Math.max(...['security', 'perf', 'legal'].map((id) => at('StepCompleted', id)));
+    expect(at('StepStarted', 'merge')).toBeGreaterThan(branchesDone);
   });
 });

@@ -141,7 +141,7 @@ export interface Mutation { name: string; apply: (doc: Doc) => unknown }
 
 const pick = <T>(k: number, xs: T[]): T => xs[k % xs.length];
 
-const MUTATIONS = [
+export const MUTATIONS = [
   'duplicate-id', 'unknown-group-member', 'non-consecutive-group', 'step-in-two-groups', 'empty-group', 'group-not-strings',
   'bad-template', 'forward-template', 'unknown-type', 'wrong-field-type', 'missing-field', 'extra-field', 'replace-node', 'bad-step-id', 'steps-not-array',
 ] as const;
@@ -270,17 +270,27 @@ export const validWithSignalsArb: Arbitrary<Doc> = fc.tuple(validSpecArb, fc.arr
   return doc;
 });
 
-/** fc.assert parameters: a bounded number of runs (no fixed seed), and a time cap that also bounds shrinking. */
-export const bounded = (numRuns: number, timeLimitMs = 15_000) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(timeLimitMs)] });
+/**
+ * fc.check parameters: a bounded number of runs (no fixed seed), and a time cap that also bounds
+ * shrinking. The cap is generous (a shared, loaded machine): a run it stops before half of
+ * numRuns fails (checkProperty).
+ */
+export const bounded = (numRuns: number, timeLimitMs = 60_000) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(timeLimitMs)] });
 
 /**
  * fc.check, then report: how many runs (and shrinks) were tried goes to the
  * test output; a failure throws fast-check's usual report (seed, path,
- * shrunk counterexample) with the property's own error as the cause.
+ * shrunk counterexample) with the property's own error as the cause. A run
+ * its time limit stopped before half of numRuns fails too: it tested too
+ * little to count as a pass.
  */
 export async function checkProperty<T>(label: string, property: IRawProperty<T>, params: FcParameters<T>): Promise<RunDetails<T>> {
   const details = await fc.check(property, params);
   console.log(`[fuzz] ${label}: ${details.numRuns} runs${details.failed ? ` until a failure, then ${details.numShrinks} shrinks` : ''}${details.interrupted ? ' (stopped at its time limit)' : ''}`);
   if (details.failed) throw new Error(fc.defaultReportMessage(details), { cause: details.errorInstance });
+  const minRuns = Math.ceil((params.numRuns ?? 100) / 2);
+  if (details.interrupted && details.numRuns < minRuns) {
+    throw new Error(`${label}: the time limit stopped it after ${details.numRuns} runs, fewer than the ${minRuns} (half of numRuns) a pass needs`);
+  }
   return details;
 }

@@ -243,7 +243,8 @@ describe('fuzz: interleaved commands on one execution', () => {
             for (const e of Object.values(engines)) e.release(id);
           }
         }),
-        bounded(30, 40_000),
+        // Room for a loaded machine: a run cut before 15 executions fails (checkProperty).
+        bounded(30, 60_000),
       );
     } finally {
       console.log(`[fuzz commands] (runs and shrinks) ${counts.runs} executions, ${counts.ops} commands, ${counts.records} records verified; outcomes ${JSON.stringify(Object.fromEntries(counts.byOutcome))}`);

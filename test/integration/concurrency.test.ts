@@ -226,6 +226,7 @@ describe('two engines recovering one interrupted execution', () => {
       { seq: last.seq, hash: last.record.hash },
     );
     await expect(runner.done).rejects.toMatchObject({ code: 'CONCURRENT_WRITE' });
+    expect(runner.isStopped, 'the runner stopped').toBe(true);
     const records = await fx.log.read(runner.executionId);
     expect(records.at(-1)!.record.type).toBe('ExecutionCancelled');
     expect(indexOf(records, 'StepCompleted', 'wait')).toBe(-1);

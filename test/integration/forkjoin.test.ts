@@ -3,6 +3,8 @@
  * event log: every step of a stage starts only after every step of the stage
  * before it completed, and a join step sees the outputs of all its branches.
  */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { def, indexOf, useEngine } from '../support/engine.js';
@@ -22,6 +24,38 @@ const SHAPES: Record<string, { stages: string[][]; groupsOfOne?: string[] }> = {
   'two adjacent groups': { stages: [['a', 'b'], ['c', 'd']] },
   'every step parallel': { stages: [['a', 'b', 'c', 'd']] },
 };
+
+/**
+ * An HTTP server that answers only once `parties` requests are open at the same
+ * moment (then all of them, 200); a request still waiting after `giveUpMs` gets
+ * 504. Only branches that are really in flight together can all succeed.
+ */
+async function startBarrierServer(parties: number, giveUpMs: number) {
+  const waiting = new Set<ServerResponse>();
+  let mostOpenAtOnce = 0;
+  let requests = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    waiting.add(res);
+    mostOpenAtOnce = Math.max(mostOpenAtOnce, waiting.size);
+    const timer = setTimeout(() => {
+      if (!waiting.delete(res)) return;
+      res.writeHead(504, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `only ${waiting.size + 1} of ${parties} requests open at once` }));
+    }, giveUpMs);
+    res.once('close', () => { clearTimeout(timer); waiting.delete(res); });
+    if (waiting.size === parties) {
+      const open = [...waiting];
+      waiting.clear();
+      for (const r of open) r.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ together: parties }));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stats: () => ({ mostOpenAtOnce, requests }),
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
 
 function shapeDefinition(name: string, stages: string[][], groupsOfOne: string[] = []) {
   const steps = stages.flatMap((stage, i) =>
@@ -56,7 +90,7 @@ describe('fork-join', () => {
         const lastCompletion = Math.max(...shape.stages[i - 1].map((id) => indexOf(records, 'StepCompleted', id)));
         for (const id of shape.stages[i]) expect(indexOf(records, 'StepStarted', id)).toBeGreaterThan(lastCompletion);
       }
-      // branches of a group all start before any of them completes (they run concurrently)
+      // branches of a group all start before any of them completes (overlap in time: the http barrier test)
       for (const stage of shape.stages.filter((s) => s.length > 1)) {
         const lastStart = Math.max(...stage.map((id) => indexOf(records, 'StepStarted', id)));
         const firstDone = Math.min(...stage.map((id) => indexOf(records, 'StepCompleted', id)));
@@ -76,6 +110,26 @@ describe('fork-join', () => {
     });
   }
 
+  it('runs the branches of a group at the same time: three http branches to a server that answers only when all three are open', async () => {
+    const barrier = await startBarrierServer(3, 2000);
+    try {
+      const engine = await fx.engine();
+      const branch = (id: string) => ({ id, type: 'http', request: { method: 'GET', url: `${barrier.url}/${id}` }, retry: { maxAttempts: 1 } });
+      const definition = def({
+        id: 'overlap',
+        steps: [{ id: 'a', type: 'transform', value: 1 }, branch('b'), branch('c'), branch('d'), { id: 'e', type: 'transform', value: '{{steps.b.output.body.together}}' }],
+        parallel: [['b', 'c', 'd']],
+      });
+      const runner = await engine.start({ definition });
+      const outcome = await runner.done;
+      expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+      expect(barrier.stats()).toEqual({ mostOpenAtOnce: 3, requests: 3 });
+      expect(outcome.snapshot.context.outputs.e).toBe(3);
+    } finally {
+      await barrier.close();
+    }
+  });
+
   it('shows the group as a parallel state with one region per step', async () => {
     const engine = await fx.engine();
     const runner = await engine.start({ definition: shapeDefinition('regions', [['a'], ['b', 'c', 'd'], ['e']]) });
@@ -85,25 +139,47 @@ describe('fork-join', () => {
     expect(fork).toEqual({ running: { 'group(b,c,d)': { b: 'pending', c: 'pending', d: 'pending' } } });
   });
 
-  it('fails the execution when a branch fails, and stops its siblings', async () => {
-    const engine = await fx.engine();
-    const definition = def({
-      id: 'branch-fails',
-      steps: [
-        { id: 'a', type: 'transform', value: 1 },
-        { id: 'slow', type: 'sleep', durationMs: 5000 },
-        { id: 'bad', type: 'fail', message: 'broken branch' },
-        { id: 'z', type: 'transform', value: 2 },
-      ],
-      parallel: [['slow', 'bad']],
+  it('fails the execution when a branch fails, and stops its siblings: the sibling\'s in-flight request is aborted', async () => {
+    // /hold never answers (it records when its connection closes); /bad answers 400 once /hold is in flight.
+    let holdArrived!: () => void;
+    const holdInFlight = new Promise<void>((r) => (holdArrived = r));
+    let holdClosed!: () => void;
+    const holdAborted = new Promise<void>((r) => (holdClosed = r));
+    let holds = 0;
+    const server = createServer((req, res) => {
+      if (req.url === '/hold') {
+        holds++;
+        req.socket.once('close', () => holdClosed());
+        holdArrived();
+      } else void holdInFlight.then(() => res.writeHead(400, { 'content-type': 'text/plain' }).end('broken branch'));
     });
-    const started = Date.now();
-    const runner = await engine.start({ definition });
-    const outcome = await runner.done;
-    expect(outcome.status).toBe('FAILED');
-    expect(Date.now() - started).toBeLessThan(4000); // the sleeping sibling was aborted
-    const records = await fx.log.read(runner.executionId);
-    expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', stepId: 'bad', error: { message: 'broken branch' } });
-    expect(indexOf(records, 'StepStarted', 'z')).toBe(-1);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const engine = await fx.engine();
+      const definition = def({
+        id: 'branch-fails',
+        steps: [
+          { id: 'a', type: 'transform', value: 1 },
+          { id: 'slow', type: 'http', request: { url: `${url}/hold` } },
+          { id: 'bad', type: 'http', request: { url: `${url}/bad` } },
+          { id: 'z', type: 'transform', value: 2 },
+        ],
+        parallel: [['slow', 'bad']],
+      });
+      const runner = await engine.start({ definition });
+      const outcome = await runner.done;
+      expect(outcome.status).toBe('FAILED');
+      // The sibling was stopped: its request's connection closes (it never answers by itself).
+      await Promise.race([holdAborted, new Promise((_, rej) => setTimeout(() => rej(new Error('the sibling\'s request was not aborted within 10 s')), 10_000))]);
+      expect(holds).toBe(1);
+      const records = await fx.log.read(runner.executionId);
+      expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', stepId: 'bad', error: { code: 'HTTP_400', message: expect.stringContaining('broken branch') } });
+      expect(indexOf(records, 'StepCompleted', 'slow')).toBe(-1);
+      expect(indexOf(records, 'StepStarted', 'z')).toBe(-1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -83,9 +83,9 @@ function translateParseError(err: Error, maxBodyBytes: number): Error {
   if (e.status === 413 || e.type === 'entity.too.large') return new PayloadTooLargeError(maxBodyBytes);
   if (e.status === 415 || e.type === 'encoding.unsupported') return new UnsupportedMediaTypeError(e.message);
   if (e instanceof SyntaxError) return new MalformedJsonError(syntaxReason(e.message));
-  // A body that says it is compressed but does not decompress.
+  // A body that says it is compressed but does not decompress: zlib codes are Z_*, brotli's ERR__ERROR_*.
   const code = (e as unknown as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('Z_')) {
+  if (typeof code === 'string' && (code.startsWith('Z_') || code.startsWith('ERR__ERROR_'))) {
     return new MalformedJsonError('the body could not be decoded with its Content-Encoding');
   }
   // e.g. 'request aborted', 'request size did not match content length': already http-errors with a status.

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REDIS_SKIP_REASON, useRedisServer } from '../../support/redis.js';
 import { startEdge, testRouter } from './support.js';
-
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const routes = () =>
   testRouter((r) => {
@@ -79,11 +78,15 @@ describe('rate limit (memory store)', () => {
   });
 });
 
-describe('rate limit (Redis store)', () => {
+// A redis-server of this file's own (test/support/redis.ts); skipped, saying so, without the binary.
+describe.skipIf(REDIS_SKIP_REASON !== undefined)(`rate limit (Redis store)${REDIS_SKIP_REASON ? ` — ${REDIS_SKIP_REASON}` : ''}`, () => {
+  const redisServer = useRedisServer();
   const namespace = `smartspec-test:${randomUUID()}`;
   let redis: Redis;
+  let REDIS_URL: string;
 
   beforeAll(async () => {
+    REDIS_URL = redisServer.url;
     redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     await redis.ping();
   });
@@ -118,7 +121,9 @@ describe('rate limit (Redis store)', () => {
     expect((await get(`${b.url}/ping`)).status).toBe(200);
     expect((await redis.keys(`${namespace}:one:*`)).length).toBe(1);
   });
+});
 
+describe('rate limit (Redis store unreachable)', () => {
   it('fails open when the Redis store is unreachable, and says so in the log', async () => {
     const edge = await startEdge({ routers: [routes()], env: { RATE_LIMIT_MAX: '1', REDIS_URL: 'redis://127.0.0.1:1' } });
     expect(await statuses(`${edge.url}/ping`, 2)).toEqual([200, 200]);

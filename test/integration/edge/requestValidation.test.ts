@@ -10,9 +10,11 @@ const Params = z.object({ id: z.string().regex(/^ex-/) });
 
 function echoRouter() {
   return testRouter((r) => {
-    r.post('/echo', (ctx) => {
-      ctx.body = { received: ctx.request.body ?? null };
-    });
+    for (const route of [r.post, r.put, r.patch]) {
+      route.call(r, '/echo', (ctx) => {
+        ctx.body = { received: ctx.request.body ?? null };
+      });
+    }
     r.post('/start', validate({ body: StartBody }), (ctx) => {
       const { body } = ctx.state.validated;
       ctx.status = 202;
@@ -47,6 +49,21 @@ describe('request validation (413 / 415 / 400) and validate() (422)', () => {
     expect(await after.json()).toEqual({ received: { ok: true } });
   });
 
+  it('takes a body of exactly MAX_BODY_BYTES (10,485,760 bytes) and refuses one byte more with 413', async () => {
+    const edge = await startEdge({ routers: [echoRouter()] });
+    const limit = 10 * 1024 * 1024;
+    const bodyOf = (bytes: number) => `{"blob":"${'x'.repeat(bytes - '{"blob":""}'.length)}"}`;
+    const exact = bodyOf(limit);
+    expect(Buffer.byteLength(exact)).toBe(limit);
+    const ok = await fetch(`${edge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: exact });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).received.blob).toHaveLength(limit - '{"blob":""}'.length);
+
+    const over = await fetch(`${edge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodyOf(limit + 1) });
+    expect(over.status).toBe(413);
+    expect(await over.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', limitBytes: limit });
+  });
+
   it('answers 413 for a chunked body (no Content-Length) once it passes MAX_BODY_BYTES', async () => {
     const edge = await startEdge({ routers: [echoRouter()], env: { MAX_BODY_BYTES: '1024' } });
     const status = await new Promise<number>((resolve, reject) => {
@@ -73,6 +90,19 @@ describe('request validation (413 / 415 / 400) and validate() (422)', () => {
 
     const bare = await fetch(`${edge.url}/echo`, { method: 'POST', body: new Uint8Array([123, 125]) });
     expect(bare.status).toBe(415);
+  });
+
+  it.each(['PUT', 'PATCH'])('answers 415 for a text/plain %s body, with the security headers', async (method) => {
+    const edge = await startEdge({ routers: [echoRouter()] });
+    const res = await fetch(`${edge.url}/echo`, { method, headers: { 'content-type': 'text/plain' }, body: '{"a":1}' });
+    expect(res.status).toBe(415);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(securityHeadersOf(res)).toEqual(SECURITY_HEADERS);
+    expect(await res.json()).toMatchObject({ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', detail: "Content-Type 'text/plain' is not supported; send application/json" });
+    // The same route takes the same body as JSON.
+    const json = await fetch(`${edge.url}/echo`, { method, headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    expect(json.status).toBe(200);
+    expect(await json.json()).toEqual({ received: { a: 1 } });
   });
 
   it('accepts application/json with a charset and +json media types', async () => {
