@@ -65,6 +65,16 @@ export const WORKLOADS: Workload[] = [
     }),
   },
   {
+    kind: 'slow',
+    weight: 2,
+    expect: { status: 'COMPLETED' },
+    // Requests that take seconds: a worker killed every ~10 s often dies inside one (an in-flight re-run).
+    definition: (rng, fx) => ({
+      id: 'soak-slow',
+      steps: [effect(fx, 'first', { delayMs: rng.int(500, 2500) }), effect(fx, 'second', { delayMs: rng.int(500, 2500) }), effect(fx, 'third')],
+    }),
+  },
+  {
     kind: 'signalled',
     weight: 2,
     expect: { status: 'COMPLETED' },
