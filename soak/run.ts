@@ -142,7 +142,8 @@ export async function main(argv: string[]): Promise<number> {
     options = parseOptions(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`${err.message ? `soak: ${err.message}\n` : ''}${USAGE}\n`);
+      if (!err.message) process.stdout.write(`${USAGE}\n`);
+      else process.stderr.write(`soak: ${err.message}\n${USAGE}\n`);
       return err.message ? 2 : 0;
     }
     throw err;
