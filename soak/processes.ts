@@ -33,7 +33,13 @@ export class CliProcess {
   private proc?: ChildProcess;
   private exited?: Promise<void>;
   private readonly logFile: WriteStream;
+  /** Set while the soak itself stops or kills it: any other exit after start-up is a crash. */
+  private stopping = false;
   starts = 0;
+  /** Exits nobody asked for, after the process had said it serves. */
+  readonly crashes: string[] = [];
+  /** Down after a crash, not yet started again. */
+  crashed = false;
 
   constructor(
     readonly name: string,
@@ -59,9 +65,20 @@ export class CliProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
-    this.exited = new Promise<void>((res) => proc.once('exit', () => res()));
+    this.stopping = false;
+    this.crashed = false;
     let recent = '';
     let ready = false;
+    this.exited = new Promise<void>((res) =>
+      proc.once('exit', (code, signal) => {
+        if (ready && !this.stopping) {
+          this.crashed = true;
+          this.crashes.push(`${this.name} exited by itself (${code ?? signal}) at ${new Date().toISOString()}`);
+          this.logFile.write(`\n===== soak: ${this.name} exited by itself (${code ?? signal}) =====\n`);
+        }
+        res();
+      }),
+    );
     const onData = (d: Buffer) => {
       this.logFile.write(d);
       if (!ready) {
@@ -74,7 +91,10 @@ export class CliProcess {
     const deadline = Date.now() + timeoutMs;
     while (!ready) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${this.name} exited during start-up (${proc.exitCode ?? proc.signalCode}): ${recent.slice(-1500)}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${this.readyLine} within ${timeoutMs} ms: ${recent.slice(-1500)}`);
+      if (Date.now() > deadline) {
+        await this.kill('SIGKILL'); // not left running beside the next attempt
+        throw new Error(`${this.name} did not print ${this.readyLine} within ${timeoutMs} ms: ${recent.slice(-1500)}`);
+      }
       await sleep(50);
     }
   }
@@ -82,21 +102,26 @@ export class CliProcess {
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (!this.running) return;
     this.logFile.write(`\n===== soak: ${signal} to ${this.name} at ${new Date().toISOString()} =====\n`);
+    this.stopping = true;
     this.proc!.kill(signal);
     await this.exited;
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    if (!this.running) return;
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; false when it needed the SIGKILL. */
+  async stop(graceMs = 10_000): Promise<boolean> {
+    if (!this.running) return true;
+    this.stopping = true;
     this.proc!.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc?.kill('SIGKILL'), graceMs);
+    let graceful = true;
+    const timer = setTimeout(() => { graceful = false; this.proc?.kill('SIGKILL'); }, graceMs);
     await this.exited;
     clearTimeout(timer);
+    return graceful;
   }
 
   /** Last resort (the soak itself is exiting): no orphans. */
   killNow(): void {
+    this.stopping = true;
     if (this.running) this.proc!.kill('SIGKILL');
   }
 

@@ -190,8 +190,17 @@ export async function main(argv: string[]): Promise<number> {
     const mapNote = await probeMap(edge, effects.base);
     say(mapNote);
 
-    const result = await soak(o, { edge, effects, nats, workers, mixRng, chaosRng, say });
+    const result = await soak(o, { edge, edgeProc, effects, nats, workers, mixRng, chaosRng, say });
     const rows = await auditAndReport(o, edge, effects, result, dir, say);
+
+    // Stopped as an operator would (SIGTERM); one that ignores it is killed after 10 s.
+    const services = [edgeProc, ...workers];
+    const graceful = await Promise.all(services.map((p) => p.stop()));
+    const crashes = services.flatMap((p) => p.crashes);
+    rows.push(
+      { label: 'processes that exited by themselves', value: crashes.length, mustBeZero: true, note: crashes.length ? `${tally(crashes.map((c) => c.replace(/ at .*/, '')))} (restarted by the soak)` : '' },
+      { label: 'needed SIGKILL after SIGTERM', value: graceful.filter((g) => !g).length, note: `informational: ${services.filter((_, i) => !graceful[i]).map((p) => p.name).join(', ') || 'all'}${graceful.every(Boolean) ? ' stopped within 10 s of SIGTERM' : ' did not stop within 10 s of SIGTERM'}` },
+    );
     failed = rows.some((r) => r.mustBeZero && r.value !== 0);
     process.stdout.write(`\n${renderTable(rows)}\n\nworkloads: ${WORKLOADS.map((w) => w.kind).join(', ')}; ${mapNote}\n`);
     process.stdout.write(failed ? `\nSOAK FAILED (seed ${o.seed}); logs and store kept in ${dir}\n` : `\nsoak passed (seed ${o.seed})\n`);
@@ -222,6 +231,7 @@ async function probeMap(edge: EdgeClient, effectsBase: string): Promise<string> 
 
 interface SoakParts {
   edge: EdgeClient;
+  edgeProc: CliProcess;
   effects: SideEffectServer;
   nats: NatsProcess;
   workers: CliProcess[];
@@ -241,7 +251,7 @@ interface SoakResult {
 }
 
 async function soak(o: Options, p: SoakParts): Promise<SoakResult> {
-  const { edge, effects, nats, workers, mixRng, chaosRng, say } = p;
+  const { edge, edgeProc, effects, nats, workers, mixRng, chaosRng, say } = p;
   const executions: Execution[] = [];
   const refused: string[] = [];
   const unanswered: string[] = [];
@@ -342,6 +352,13 @@ async function soak(o: Options, p: SoakParts): Promise<SoakResult> {
     }
   };
 
+  /** A process that crashed on its own is started again (its crash is reported at the end). */
+  const supervise = async () => {
+    while (await sleepBefore(2000, chaosEnd)) {
+      await Promise.all([edgeProc, ...workers].filter((w) => w.crashed && !w.running).map(restart));
+    }
+  };
+
   /** Keep the statuses of running executions roughly current (for the progress line and a shorter drain). */
   const poller = async () => {
     while (await sleepBefore(5000, chaosEnd)) {
@@ -351,10 +368,10 @@ async function soak(o: Options, p: SoakParts): Promise<SoakResult> {
   };
 
   try {
-    await Promise.all([submitLoop(), workerChaos(), natsChaos(), poller()]);
+    await Promise.all([submitLoop(), workerChaos(), natsChaos(), poller(), supervise()]);
     say('chaos over; every process is brought back up and the soak waits for quiescence');
     if (!nats.running) await nats.restart();
-    await Promise.all(workers.filter((w) => !w.running).map(restart));
+    await Promise.all([edgeProc, ...workers].filter((w) => !w.running).map(restart));
     await Promise.all(deliveries);
 
     // Quiescence: nothing open, or nothing RUNNING/PENDING, no status change for a while (longer than a
@@ -531,7 +548,8 @@ async function logWarnings(dir: string): Promise<string> {
       try {
         const rec = JSON.parse(line) as { level?: number; msg?: string; err?: { code?: string; message?: string } };
         if ((rec.level ?? 0) < 40) continue;
-        const key = `${name.replace(/\d+$/, '')} ${rec.level! >= 50 ? 'error' : 'warn'}: ${rec.msg}${rec.err ? ` (${rec.err.code ?? ''} ${(rec.err.message ?? '').slice(0, 100)})`.replace(/ +\)/, ')') : ''}`;
+        const why = [rec.err?.code, rec.err?.message?.slice(0, 100)].filter(Boolean).join(' ');
+        const key = `${name.replace(/\d+$/, '')} ${rec.level! >= 50 ? 'error' : 'warn'}: ${rec.msg}${why ? ` (${why})` : ''}`;
         counts.set(key, (counts.get(key) ?? 0) + 1);
       } catch { /* not a JSON line */ }
     }
