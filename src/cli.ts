@@ -18,6 +18,7 @@ import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
+import { natsCommand } from './cli/natsCommand.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -31,8 +32,10 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec cancel <id>                                  cancel a running or waiting execution
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
+  smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
 
-NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data.`;
+NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data,
+shared by the commands of that folder and stopped when the last of them ends.`;
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
@@ -128,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'nats':
+      return natsCommand(args[0], out, (s) => process.stderr.write(s + '\n'));
     case 'serve': case 'edge': case 'worker': {
       await runService({ edge: command !== 'worker', worker: command !== 'edge' });
       return new Promise<number>(() => undefined); // serves until a signal stops it
@@ -166,7 +171,7 @@ async function follow(runner: ExecutionRunner): Promise<number> {
 }
 
 async function withNats<T>(fn: (h: NatsHandle) => Promise<T>): Promise<T> {
-  const handle = await openNats(`smartspec-cli:${process.pid}`);
+  const handle = await openNats(`smartspec-cli:${process.pid}`, process.env, process.argv.slice(2).join(' '));
   try {
     return await fn(handle);
   } finally {

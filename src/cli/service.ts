@@ -48,9 +48,10 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
   const logger = createEdgeLogger(config);
-  const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
+  const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
+  const nats = await openNats(`smartspec-${role}:${process.pid}`, env, role);
   const { nc } = nats;
-  if (nats.server) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
+  if (nats.started) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
 
   const replicas = workerConfig.NATS_REPLICAS;
