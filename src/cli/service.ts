@@ -14,6 +14,7 @@ import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
 import { openNats } from '../nats/embedded.js';
+import { reconcileReplicas } from '../nats/replicas.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
 import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
@@ -81,6 +82,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
     const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
     const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
+    // Set explicitly: streams made earlier with another count are brought to it (unset: left alone).
+    if (env.NATS_REPLICAS?.trim()) await reconcileReplicas(nc, replicas, (m) => logger.warn(m));
     const registry = new Registry(); // one /metrics for the edge and the engine in this process
     let engine: Engine | undefined;
     let url: string | undefined;
