@@ -7,7 +7,7 @@
  * it; when it is unset, existing streams are left alone (never reduced by an
  * omission).
  */
-import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { SmartSpecError } from '../errors.js';
@@ -15,6 +15,8 @@ import { ConfigError } from '../edge/config.js';
 import { COMMANDS_STREAM, EXECUTION_INDEX_BUCKET, EXECUTIONS_STREAM, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET, WORKFLOWS_BUCKET } from './names.js';
 
 const STREAMS = [EXECUTIONS_STREAM, COMMANDS_STREAM, ...[WORKFLOWS_BUCKET, EXECUTION_INDEX_BUCKET, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET].map((b) => `KV_${b}`)];
+
+const REPLICATION_WAIT_MS = 30_000;
 
 /** NATS_REPLICAS when set (1-5), else undefined. */
 export function replicasFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
@@ -43,5 +45,18 @@ export async function reconcileReplicas(nc: NatsConnection, replicas: number, no
       throw new SmartSpecError('NATS_REPLICAS', `NATS_REPLICAS=${replicas}, but stream ${name} has ${current} replica(s) and the server refused to change it: ${(err as Error).message}`);
     }
     notify(`NATS_REPLICAS=${replicas}: stream ${name} changed from ${current} to ${replicas} replica(s)`);
+    await untilReplicated(jsm, name, replicas);
+  }
+}
+
+/** After a change, the stream serves reads only once it has a leader and its replicas have caught up. */
+async function untilReplicated(jsm: JetStreamManager, name: string, replicas: number): Promise<void> {
+  const deadline = Date.now() + REPLICATION_WAIT_MS;
+  for (;;) {
+    const cluster = await jsm.streams.info(name).then((si) => si.cluster, () => undefined);
+    const peers = cluster?.replicas ?? [];
+    if (cluster?.leader && peers.length === replicas - 1 && peers.every((p) => p.current)) return;
+    if (Date.now() > deadline) throw new SmartSpecError('NATS_REPLICAS', `stream ${name} was changed to ${replicas} replica(s) but has not caught up within ${REPLICATION_WAIT_MS / 1000} s; try again shortly`, { retryable: true });
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
