@@ -13,7 +13,7 @@
  * server is never stopped while another command is between finding it and
  * taking its lease.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -53,10 +53,15 @@ export async function acquireServer(dir: string, command: string): Promise<{ url
   await mkdir(leasesDir(dir), { recursive: true });
   const { url, started } = await withLock(dir, async () => {
     await writeFile(leaseFile(dir, process.pid), JSON.stringify({ pid: process.pid, start: processStart(process.pid), command, since: new Date().toISOString() } satisfies Lease));
-    const running = await readState(dir);
-    if (running && (await answers(running))) return { url: running.url, started: false };
-    if (running) await stopServer(dir, running); // stuck or gone: never two servers on one store
-    return { url: (await startServer(dir)).url, started: true };
+    try {
+      const running = await readState(dir);
+      if (running && (await answers(running))) return { url: running.url, started: false };
+      if (running) await stopServer(dir, running); // stuck or gone: never two servers on one store
+      return { url: (await startServer(dir)).url, started: true };
+    } catch (err) {
+      await rm(leaseFile(dir, process.pid), { force: true });
+      throw err;
+    }
   });
   let released: Promise<void> | undefined;
   return { url, started, release: () => (released ??= releaseLease(dir)) };
@@ -94,6 +99,8 @@ export async function stopUnusedServer(dir: string): Promise<{ stopped?: ServerS
 }
 
 async function startServer(dir: string): Promise<ServerState> {
+  // A server whose starter was killed before recording it would share the store with a second one.
+  for (const pid of unrecordedServers(dir)) await stopServer(dir, { pid } as ServerState);
   const server = await startNatsServer({
     storeDir: join(dir, 'nats'),
     logFile: join(dir, 'nats-server.log'),
@@ -246,12 +253,21 @@ function processStart(pid: number): string | undefined {
   }
 }
 
+/** nats-servers of this data folder that no state file names (Linux: from /proc). */
+function unrecordedServers(dir: string): number[] {
+  try {
+    return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((pid) => pid !== process.pid && isNatsServer(pid, dir));
+  } catch {
+    return [];
+  }
+}
+
 /** Only ever signal the nats-server of this data folder, never a process that reused its pid. */
 function isNatsServer(pid: number, dir: string): boolean {
   if (!isAlive(pid)) return false;
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('nats-server') && cmdline.includes(join(dir, 'nats'));
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args[0].endsWith('nats-server') && args.includes(join(dir, 'nats'));
   } catch {
     return process.platform !== 'linux'; // no /proc to ask: trust the state file
   }

@@ -84,6 +84,18 @@ describe('one embedded nats-server per data folder', () => {
     await serverStopped(env.SMARTSPEC_DATA_DIR, server.pid);
   }, 90_000);
 
+  it('three commands starting together on a fresh data folder share one server, and it is gone after them', async () => {
+    const env = freshDataDir();
+    const runs = await Promise.all([1, 2, 3].map((i) => runCommand(['run', 'examples/fork-join.json', '--id', `together-${i}`, '--input', '{"feature":"t"}'], env)));
+    for (const r of runs) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    expect(embeddedServer(env.SMARTSPEC_DATA_DIR)).toBeUndefined();
+    const status = await runCommand(['status', 'together-2'], env);
+    expect(status.stdout).toMatch(/^together-2\s+spec-review\s+COMPLETED/m);
+  }, 90_000);
+
   it('a serve started during a run keeps working once the run has ended', async () => {
     const env = freshDataDir();
     const run = startCommand(['run', await gatedWorkflow('beside'), '--id', 'beside'], env);
