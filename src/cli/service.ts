@@ -66,7 +66,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = 0) =>
     (stopped ??= (async () => {
-      for (const s of stops) await s(graceMs).catch((err) => logger.warn({ err }, 'shutdown step failed'));
+      // The edge and the worker stop side by side: open SSE streams must not delay the hand-back.
+      await Promise.all(stops.map((s) => s(graceMs).catch((err) => logger.warn({ err }, 'shutdown step failed'))));
       await nats.close();
     })());
   try {
@@ -108,7 +109,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     if (roles.edge) {
       const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
       await index.watch();
-      stops.push(async () => index.close());
+      let closeServer: () => Promise<void> = async () => {}; // set once the server listens
+      stops.push(async () => { await closeServer(); index.close(); });
       const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
       const app = createEdgeApp({
         config,
@@ -126,7 +128,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         throw new SmartSpecError('PORT_IN_USE', `port ${config.port} is already in use: set PORT to a free port (PORT=0 picks one)`);
       });
       url = server.url;
-      stops.unshift(async () => { await server.close(); await app.close(); });
+      closeServer = async () => { await server.close(); await app.close(); };
       logger.info({ url: server.url }, 'edge listening');
     }
 

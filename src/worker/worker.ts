@@ -78,7 +78,9 @@ export class Worker {
     await engine.close();
     await this.loop?.catch(() => undefined);
     // A command whose handling was under way may have hosted its execution after close(): stop again.
-    while (this.handling.size > 0) {
+    // (Bounded: a command still unanswered after that is redelivered after the ack wait.)
+    const deadline = Date.now() + 10_000;
+    while (this.handling.size > 0 && Date.now() < deadline) {
       await Promise.race([Promise.allSettled([...this.handling]), new Promise((r) => setTimeout(r, 100))]);
       if (this.handling.size > 0) await engine.close();
     }
