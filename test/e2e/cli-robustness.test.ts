@@ -87,16 +87,17 @@ describe('output into a closed pipe', () => {
 });
 
 describe('signals and ports', () => {
-  it('Ctrl-C (SIGINT) on run: exit 130, saying how to continue', async () => {
-    const file = join(tmp, 'held.json');
-    await writeFile(file, JSON.stringify({ id: 'held', steps: [{ id: 'wait', type: 'http', request: { method: 'GET', url: gate.url('sigint') } }] }));
-    const run = startCommand(['run', file, '--id', 'sigint-1'], withNats());
-    await until('the run to reach its gate', async () => gate.hits('sigint') === 1, 30_000);
-    run.proc.kill('SIGINT');
+  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s on run: exit %i, saying how to continue', async (signal, code) => {
+    const key = `held-${signal}`;
+    const file = join(tmp, `${key}.json`);
+    await writeFile(file, JSON.stringify({ id: 'held', steps: [{ id: 'wait', type: 'http', request: { method: 'GET', url: gate.url(key) } }] }));
+    const run = startCommand(['run', file, '--id', key], withNats());
+    await until('the run to reach its gate', async () => gate.hits(key) === 1, 30_000);
+    run.proc.kill(signal);
     const r = await run.result;
-    expect(r.code).toBe(130);
+    expect(r.code).toBe(code);
     expect(r.stdout).toMatch(/interrupted/);
-    expect(r.stdout).toContain('smartspec resume sigint-1');
+    expect(r.stdout).toContain(`smartspec resume ${key}`);
     expect(r.stderr).toBe('');
   }, 60_000);
 
