@@ -38,7 +38,7 @@ export interface Lease {
 }
 
 const LOCK_WAIT_MS = 60_000;
-/** A lock-breaker that died mid-break leaves its marker; older than this, it is ignored. */
+/** A lock-breaker that died mid-break leaves its marker (a holder killed mid-write, an empty lock); older than this, it is ignored. */
 const BREAKER_STALE_MS = 10_000;
 
 const stateFile = (dir: string) => join(dir, 'nats-server.json');
@@ -192,7 +192,7 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = await readFile(lock, 'utf8').catch(() => undefined);
-    if (holder !== undefined && !holderAlive(holder)) {
+    if (holder !== undefined && !(await holderAlive(holder, lock))) {
       const old = await stat(breaker).then((s) => Date.now() - s.mtimeMs > BREAKER_STALE_MS, () => false);
       if (old) await rm(breaker, { force: true });
       const breaking = await writeFile(breaker, me, { flag: 'wx' }).then(() => true, () => false);
@@ -213,12 +213,13 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function holderAlive(content: string): boolean {
+async function holderAlive(content: string, lock: string): Promise<boolean> {
   try {
     const { pid, start } = JSON.parse(content) as { pid: number; start?: string };
     return isSameProcess(pid, start);
   } catch {
-    return true; // being written right now
+    // Being written right now — or left unwritten by a process killed in between: then it gets old.
+    return stat(lock).then((s) => Date.now() - s.mtimeMs < BREAKER_STALE_MS, () => false);
   }
 }
 
