@@ -18,6 +18,8 @@ import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
+import { natsCommand } from './cli/natsCommand.js';
+import { reconcileReplicas, replicasFromEnv } from './nats/replicas.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -31,10 +33,24 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec cancel <id>                                  cancel a running or waiting execution
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
+  smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
 
-NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data.`;
+NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data,
+shared by the commands of that folder and stopped when the last of them ends.`;
 
-const out = (s: string) => process.stdout.write(s + '\n');
+/** Output into a closed pipe (`| head -1`) is dropped, quietly; the command still finishes its work. */
+let stdoutClosed = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  stdoutClosed = true;
+});
+process.stderr.on('error', () => undefined); // nowhere left to report it
+const out = (s: string) => { if (!stdoutClosed) process.stdout.write(s + '\n'); };
+
+/** Set by SIGINT (130) or SIGTERM (143): the code the command exits with. */
+let interruptedWith: number | undefined;
+/** What an interrupt stops first: the engine, when the command hosts an execution. */
+let onInterrupt: (() => Promise<void>) | undefined;
 
 async function main(argv: string[]): Promise<number> {
   const { values: opts, positionals } = parseArgs({
@@ -63,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       need(1, '<file> [--input JSON]');
       const definition = parseDefinition(await readText(args[0]), args[0]);
-      const input = opts.input === undefined ? {} : parseJsonArg(opts.input, '--input');
+      const input = opts.input === undefined ? {} : await readInput(opts.input);
       return withEngine(async (engine) => {
         return follow(await engine.start({ definition, input, executionId: opts.id }));
       });
@@ -128,6 +144,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'nats':
+      return natsCommand(args[0], out, (s) => process.stderr.write(s + '\n'));
     case 'serve': case 'edge': case 'worker': {
       await runService({ edge: command !== 'worker', worker: command !== 'edge' });
       return new Promise<number>(() => undefined); // serves until a signal stops it
@@ -153,6 +171,10 @@ function replay(records: StoredRecord[], executionId: string, json: boolean): nu
 /** Print transitions until the execution ends or waits; exit status from its outcome. */
 async function follow(runner: ExecutionRunner): Promise<number> {
   const { status, snapshot } = await runner.settled();
+  if (interruptedWith !== undefined) {
+    out(`interrupted: the execution stays as recorded; continue it with smartspec resume ${runner.executionId}`);
+    return interruptedWith;
+  }
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
@@ -165,29 +187,36 @@ async function follow(runner: ExecutionRunner): Promise<number> {
   return status === 'COMPLETED' ? 0 : 1;
 }
 
-async function withNats<T>(fn: (h: NatsHandle) => Promise<T>): Promise<T> {
-  const handle = await openNats(`smartspec-cli:${process.pid}`);
+async function withNats<T>(fn: (h: NatsHandle & { replicas: number }) => Promise<T>): Promise<T> {
+  const replicas = replicasFromEnv();
+  const handle = await openNats(`smartspec-cli:${process.pid}`, process.env, process.argv.slice(2).join(' '));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interruptedWith !== undefined) process.exit(interruptedWith); // a second Ctrl-C: at once
+    interruptedWith = signal === 'SIGINT' ? 130 : 143;
+    // A hosted execution is stopped (it stays as recorded) and the command unwinds, releasing
+    // NATS; anything else has nothing to finish. Either way, never hang on the way out.
+    const stopping = onInterrupt?.() ?? Promise.resolve();
+    void stopping.finally(() => setTimeout(() => void handle.close().finally(() => process.exit(interruptedWith)), onInterrupt ? 5000 : 0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    return await fn(handle);
+    if (replicas !== undefined) await reconcileReplicas(handle.nc, replicas, (m) => process.stderr.write(`note: ${m}\n`));
+    return await fn({ ...handle, replicas: replicas ?? 1 });
   } finally {
     await handle.close();
   }
 }
 
 async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> {
-  return withNats(async ({ nc }) => fn(await EventLog.open(nc)));
+  return withNats(async ({ nc, replicas }) => fn(await EventLog.open(nc, { replicas })));
 }
 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
-  return withNats(async ({ nc }) => {
+  return withNats(async ({ nc, replicas }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
-    const interrupt = () => {
-      out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
-      void engine.close().then(() => process.exit(130));
-    };
-    process.once('SIGINT', interrupt);
-    process.once('SIGTERM', interrupt);
+    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    onInterrupt = () => engine.close();
     try {
       return await fn(engine);
     } finally {
@@ -201,6 +230,18 @@ async function readText(path: string): Promise<string> {
     return await readFile(path, 'utf8');
   } catch (err) {
     throw new InvalidInputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
+/** `--input JSON`, or `--input @file` with a JSON or YAML file. */
+async function readInput(arg: string): Promise<unknown> {
+  if (!arg.startsWith('@')) return parseJsonArg(arg, '--input');
+  const path = arg.slice(1);
+  const text = await readText(path);
+  try {
+    return parseDocument(text, path);
+  } catch (err) {
+    throw new InvalidInputError(`--input ${err instanceof DefinitionError ? err.issues[0].message : (err as Error).message}`);
   }
 }
 
@@ -219,7 +260,7 @@ function positiveInt(text: string, flag: string): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => process.exit(interruptedWith ?? code),
   (err) => {
     if (err instanceof DefinitionError) {
       process.stderr.write(`error: invalid definition\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}\n`);

@@ -14,6 +14,7 @@ import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
 import { openNats } from '../nats/embedded.js';
+import { reconcileReplicas } from '../nats/replicas.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
 import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
@@ -22,12 +23,14 @@ import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
+import { SmartSpecError } from '../errors.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
   ACK_WAIT_MS: z.coerce.number().int().min(200).max(3_600_000).default(30_000),
   MAX_DELIVER: z.coerce.number().int().min(1).max(10_000).default(50),
   NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  SMARTSPEC_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
 });
 
 function loadWorkerConfig(env: NodeJS.ProcessEnv) {
@@ -40,84 +43,116 @@ export interface RunningService {
   /** The edge's base URL, when this process runs the edge. */
   url?: string;
   engine?: Engine;
-  /** Stop serving: the edge closes, the worker hands its un-acked commands back, NATS closes. */
-  stop(): Promise<void>;
+  /**
+   * Stop serving: the edge closes; the worker takes no more commands, lets
+   * running steps finish for up to `graceMs` (default 0), then hands every
+   * execution it still hosts back to the other workers; NATS closes.
+   */
+  stop(graceMs?: number): Promise<void>;
+  /** SMARTSPEC_SHUTDOWN_GRACE_MS: the grace period a signal gives (runService). */
+  shutdownGraceMs: number;
 }
 
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
-  const logger = createEdgeLogger(config);
-  const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
+  const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
+  const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
+  const nats = await openNats(`smartspec-${role}:${process.pid}`, env, role);
   const { nc } = nats;
-  if (nats.server) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
+  if (nats.started) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
-
-  const replicas = workerConfig.NATS_REPLICAS;
-  const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
-  const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
-  const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
-  const stops: (() => Promise<void>)[] = [];
-  const registry = new Registry(); // one /metrics for the edge and the engine in this process
-  let engine: Engine | undefined;
-  let url: string | undefined;
-
-  if (roles.worker) {
-    engine = await Engine.create({
-      nc,
-      log,
-      index,
-      snapshots,
-      executors: cliExecutors(),
-      owner: `worker pid ${process.pid} on ${hostname()}`,
-      onError: (err, what) => logger.warn({ err }, what),
-      onRecord: engineMetrics(registry),
-    });
-    const worker = new Worker({ engine, bus, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
-    await worker.start();
-    stops.push(() => worker.stop());
-    logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
-  }
-
-  if (roles.edge) {
-    const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
-    await index.watch();
-    stops.push(async () => index.close());
-    const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
-    const app = createEdgeApp({
-      config,
-      logger,
-      metricsRegistry: registry,
-      routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
-      readiness: async () => {
-        if (nc.isClosed()) return 'NATS connection closed';
-        await nc.flush();
-        return true;
-      },
-    });
-    const server = await startEdgeServer(app, config.port);
-    url = server.url;
-    stops.unshift(async () => { await server.close(); await app.close(); });
-    logger.info({ url: server.url }, 'edge listening');
-  }
-
+  const stops: ((graceMs: number) => Promise<void>)[] = [];
   let stopped: Promise<void> | undefined;
-  const stop = () =>
+  const stop = (graceMs = 0) =>
     (stopped ??= (async () => {
-      for (const s of stops) await s().catch((err) => logger.warn({ err }, 'shutdown step failed'));
+      // The edge and the worker stop side by side: open SSE streams must not delay the hand-back.
+      await Promise.all(stops.map((s) => s(graceMs).catch((err) => logger.warn({ err }, 'shutdown step failed'))));
       await nats.close();
     })());
-  return { url, engine, stop };
+  try {
+    const { url, engine } = await startRoles();
+    return { url, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
+  } catch (err) {
+    await stop(); // what was started (the worker, the embedded nats-server's lease) does not outlive a failed start
+    throw err;
+  }
+
+  async function startRoles(): Promise<{ url?: string; engine?: Engine }> {
+    const replicas = workerConfig.NATS_REPLICAS;
+    const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
+    const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
+    const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
+    // Set explicitly: streams made earlier with another count are brought to it (unset: left alone).
+    if (env.NATS_REPLICAS?.trim()) await reconcileReplicas(nc, replicas, (m) => logger.warn(m));
+    const registry = new Registry(); // one /metrics for the edge and the engine in this process
+    let engine: Engine | undefined;
+    let url: string | undefined;
+
+    if (roles.worker) {
+      engine = await Engine.create({
+        nc,
+        log,
+        index,
+        snapshots,
+        executors: cliExecutors(),
+        owner: `worker pid ${process.pid} on ${hostname()}`,
+        onError: (err, what) => logger.warn({ err }, what),
+        onRecord: engineMetrics(registry),
+      });
+      const worker = new Worker({ engine, bus, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      await worker.start();
+      stops.push((graceMs) => worker.stop(graceMs));
+      logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
+    }
+
+    if (roles.edge) {
+      const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
+      await index.watch();
+      let closeServer: () => Promise<void> = async () => {}; // set once the server listens
+      stops.push(async () => { await closeServer(); index.close(); });
+      const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
+      const app = createEdgeApp({
+        config,
+        logger,
+        metricsRegistry: registry,
+        routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
+        readiness: async () => {
+          if (nc.isClosed()) return 'NATS connection closed';
+          await nc.flush();
+          return true;
+        },
+      });
+      const server = await startEdgeServer(app, config.port).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE') throw err;
+        throw new SmartSpecError('PORT_IN_USE', `port ${config.port} is already in use: set PORT to a free port (PORT=0 picks one)`);
+      });
+      url = server.url;
+      closeServer = async () => { await server.close(); await app.close(); };
+      logger.info({ url: server.url }, 'edge listening');
+    }
+
+    return { url, engine };
+  }
 }
 
-/** The CLI's `serve`, `edge` and `worker`: run until SIGINT or SIGTERM. */
+/**
+ * The CLI's `serve`, `edge` and `worker`: run until SIGINT or SIGTERM, then
+ * shut down gracefully (SMARTSPEC_SHUTDOWN_GRACE_MS) and exit 130 (SIGINT) or
+ * 0 (SIGTERM: a clean stop, as containers are stopped). A second signal exits
+ * at once; executions still held then go to other workers after ACK_WAIT_MS.
+ */
 export async function runService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<void> {
   const service = await startService(roles, env);
-  const shutdown = async () => {
-    process.stdout.write('shutting down: running executions stay recorded and continue on another worker\n');
-    await service.stop();
-    process.exit(0);
+  let shuttingDown = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    const code = signal === 'SIGINT' ? 130 : 0;
+    if (shuttingDown) process.exit(code);
+    shuttingDown = true;
+    process.stdout.write(`shutting down (${signal}): running steps may finish for ${service.shutdownGraceMs} ms, then running executions continue on another worker\n`);
+    await service.stop(service.shutdownGraceMs);
+    process.exit(code);
   };
-  process.once('SIGINT', () => void shutdown());
-  process.once('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }

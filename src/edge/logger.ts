@@ -5,7 +5,8 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { EdgeConfig } from './config.js';
 
-export function createEdgeLogger(config: Pick<EdgeConfig, 'logLevel'>, destination?: DestinationStream): Logger {
-  const options = { level: config.logLevel, base: { service: 'smartspec-edge' }, timestamp: pino.stdTimeFunctions.isoTime };
+/** `service` names the process in every line: smartspec-edge, smartspec-worker, smartspec-serve. */
+export function createEdgeLogger(config: Pick<EdgeConfig, 'logLevel'>, destination?: DestinationStream, service = 'smartspec-edge'): Logger {
+  const options = { level: config.logLevel, base: { service }, timestamp: pino.stdTimeFunctions.isoTime };
   return destination ? pino(options, destination) : pino(options);
 }

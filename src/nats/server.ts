@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NatsServerNotFoundError, SmartSpecError } from '../errors.js';
@@ -23,6 +23,11 @@ export interface NatsServerOptions {
   args?: string[];
   /** Where the server writes its log; default: discarded. */
   logFile?: string;
+  /**
+   * Run in its own session, outliving this process (the shared embedded
+   * server); its stderr goes to this file instead of a pipe to us.
+   */
+  detached?: { stderrFile: string };
 }
 
 export interface NatsServer {
@@ -64,13 +69,17 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     ...(options.logFile ? ['-l', options.logFile] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderrFd = options.detached ? openSync(options.detached.stderrFile, 'w') : undefined;
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', stderrFd ?? 'pipe'], detached: Boolean(options.detached) });
+  if (stderrFd !== undefined) closeSync(stderrFd);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  const stderrText = () => (options.detached ? readTail(options.detached.stderrFile) : stderr);
   let exited = false;
   const exitedPromise = new Promise<void>((res) => child.once('exit', () => { exited = true; res(); }));
 
-  const port = await waitForPort(portsDir, child.pid!, () => exited, () => stderr);
+  const port = await waitForPort(portsDir, child.pid!, () => exited, stderrText);
+  if (options.detached) child.unref(); // not waited for: it belongs to no single process
   const url = `nats://127.0.0.1:${port}`;
   const stopWith = async (signal: NodeJS.Signals) => {
     if (exited) return;
@@ -97,6 +106,14 @@ async function waitForPort(portsDir: string, pid: number, exited: () => boolean,
     await sleep(20);
   }
   throw new SmartSpecError('NATS_SERVER_FAILED', `nats-server did not report its port within 15 s: ${stderr().trim()}`);
+}
+
+function readTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-4000);
+  } catch {
+    return '';
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

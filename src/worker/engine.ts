@@ -171,6 +171,20 @@ export class Engine {
     return runner;
   }
 
+  private holding = false;
+
+  /**
+   * First half of a graceful shutdown: start no new step in any execution
+   * hosted here (or hosted from now on), and wait up to `graceMs` for the
+   * steps in flight to finish and be recorded.
+   */
+  async holdNewSteps(graceMs: number): Promise<void> {
+    this.holding = true;
+    for (const r of this.runners.values()) r.holdNewSteps();
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && [...this.runners.values()].some((r) => r.busy)) await new Promise((res) => setTimeout(res, 20));
+  }
+
   /** Stop hosting everything (shutdown). Executions stay as recorded and can be continued elsewhere. */
   async close(): Promise<void> {
     for (const r of this.runners.values()) r.stop();
@@ -214,6 +228,7 @@ export class Engine {
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;
     this.runners.get(id)?.stop(); // never two runners for one execution in one process
+    if (this.holding) runner.holdNewSteps();
     this.subs.get(id)?.unsubscribe();
     this.runners.set(id, runner);
     const sub = this.nc.subscribe(controlSubject(id), {

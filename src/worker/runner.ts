@@ -65,6 +65,8 @@ export class ExecutionRunner {
   private readonly starting = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** Shutting down: steps in flight finish and are recorded, no new one starts. */
+  private holding = false;
   private sinceSnapshot = 0;
   /** Identifies this runner's appends (message ids), so another writer never looks like a retry of ours. */
   private readonly writer = randomUUID();
@@ -130,6 +132,16 @@ export class ExecutionRunner {
     await this.commit(event);
   }
 
+  /** Start no new step, retry or timer from now on; steps in flight finish and are recorded (shutdown). */
+  holdNewSteps(): void {
+    this.holding = true;
+  }
+
+  /** A step runs or an outcome is being appended: stopping now would waste or repeat work. */
+  get busy(): boolean {
+    return !this.stopped && (this.inflight.size > 0 || this.reporting.size > 0 || this.starting.size > 0);
+  }
+
   /** Stop hosting without writing anything (shutdown, passivation). */
   stop(): void {
     if (this.stopped) return;
@@ -185,7 +197,7 @@ export class ExecutionRunner {
     }
     if (!stage && allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
 
-    for (const step of stage?.steps ?? []) {
+    for (const step of this.holding ? [] : stage?.steps ?? []) {
       const phase = phases[step.id];
       if (phase === 'pending') this.begin(step, snap);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);

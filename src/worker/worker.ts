@@ -36,6 +36,8 @@ export class Worker {
   private stopping = false;
   private messages?: { stop(): void; close(): Promise<void | Error> };
   private loop?: Promise<void>;
+  /** Commands being handled (held while their execution runs here). */
+  private readonly handling = new Set<Promise<void>>();
 
   constructor(private readonly options: WorkerOptions) {}
 
@@ -48,23 +50,41 @@ export class Worker {
     this.loop = (async () => {
       for await (const msg of messages) {
         while (this.running >= concurrency && !this.stopping) await new Promise<void>((r) => (this.slotFreed = r));
-        if (this.stopping) break;
+        // Delivered but not taken: straight back to the stream for another worker.
+        if (this.stopping) { msg.nak(); continue; }
         this.running++;
-        void this.handle(msg).finally(() => {
+        const handling = this.handle(msg).finally(() => {
           this.running--;
+          this.handling.delete(handling);
           this.slotFreed?.();
         });
+        this.handling.add(handling);
       }
     })();
   }
 
-  /** Stop taking commands and hosting executions; un-acked commands go to other workers. */
-  async stop(): Promise<void> {
+  /**
+   * Stop taking commands; let the steps in flight finish for up to `graceMs`
+   * (starting no new ones), then stop hosting: the command of every execution
+   * not finished here is handed back (nak, no delay), so another worker
+   * continues it at once. Nothing unfinished is acknowledged.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    const { engine } = this.options;
     this.stopping = true;
     this.slotFreed?.();
     this.messages?.stop();
-    await this.options.engine.close();
+    await engine.holdNewSteps(graceMs);
+    await engine.close();
     await this.loop?.catch(() => undefined);
+    // A command whose handling was under way may have hosted its execution after close(): stop again.
+    // (Bounded: a command still unanswered after that is redelivered after the ack wait.)
+    const deadline = Date.now() + 10_000;
+    while (this.handling.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.handling]), new Promise((r) => setTimeout(r, 100))]);
+      if (this.handling.size > 0) await engine.close();
+    }
+    await engine.nc.flush().catch(() => undefined); // the naks leave before the connection closes
   }
 
   private async handle(msg: JsMsg): Promise<void> {
@@ -160,6 +180,11 @@ export class Worker {
     try {
       const outcome = await runner.settled();
       if (outcome.status === 'WAITING') engine.release(executionId);
+      else if (!isTerminal(outcome.status)) {
+        // Stopped while it runs (shutdown): unfinished, so never acked; another worker continues it now.
+        log.info('handing the execution back to another worker');
+        return msg.nak();
+      }
       msg.ack();
     } catch (err) {
       // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.
