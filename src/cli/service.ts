@@ -22,6 +22,8 @@ import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
+import { payloadLimitsFromEnv } from '../payloads/config.js';
+import { PayloadStore } from '../payloads/store.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -47,6 +49,7 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const payloadLimits = payloadLimitsFromEnv(env);
   const logger = createEdgeLogger(config);
   const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
   const { nc } = nats;
@@ -55,6 +58,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
 
   const replicas = workerConfig.NATS_REPLICAS;
   const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
+  const payloads = new PayloadStore(nc, { limits: payloadLimits, replicas });
   const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
   const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const stops: (() => Promise<void>)[] = [];
@@ -68,6 +72,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       log,
       index,
       snapshots,
+      payloads,
       executors: cliExecutors(),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
@@ -83,7 +88,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
     await index.watch();
     stops.push(async () => index.close());
-    const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
+    const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads };
     const app = createEdgeApp({
       config,
       logger,

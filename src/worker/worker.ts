@@ -164,7 +164,8 @@ export class Worker {
     } catch (err) {
       // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.
       log.warn({ err: describe(err) }, 'stopped hosting the execution');
-      if (err instanceof SmartSpecError && err.code === 'CONCURRENT_WRITE') msg.ack();
+      // Not retryable (e.g. a record NATS refuses as too large): delivering the command again would only repeat it.
+      if (err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || !err.retryable)) msg.ack();
       else msg.nak(2000);
     } finally {
       clearInterval(heartbeat);
