@@ -23,6 +23,7 @@ import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
+import { inspectValue, NestingTooDeepError } from '../payloads/refs.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -85,7 +86,14 @@ export class Engine {
     if (this.runners.has(executionId)) throw new ExecutionExistsError(executionId);
     const definition = req.definition;
     // Checked and, when large, stored before anything is hosted or recorded.
-    const input = await this.payloads.accept(executionId, req.input ?? {}, { what: 'the input', tooDeepCode: 'INPUT_TOO_DEEP' });
+    let input: unknown;
+    try {
+      const { tooDeepAt } = inspectValue(definition, this.payloads.limits.maxNesting);
+      if (tooDeepAt !== undefined) throw new NestingTooDeepError('the definition', this.payloads.limits.maxNesting, tooDeepAt);
+      input = await this.payloads.accept(executionId, req.input ?? {}, { what: 'the input' });
+    } catch (err) {
+      throw this.refusedStart(executionId, err);
+    }
     if (this.runners.has(executionId)) throw new ExecutionExistsError(executionId);
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
@@ -93,10 +101,21 @@ export class Engine {
       await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}) });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
-      throw err;
+      throw this.refusedStart(executionId, err);
     }
     runner.kick();
     return runner;
+  }
+
+  /**
+   * A start that can never be recorded (input too deep or too large, a record NATS refuses):
+   * the index entry the edge wrote for it goes, so no PENDING entry waits for it forever.
+   */
+  private refusedStart(executionId: string, err: unknown): unknown {
+    if (err instanceof SmartSpecError && !err.retryable) {
+      this.options.index?.remove(executionId).catch((e) => this.options.onError?.(e, 'execution index removal'));
+    }
+    return err;
   }
 
   /**

@@ -219,7 +219,7 @@ export class ExecutionRunner {
   private complete(snap: WorkflowSnapshot): void {
     const output = finalOutput(snap);
     const { inlineMaxBytes } = this.deps.payloads.limits;
-    if (this.starting.has('complete') || !output || typeof output !== 'object' || isPayloadRef(output) || JSON.stringify(output).length * 3 <= inlineMaxBytes) {
+    if (this.starting.has('complete') || !output || typeof output !== 'object' || isPayloadRef(output) || Buffer.byteLength(JSON.stringify(output)) <= inlineMaxBytes) {
       return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output });
     }
     this.starting.add('complete');

@@ -15,6 +15,9 @@ import { replayWithPayloads } from '../../src/payloads/verify.js';
 import { loadExecution, summarize } from '../../src/log/views.js';
 import { PAYLOADS_BUCKET } from '../../src/nats/names.js';
 import { def, stepEvents, useEngine } from '../support/engine.js';
+import { until } from '../support/processes.js';
+import { ExecutionIndex } from '../../src/registry/executionIndex.js';
+import { Engine } from '../../src/worker/engine.js';
 import { DEFAULT_MAX_PAYLOAD, useNatsServerWithDefaultPayload } from '../support/natsDefaultPayload.js';
 
 const nats = useNatsServerWithDefaultPayload();
@@ -80,7 +83,7 @@ describe('large values by reference', () => {
         id: 'big-output',
         steps: [
           { id: 'fetch', type: 'http', request: { method: 'GET', url: `${base}/big` } },
-          { id: 'pick', type: 'transform', value: { marker: '{{steps.fetch.output.body.marker}}', third: '{{steps.fetch.output.body.items.2}}' } },
+          { id: 'pick', type: 'transform', when: '{{steps.fetch.output.body.marker}}', value: { marker: '{{steps.fetch.output.body.marker}}', third: '{{steps.fetch.output.body.items.2}}' } },
           { id: 'send', type: 'http', request: { method: 'POST', url: `${base}/echo`, body: '{{steps.fetch.output.body}}' } },
         ],
       }),
@@ -193,11 +196,40 @@ describe('large values by reference', () => {
     expect(await engine.payloads.resolve(started.input)).toEqual(input);
   });
 
-  it('an input nested 4,500 levels deep is refused before anything is recorded', async () => {
-    const engine = await fx.engine();
+  it('an input nested 4,500 levels deep is refused before anything is recorded, and its PENDING index entry goes', async () => {
+    const index = await ExecutionIndex.open(fx.nc);
+    const engine = await Engine.create({ nc: fx.nc, log: fx.log, index });
     const executionId = newId('deep-input');
+    const now = new Date().toISOString();
+    await index.put({ executionId, workflowId: 'x', status: 'PENDING', createdAt: now, updatedAt: now }); // as the edge writes it
     await expect(engine.start({ executionId, input: JSON.parse(DEEP_JSON), definition: def({ id: 'x', steps: [{ id: 'a', type: 'transform', value: 1 }] }) })).rejects.toMatchObject({ code: 'INPUT_TOO_DEEP' });
     expect(await fx.log.last(executionId)).toBeNull();
+    await until('the index entry to go', async () => (await index.get(executionId)) === undefined);
+    await engine.close();
+  });
+
+  it('a parallel last stage whose outputs are small one by one but large together completes with a small record', async () => {
+    const engine = await fx.engine();
+    const ids = Array.from({ length: 20 }, (_, i) => `part${i}`);
+    const runner = await engine.start({
+      executionId: newId('wide'),
+      input: { chunk: 'c'.repeat(60_000) },
+      definition: def({
+        id: 'wide-end',
+        steps: [{ id: 'first', type: 'transform', value: 1 }, ...ids.map((id) => ({ id, type: 'transform', value: { id, chunk: '{{input.chunk}}' } }))],
+        parallel: [ids],
+      }),
+    });
+    const outcome = await runner.settled();
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error)).toBe('COMPLETED');
+    const records = await fx.log.read(runner.executionId);
+    const completed = records.at(-1)!.record as { type: string; output: Record<string, unknown> };
+    expect(completed.type).toBe('ExecutionCompleted');
+    expect(recordBytes(completed)).toBeLessThan(20 * 1024);
+    expect(Object.values(completed.output).every(isPayloadRef)).toBe(true);
+    const output = (await engine.payloads.resolveDeep(completed.output)) as Record<string, { id: string; chunk: string }>;
+    expect(output.part7).toEqual({ id: 'part7', chunk: 'c'.repeat(60_000) });
+    expect((await replayWithPayloads(runner.executionId, records, engine.payloads)).ok).toBe(true);
   });
 
   it('replay detects a stored value that was replaced in the bucket', async () => {
