@@ -90,3 +90,24 @@ describe('large and deep submissions', () => {
     expect(done.steps.approve.output).toEqual(payload);
   });
 });
+
+describe('a submission the edge cannot publish', () => {
+  // Last in the file: it takes the command stream away.
+  it('gets 503 and leaves no PENDING entry behind', async () => {
+    const base = await service();
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const { connectNats } = await import('../../src/nats/connect.js');
+    const nc = await connectNats(nats.url, 'test-admin');
+    try {
+      await (await jetstreamManager(nc)).streams.delete('SMARTSPEC_COMMANDS');
+      const workflowId = uniq('unpublished');
+      const executionId = uniq('unpublished-run');
+      const r = await http(base, 'POST', '/executions', { executionId, definition: { id: workflowId, steps: [{ id: 'a', type: 'transform', value: 1 }] } });
+      expect(r.status, r.text).toBe(503);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      await expectNoTrace(base, executionId, workflowId);
+    } finally {
+      await nc.close();
+    }
+  });
+});
