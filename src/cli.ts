@@ -222,7 +222,8 @@ function positiveInt(text: string, flag: string): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // A large output to a pipe is still being written: exit once it is out, not cut short.
+  (code) => process.stdout.write('', () => process.exit(code)),
   (err) => {
     if (err instanceof DefinitionError) {
       process.stderr.write(`error: invalid definition\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}\n`);
