@@ -30,6 +30,11 @@ export interface ValueShape {
   depth: number;
   /** Whether an object shaped like a ref occurs anywhere inside. */
   hasRefShape: boolean;
+  /**
+   * An upper bound of the size of its JSON in bytes (a UTF-16 unit is at most
+   * 6 bytes escaped), so that a small value is known small without serialising it.
+   */
+  maxJsonBytes: number;
 }
 
 /**
@@ -40,17 +45,27 @@ export interface ValueShape {
 export function inspectValue(value: unknown, maxDepth: number): ValueShape & { tooDeepAt?: string } {
   let depth = 0;
   let hasRefShape = false;
+  let maxJsonBytes = 0;
   const stack: { v: unknown; d: number; path: string }[] = [{ v: value, d: 1, path: '' }];
   while (stack.length > 0) {
     const { v, d, path } = stack.pop()!;
+    maxJsonBytes += 1; // the comma or colon before it
+    if (typeof v === 'string') maxJsonBytes += 6 * v.length + 2;
+    else if (v === null || typeof v !== 'object') maxJsonBytes += 24; // number, boolean, null
     if (v === null || typeof v !== 'object') continue;
-    if (d > maxDepth) return { depth: d, hasRefShape, tooDeepAt: path || '(top)' };
+    if (d > maxDepth) return { depth: d, hasRefShape, maxJsonBytes, tooDeepAt: path || '(top)' };
     if (d > depth) depth = d;
     if (!hasRefShape && isPayloadRef(v)) hasRefShape = true;
+    maxJsonBytes += 2;
     if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], d: d + 1, path: d < 8 ? `${path}[${i}]` : path });
-    else for (const [k, child] of Object.entries(v)) stack.push({ v: child, d: d + 1, path: d < 8 ? (path ? `${path}.${k}` : k) : path });
+    else {
+      for (const [k, child] of Object.entries(v)) {
+        maxJsonBytes += 6 * k.length + 3;
+        stack.push({ v: child, d: d + 1, path: d < 8 ? (path ? `${path}.${k}` : k) : path });
+      }
+    }
   }
-  return { depth, hasRefShape };
+  return { depth, hasRefShape, maxJsonBytes };
 }
 
 /** A value (input, signal payload) nests deeper than SMARTSPEC_MAX_NESTING. */

@@ -59,6 +59,7 @@ export class PayloadStore {
     }
     const shape = inspectValue(value, this.limits.maxNesting);
     if (shape.tooDeepAt !== undefined) throw new NestingTooDeepError(opts.what, this.limits.maxNesting, shape.tooDeepAt, opts.tooDeepCode);
+    if (!shape.hasRefShape && shape.maxJsonBytes <= this.limits.inlineMaxBytes) return value; // small for certain: not serialised here
     const json = JSON.stringify(value);
     // Cheap bound first: a string of n UTF-16 units is at most 3n bytes of UTF-8.
     const bytes = json.length * 3 <= this.limits.inlineMaxBytes ? json.length : Buffer.byteLength(json);
