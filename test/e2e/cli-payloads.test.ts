@@ -56,5 +56,5 @@ describe('smartspec CLI and values kept by reference', () => {
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toMatch(/stored value FAIL the object behind obj:smartspec_payloads\/\S+ was altered/);
     expect(tampered.stdout).toContain('replay FAILED');
-  });
+  }, 120_000); // four CLI processes, each compiling on start: slow on a busy machine
 });

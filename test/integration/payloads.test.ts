@@ -112,7 +112,7 @@ describe('large values by reference', () => {
     // Reads resolve the ref: the summary shows the output itself.
     const summary = (await engine.payloads.resolveDeep(summarize(await loadExecution(fx.log, runner.executionId)))) as ReturnType<typeof summarize>;
     expect(summary.steps.fetch.output).toEqual({ status: 200, body: BIG });
-  });
+  }, 90_000);
 
   it('a 100 MB http response fails the step with OUTPUT_TOO_LARGE after one attempt, and the execution is FAILED', async () => {
     const engine = await fx.engine();
@@ -130,7 +130,7 @@ describe('large values by reference', () => {
     expect(stepEvents(records, 'StepStarted')).toEqual(['fetch']);
     expect(records.at(-1)!.record.type).toBe('ExecutionFailed');
     expect(requests.get('/huge')).toBe(1);
-  });
+  }, 90_000);
 
   it('an output nested 4,500 levels deep fails with OUTPUT_TOO_DEEP after one attempt', async () => {
     const engine = await fx.engine();
