@@ -426,6 +426,9 @@ function smallerEvent(event: WorkflowEvent, err: MessageTooLargeError, snap: Wor
       return { type: 'ExecutionFailed', error: error('the output of the execution') };
     case 'ExecutionFailed':
       return event.error.code === 'RECORD_TOO_LARGE' ? undefined : { type: 'ExecutionFailed', ...(event.stepId ? { stepId: event.stepId } : {}), error: error(`the error ${event.error.code} of the execution`) };
+    case 'ExecutionCancelled':
+      // A cancel must take effect whatever its reason (a command from another system may carry any).
+      return event.reason && event.reason.length > 1000 ? { type: 'ExecutionCancelled', reason: `${event.reason.slice(0, 1000)}… (cut: the whole reason was too large to record)` } : undefined;
     default:
       return undefined;
   }

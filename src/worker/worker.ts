@@ -164,8 +164,8 @@ export class Worker {
     } catch (err) {
       // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.
       log.warn({ err: describe(err) }, 'stopped hosting the execution');
-      // Not retryable (e.g. a record NATS refuses as too large): delivering the command again would only repeat it.
-      if (err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || !err.retryable)) msg.ack();
+      // A record NATS refuses as too large would be refused again after every redelivery.
+      if (err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'RECORD_TOO_LARGE')) msg.ack();
       else msg.nak(2000);
     } finally {
       clearInterval(heartbeat);

@@ -166,6 +166,16 @@ describe('large values by reference', () => {
     expect((await replayWithPayloads(runner.executionId, records, engine.payloads)).ok).toBe(true);
   });
 
+  it('a cancel whose reason is too large to record still cancels (the reason is cut)', async () => {
+    const engine = await fx.engine();
+    const runner = await engine.start({ executionId: newId('cancel'), definition: def({ id: 'cancel-big', steps: [{ id: 'wait', type: 'signal' }] }) });
+    expect((await runner.settled()).status).toBe('WAITING');
+    await engine.cancel(runner.executionId, 'r'.repeat(2 * MB));
+    const last = (await fx.log.last(runner.executionId))!.record as { type: string; reason: string };
+    expect(last.type).toBe('ExecutionCancelled');
+    expect(last.reason).toMatch(/^r{1000}… \(cut/);
+  });
+
   it('a large input and a large signal payload travel as refs and templates read into them', async () => {
     const engine = await fx.engine();
     const input = { user: 'ana', blob: 'i'.repeat(2 * MB) };
