@@ -55,7 +55,7 @@ export class PayloadStore {
    */
   async prepare(executionId: string, value: unknown, opts: PrepareOptions): Promise<unknown> {
     if (value === undefined || value === null || typeof value !== 'object') {
-      if (typeof value !== 'string' || value.length <= this.limits.inlineMaxBytes / 3) return value; // 3 bytes per UTF-16 unit at most
+      if (typeof value !== 'string' || value.length <= this.limits.inlineMaxBytes / 6) return value; // 6 bytes per UTF-16 unit at most, escaped
     }
     const shape = inspectValue(value, this.limits.maxNesting);
     if (shape.tooDeepAt !== undefined) throw new NestingTooDeepError(opts.what, this.limits.maxNesting, shape.tooDeepAt, opts.tooDeepCode);

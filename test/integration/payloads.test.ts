@@ -132,6 +132,22 @@ describe('large values by reference', () => {
     expect(requests.get('/huge')).toBe(1);
   }, 90_000);
 
+  it('a transform output over a configured maximum fails with OUTPUT_TOO_LARGE, not retried', async () => {
+    const payloads = new PayloadStore(fx.nc, { limits: { inlineMaxBytes: 64 * 1024, maxBytes: MB, maxNesting: 100 } });
+    const engine = await Engine.create({ nc: fx.nc, log: fx.log, payloads });
+    const runner = await engine.start({
+      executionId: newId('transform-max'),
+      input: { s: 's'.repeat(600_000) },
+      definition: def({ id: 'transform-max', steps: [{ id: 'twice', type: 'transform', value: ['{{input.s}}', '{{input.s}}'], retry: { maxAttempts: 3, initialDelayMs: 0 } }] }),
+    });
+    const outcome = await runner.settled();
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.snapshot.context.error).toMatchObject({ code: 'OUTPUT_TOO_LARGE', retryable: false, details: { maxBytes: MB } });
+    expect(outcome.snapshot.context.error?.message).toMatch(/the output of step 'twice' is 1200007 bytes, over the limit of 1048576 bytes/);
+    expect(stepEvents(await fx.log.read(runner.executionId), 'StepStarted')).toEqual(['twice']);
+    await engine.close();
+  });
+
   it('an output nested 4,500 levels deep fails with OUTPUT_TOO_DEEP after one attempt', async () => {
     const engine = await fx.engine();
     const runner = await engine.start({
