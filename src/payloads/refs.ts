@@ -77,6 +77,12 @@ export class NestingTooDeepError extends SmartSpecError {
   }
 }
 
+/** Refuse a value nested past the limit (INPUT_TOO_DEEP, naming where), before anything is written. */
+export function assertNesting(value: unknown, maxNesting: number, what: string): void {
+  const { tooDeepAt } = inspectValue(value, maxNesting);
+  if (tooDeepAt !== undefined) throw new NestingTooDeepError(what, maxNesting, tooDeepAt);
+}
+
 /** A value is over SMARTSPEC_PAYLOAD_MAX_BYTES. `code` is OUTPUT_TOO_LARGE for step outputs. */
 export class ValueTooLargeError extends SmartSpecError {
   constructor(what: string, bytes: number | undefined, maxBytes: number, code = 'PAYLOAD_TOO_LARGE') {

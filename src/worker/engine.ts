@@ -23,7 +23,7 @@ import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
-import { inspectValue, NestingTooDeepError } from '../payloads/refs.js';
+import { assertNesting } from '../payloads/refs.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -88,8 +88,7 @@ export class Engine {
     // Checked and, when large, stored before anything is hosted or recorded.
     let input: unknown;
     try {
-      const { tooDeepAt } = inspectValue(definition, this.payloads.limits.maxNesting);
-      if (tooDeepAt !== undefined) throw new NestingTooDeepError('the definition', this.payloads.limits.maxNesting, tooDeepAt);
+      assertNesting(definition, this.payloads.limits.maxNesting, 'the definition');
       input = await this.payloads.accept(executionId, req.input ?? {}, { what: 'the input' });
     } catch (err) {
       throw this.refusedStart(executionId, err);

@@ -73,6 +73,15 @@ describe('large and deep submissions', () => {
     await expectNoTrace(base, executionId, workflowId);
   });
 
+  it('a workflow whose definition nests 4,500 levels deep is not registered: 422', async () => {
+    const base = await service();
+    const workflowId = uniq('deep-workflow');
+    const body = `{"id":"${workflowId}","steps":[{"id":"a","type":"transform","value":${'['.repeat(4500)}${']'.repeat(4500)}}]}`;
+    const r = await http(base, 'POST', '/workflows', body, { 'content-type': 'application/json' });
+    expect(expectProblem(r, 422, 'INPUT_TOO_DEEP').detail).toMatch(/definition nests deeper than 100 levels \(at steps\[0\]\.value/);
+    expect((await http(base, 'GET', `/workflows/${workflowId}`)).status).toBe(404);
+  });
+
   it('a large signal payload is delivered and read by a later step', async () => {
     const base = await service();
     const r = await http(base, 'POST', '/executions', {

@@ -21,7 +21,7 @@ import { planResume } from '../../worker/resumePlan.js';
 import { validateRequest } from '../middleware/validate.js';
 import type { RouteDeps } from './deps.js';
 import { payloadLimitsFromEnv } from '../../payloads/config.js';
-import { inspectValue, NestingTooDeepError } from '../../payloads/refs.js';
+import { assertNesting } from '../../payloads/refs.js';
 import { PayloadStore } from '../../payloads/store.js';
 
 const WORKFLOW_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -62,12 +62,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   const payloads = deps.payloads ?? new PayloadStore(nc, { limits: payloadLimitsFromEnv() });
   const router = new Router();
 
-  /** Refuse a value nested past the limit before anything is written (422, naming where). */
-  function checkNesting(value: unknown, what: string) {
-    const { maxNesting } = payloads.limits;
-    const { tooDeepAt } = inspectValue(value, maxNesting);
-    if (tooDeepAt !== undefined) throw new NestingTooDeepError(what, maxNesting, tooDeepAt);
-  }
+  const checkNesting = (value: unknown, what: string) => assertNesting(value, payloads.limits.maxNesting, what);
 
   const idOf = (ctx: Context) => validateRequest(ctx, { params: idParams }).params.id;
 
