@@ -19,6 +19,7 @@ import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
 import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
 import type { Engine } from './engine.js';
 import type { ExecutionRunner } from './runner.js';
+import { assertNesting } from '../payloads/refs.js';
 
 export interface WorkerOptions {
   engine: Engine;
@@ -105,6 +106,8 @@ export class Worker {
     switch (type) {
       case 'start': {
         const c = command as Command<'start'>;
+        // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
+        assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
         try {
           return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget });
         } catch (err) {

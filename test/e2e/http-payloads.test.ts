@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { isPayloadRef } from '../../src/payloads/refs.js';
 import { DEFAULT_MAX_PAYLOAD, useNatsServerWithDefaultPayload } from '../support/natsDefaultPayload.js';
 import { http, useService, waitForStatus } from '../support/service.js';
-import { events, expectProblem, uniq } from './http-helpers.js';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connectNats } from '../../src/nats/connect.js';
+import { events, expectProblem, uniq, until } from './http-helpers.js';
 
 const nats = useNatsServerWithDefaultPayload();
 const start = useService(nats);
@@ -82,6 +84,27 @@ describe('large and deep submissions', () => {
     expect((await http(base, 'GET', `/workflows/${workflowId}`)).status).toBe(404);
   });
 
+  it('a start command published on NATS with a definition nested 4,500 levels deep is refused once and acked, never redelivered', async () => {
+    await service();
+    const nc = await connectNats(nats.url, 'test-publisher');
+    try {
+      const executionId = uniq('deep-command');
+      const body = `{"executionId":"${executionId}","definition":{"id":"deep","steps":[{"id":"a","type":"transform","value":${'['.repeat(4500)}${']'.repeat(4500)}}]}}`;
+      await jetstream(nc).publish('smartspec.cmd.start', body, { msgID: `start:${executionId}` });
+      const jsm = await jetstreamManager(nc);
+      const info = await until('the command to be handled', async () => {
+        const c = await jsm.consumers.info('SMARTSPEC_COMMANDS', 'smartspec-workers');
+        return c.num_pending === 0 && c.num_ack_pending === 0 ? c : undefined;
+      });
+      expect(info.num_redelivered).toBe(0);
+      expect((await http(await service(), 'GET', `/executions/${executionId}`)).status).toBe(404);
+      await new Promise((r) => setTimeout(r, 2500)); // past a nak's 2 s delay: nothing comes back
+      expect((await jsm.consumers.info('SMARTSPEC_COMMANDS', 'smartspec-workers')).num_redelivered).toBe(0);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('a large signal payload is delivered and read by a later step', async () => {
     const base = await service();
     const r = await http(base, 'POST', '/executions', {
@@ -104,8 +127,6 @@ describe('a submission the edge cannot publish', () => {
   // Last in the file: it takes the command stream away.
   it('gets 503 and leaves no PENDING entry behind', async () => {
     const base = await service();
-    const { jetstreamManager } = await import('@nats-io/jetstream');
-    const { connectNats } = await import('../../src/nats/connect.js');
     const nc = await connectNats(nats.url, 'test-admin');
     try {
       await (await jetstreamManager(nc)).streams.delete('SMARTSPEC_COMMANDS');
