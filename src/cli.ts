@@ -10,7 +10,9 @@ import { DefinitionError, ExecutionNotFoundError, InvalidInputError, SmartSpecEr
 import type { StoredRecord } from './log/records.js';
 import { EventLog } from './log/eventLog.js';
 import { SnapshotStore } from './log/snapshots.js';
-import { replayExecution } from './log/replay.js';
+import { payloadLimitsFromEnv } from './payloads/config.js';
+import { PayloadStore } from './payloads/store.js';
+import { replayWithPayloads } from './payloads/verify.js';
 import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
 import { Engine } from './worker/engine.js';
@@ -117,8 +119,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status': case 'events': case 'checkpoints': case 'replay': {
       need(1, '<id>');
-      return withLog(async (log) => {
-        if (command === 'replay') return replay(await log.read(args[0]), args[0], opts.json);
+      return withLog(async (log, payloads) => {
+        if (command === 'replay') return replay(await log.read(args[0]), args[0], opts.json, payloads);
         if (command === 'events') {
           const from = opts.from === undefined ? 0 : positiveInt(opts.from, '--from');
           const records = await log.read(args[0], from);
@@ -129,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
         }
         const loaded = await loadExecution(log, args[0]);
         if (command === 'status') {
-          const s = summarize(loaded);
+          const s = (await payloads.resolveDeep(summarize(loaded))) as ReturnType<typeof summarize>; // values kept by reference, read back
           if (opts.json) out(JSON.stringify(s, null, 2));
           else {
             out(`${s.executionId}  ${s.workflowId}  ${s.status}  ${stateText(s.state)}`);
@@ -156,12 +158,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Verify the hash chain and re-derive every state; exit 0 only when the whole history verifies. */
-function replay(records: StoredRecord[], executionId: string, json: boolean): number {
+async function replay(records: StoredRecord[], executionId: string, json: boolean, payloads: PayloadStore): Promise<number> {
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
-  const report = replayExecution(executionId, records);
+  const report = await replayWithPayloads(executionId, records, payloads);
   if (json) out(JSON.stringify(report, null, 2));
   else {
     for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
+    for (const p of report.payloads) if (!p.ok) out(`#${String(p.seq).padEnd(5)} stored value FAIL ${p.error}`);
     for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
     out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
   }
@@ -208,8 +211,8 @@ async function withNats<T>(fn: (h: NatsHandle & { replicas: number }) => Promise
   }
 }
 
-async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> {
-  return withNats(async ({ nc, replicas }) => fn(await EventLog.open(nc, { replicas })));
+async function withLog(fn: (log: EventLog, payloads: PayloadStore) => Promise<number>): Promise<number> {
+  return withNats(async ({ nc, replicas }) => fn(await EventLog.open(nc, { replicas }), new PayloadStore(nc, { limits: payloadLimitsFromEnv(), replicas })));
 }
 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
@@ -260,7 +263,8 @@ function positiveInt(text: string, flag: string): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(interruptedWith ?? code),
+  // A large output to a pipe is still being written: exit once it is out, not cut short.
+  (code) => process.stdout.write('', () => process.exit(interruptedWith ?? code)),
   (err) => {
     if (err instanceof DefinitionError) {
       process.stderr.write(`error: invalid definition\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}\n`);

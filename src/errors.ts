@@ -98,3 +98,13 @@ export function toErrorRecord(err: unknown): { code: string; message: string; re
   if (err instanceof Error) return { code: 'ERROR', message: err.message, retryable: false };
   return { code: 'ERROR', message: String(err), retryable: false };
 }
+
+/**
+ * NATS refused a message as too large (over max_payload, or the stream's
+ * max_msg_size). Not retryable: sending it again can only fail again.
+ */
+export class MessageTooLargeError extends SmartSpecError {
+  constructor(code: 'RECORD_TOO_LARGE' | 'COMMAND_TOO_LARGE', message: string, details: { bytes: number; maxBytes?: number }) {
+    super(code, message, { details });
+  }
+}

@@ -8,6 +8,7 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { MessageTooLargeError } from '../errors.js';
 import { ensureStream } from '../log/eventLog.js';
 import { COMMAND_SUBJECTS, COMMANDS_STREAM, commandSubject, EXECUTION_ID, type CommandType } from '../nats/names.js';
 
@@ -24,6 +25,8 @@ export const commandSchemas = {
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;
 
 export const WORKERS_CONSUMER = 'smartspec-workers';
+/** Room for a publish's headers (message id), which count against max_payload. */
+const HEADERS_BYTES = 512;
 
 export interface CommandBusOptions {
   replicas?: number;
@@ -37,7 +40,7 @@ export interface CommandBusOptions {
 }
 
 export class CommandBus {
-  private constructor(readonly js: JetStreamClient, readonly jsm: JetStreamManager) {}
+  private constructor(readonly js: JetStreamClient, readonly jsm: JetStreamManager, private readonly nc: NatsConnection) {}
 
   static async open(nc: NatsConnection, options: CommandBusOptions = {}): Promise<CommandBus> {
     const jsm = await jetstreamManager(nc);
@@ -49,15 +52,30 @@ export class CommandBus {
       num_replicas: options.replicas ?? 1,
       duplicate_window: 120_000_000_000,
     });
-    const bus = new CommandBus(jetstream(nc), jsm);
+    const bus = new CommandBus(jetstream(nc), jsm, nc);
     if (options.consumer) await bus.ensureConsumer(options.consumer);
     return bus;
   }
 
   /** Publish a command; `msgID` makes a repeat within two minutes a no-op. */
   async publish<T extends CommandType>(type: T, command: Command<T>, msgID: string): Promise<{ seq: number; duplicate: boolean }> {
-    const ack = await this.js.publish(commandSubject(type), JSON.stringify(command), { msgID, timeout: 5000, retries: 5 });
+    const data = this.encode(type, command);
+    const ack = await this.js.publish(commandSubject(type), data, { msgID, timeout: 5000, retries: 5 });
     return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * The command's bytes; refused (COMMAND_TOO_LARGE, not retryable) when NATS
+   * would refuse them. Large inputs and payloads travel as refs (src/payloads),
+   * so only a very large definition gets here.
+   */
+  encode<T extends CommandType>(type: T, command: Command<T>): Uint8Array {
+    const data = new TextEncoder().encode(JSON.stringify(command));
+    const maxBytes = this.nc.info?.max_payload;
+    if (maxBytes !== undefined && data.length + HEADERS_BYTES > maxBytes) {
+      throw new MessageTooLargeError('COMMAND_TOO_LARGE', `the ${type} command is ${data.length} bytes, over NATS's max_payload of ${maxBytes} bytes: make the definition or steps smaller (inputs and payloads of any size up to SMARTSPEC_PAYLOAD_MAX_BYTES are stored separately)`, { bytes: data.length, maxBytes });
+    }
+    return data;
   }
 
   /** The durable consumer all workers share: each command goes to one worker. */

@@ -24,6 +24,8 @@ import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
 import { SmartSpecError } from '../errors.js';
+import { payloadLimitsFromEnv } from '../payloads/config.js';
+import { PayloadStore } from '../payloads/store.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -56,6 +58,7 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const payloadLimits = payloadLimitsFromEnv(env);
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
   const nats = await openNats(`smartspec-${role}:${process.pid}`, env, role);
@@ -81,6 +84,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   async function startRoles(): Promise<{ url?: string; engine?: Engine }> {
     const replicas = workerConfig.NATS_REPLICAS;
     const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
+    const payloads = new PayloadStore(nc, { limits: payloadLimits, replicas });
     const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
     const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
     // Set explicitly: streams made earlier with another count are brought to it (unset: left alone).
@@ -95,6 +99,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         log,
         index,
         snapshots,
+        payloads,
         executors: cliExecutors(),
         owner: `worker pid ${process.pid} on ${hostname()}`,
         onError: (err, what) => logger.warn({ err }, what),
@@ -111,7 +116,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       await index.watch();
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
       stops.push(async () => { await closeServer(); index.close(); });
-      const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
+      const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads };
       const app = createEdgeApp({
         config,
         logger,

@@ -52,14 +52,18 @@ const RULES: Record<string, Rule> = {
   CONCURRENT_WRITE: { status: 409, title: 'Concurrent write' },
   BUDGET_EXCEEDED: { status: 409, title: 'Budget exceeded' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
+  COMMAND_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type' },
   // 422: well-formed JSON whose content is semantically invalid
   INVALID_DEFINITION: { status: 422, title: 'Invalid workflow definition' },
   VALIDATION_FAILED: { status: 422, title: 'Request validation failed' },
   NO_STEPS: { status: 422, title: 'No steps selected' },
+  INPUT_TOO_DEEP: { status: 422, title: 'Input nested too deeply' },
   RATE_LIMITED: { status: 429, title: 'Too Many Requests' },
   // Integrity failure of the checkpoint log: the operator and client must see which record.
   LOG_TAMPERED: { status: 500, title: 'Execution log failed verification', expose: true },
+  PAYLOAD_TAMPERED: { status: 500, title: 'Stored value failed verification', expose: true },
+  PAYLOAD_MISSING: { status: 500, title: 'Stored value missing', expose: true },
   NOT_READY: { status: 503, title: 'Service not ready', expose: true },
 };
 

@@ -55,6 +55,11 @@ export class Appender {
     this.sweep.unref();
   }
 
+  /** The server's max_payload (headers and body), once connected. */
+  get maxPayload(): number | undefined {
+    return this.nc.info?.max_payload;
+  }
+
   /** Publish with a message id and the expected last sequence of the subject. */
   publish(subject: string, data: Uint8Array, msgID: string, lastSubjectSequence: number): Promise<PubAck> {
     const h = headers();

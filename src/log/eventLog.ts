@@ -7,12 +7,16 @@
 import { randomUUID } from 'node:crypto';
 import { DeliverPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConcurrencyError, SmartSpecError } from '../errors.js';
+import { ConcurrencyError, MessageTooLargeError, SmartSpecError } from '../errors.js';
 import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
 import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
 import { Appender, PublishRejected } from './appender.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
+/** Room for an append's headers (message id, expected sequence), which count against max_payload. */
+const HEADERS_BYTES = 512;
+/** The stream's max_msg_size refused the message. */
+const MESSAGE_TOO_LARGE = 10054;
 /** How long a read waits for its consumer's first records before it reads by stream gets. */
 const CONSUMER_STALL_MS = 750;
 /** How long a read waits for the index to say where a history starts before it reads from the start. */
@@ -68,6 +72,9 @@ export class EventLog {
     const record = { hash, ...body } as LogRecord; // hash first: see ExecutionRunner.append
     const data = encoder.encode(json);
     const subject = executionSubject(record.executionId);
+    // Refused as too large, a record would be refused again on every retry: say so now, not after the deadline.
+    const maxPayload = this.appender.maxPayload;
+    if (maxPayload !== undefined && data.length + HEADERS_BYTES > maxPayload) throw recordTooLarge(record, data.length, maxPayload);
     const deadline = Date.now() + this.appendTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -81,6 +88,7 @@ export class EventLog {
         if (err instanceof PublishRejected && err.errCode === WRONG_LAST_SEQUENCE) {
           throw new ConcurrencyError(record.executionId, prev?.seq ?? 0, err);
         }
+        if ((err instanceof PublishRejected && err.errCode === MESSAGE_TOO_LARGE) || /max_payload/.test((err as Error).message)) throw recordTooLarge(record, data.length);
         if (err instanceof PublishRejected) throw new SmartSpecError('LOG_REJECTED', `the event log refused a record of ${record.executionId}: ${err.message}`, { cause: err });
         // Timeouts and outages: publish again with the same message id; if the first
         // one was stored, the server answers with that (duplicate) ack.
@@ -187,6 +195,11 @@ export class EventLog {
       await messages.close().catch(() => undefined);
     }
   }
+}
+
+function recordTooLarge(record: LogRecord, bytes: number, maxBytes?: number): MessageTooLargeError {
+  const limit = maxBytes === undefined ? 'the stream\'s maximum message size' : `NATS's max_payload of ${maxBytes} bytes`;
+  return new MessageTooLargeError('RECORD_TOO_LARGE', `the ${record.type} record of ${record.executionId} is ${bytes} bytes, over ${limit}`, { bytes, ...(maxBytes !== undefined ? { maxBytes } : {}) });
 }
 
 /** Create a stream, or leave an existing one as it is. */

@@ -52,6 +52,12 @@ export class ExecutionIndex {
     if (this.watching) this.apply(entry.executionId, entry, revision); // a listing shows this process's own writes at once
   }
 
+  /** Take an entry out (a submission that could not be published leaves nothing behind). */
+  async remove(executionId: string): Promise<void> {
+    await this.kv.delete(executionId);
+    this.entries.delete(executionId);
+  }
+
   /**
    * Record an execution's new status from its log, in the background: writes of
    * one execution go out in order and only the newest waiting one is written

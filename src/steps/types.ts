@@ -13,6 +13,8 @@ export interface StepRun<S extends Step = Step> {
   /** Tokens used so far by the execution and its budget (for llm steps). */
   usage: Usage;
   budget?: { maxTokens: number };
+  /** The largest output the step may produce (SMARTSPEC_PAYLOAD_MAX_BYTES); executors that read data stop there. */
+  maxOutputBytes?: number;
 }
 
 export interface StepResult {

@@ -21,6 +21,9 @@ import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
+import { payloadLimitsFromEnv } from '../payloads/config.js';
+import { PayloadStore } from '../payloads/store.js';
+import { assertNesting } from '../payloads/refs.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -33,6 +36,8 @@ export interface EngineOptions {
   snapshots?: SnapshotStore;
   /** Kept up to date with each execution's status, for listings. */
   index?: ExecutionIndex;
+  /** Where large values go (default: the `smartspec_payloads` bucket, limits from the environment). */
+  payloads?: PayloadStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
 }
@@ -59,6 +64,7 @@ export class Engine {
   private constructor(
     readonly nc: NatsConnection,
     readonly log: EventLog,
+    readonly payloads: PayloadStore,
     private readonly executors: StepExecutors,
     owner: string,
     private readonly options: EngineOptions,
@@ -68,7 +74,8 @@ export class Engine {
 
   static async create(options: EngineOptions): Promise<Engine> {
     const log = options.log ?? (await EventLog.open(options.nc));
-    return new Engine(options.nc, log, options.executors ?? defaultExecutors(), options.owner ?? `pid:${process.pid}`, options);
+    const payloads = options.payloads ?? new PayloadStore(options.nc, { limits: payloadLimitsFromEnv() });
+    return new Engine(options.nc, log, payloads, options.executors ?? defaultExecutors(), options.owner ?? `pid:${process.pid}`, options);
   }
 
   /** Start a new execution: its first record is ExecutionStarted. */
@@ -78,16 +85,36 @@ export class Engine {
     // A repeated start (a redelivered command) must not disturb the runner hosting it here.
     if (this.runners.has(executionId)) throw new ExecutionExistsError(executionId);
     const definition = req.definition;
+    // Checked and, when large, stored before anything is hosted or recorded.
+    let input: unknown;
+    try {
+      assertNesting(definition, this.payloads.limits.maxNesting, 'the definition');
+      input = await this.payloads.accept(executionId, req.input ?? {}, { what: 'the input' });
+    } catch (err) {
+      throw this.refusedStart(executionId, err);
+    }
+    if (this.runners.has(executionId)) throw new ExecutionExistsError(executionId);
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input: req.input ?? {}, ...(req.budget ? { budget: req.budget } : {}) });
+      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}) });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
-      throw err;
+      throw this.refusedStart(executionId, err);
     }
     runner.kick();
     return runner;
+  }
+
+  /**
+   * A start that can never be recorded (input too deep or too large, a record NATS refuses):
+   * the index entry the edge wrote for it goes, so no PENDING entry waits for it forever.
+   */
+  private refusedStart(executionId: string, err: unknown): unknown {
+    if (err instanceof SmartSpecError && !err.retryable) {
+      this.options.index?.remove(executionId).catch((e) => this.options.onError?.(e, 'execution index removal'));
+    }
+    return err;
   }
 
   /**
@@ -116,7 +143,9 @@ export class Engine {
     await runner.cancel(reason);
   }
 
-  async signal(executionId: string, name: string, payload: unknown): Promise<ExecutionRunner | undefined> {
+  async signal(executionId: string, name: string, given: unknown): Promise<ExecutionRunner | undefined> {
+    // Stored first when large: the record, and a request forwarded to the host, carry a ref.
+    const payload = await this.payloads.accept(executionId, given, { what: `the payload of signal '${name}'`, tooDeepCode: 'INPUT_TOO_DEEP' });
     const local = this.runners.get(executionId);
     if (local) { await local.signal(name, payload); return local; }
     if (await this.forward(executionId, { op: 'signal', name, payload })) return undefined;
@@ -199,7 +228,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

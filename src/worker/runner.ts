@@ -27,15 +27,20 @@ import {
 } from '../../machines/index.js';
 import type { Step } from '../../machines/definition.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
-import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.js';
+import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
 import type { StepExecutors } from '../steps/types.js';
 import { SNAPSHOT_EVERY, type SnapshotStore } from '../log/snapshots.js';
+import { isPayloadRef } from '../payloads/refs.js';
+import { resolveScopeRefs, scopeHoldsRefs } from '../payloads/scope.js';
+import type { PayloadStore } from '../payloads/store.js';
 
 export interface RunnerDeps {
   log: EventLog;
   executors: StepExecutors;
+  /** Where values over the inline threshold go; records carry refs to them. */
+  payloads: PayloadStore;
   now?: () => Date;
   /** After every appended record (printing, indexing, metrics). */
   onRecord?: (stored: StoredRecord, snapshot: WorkflowSnapshot) => void;
@@ -168,6 +173,17 @@ export class ExecutionRunner {
     try {
       stored = await this.deps.log.append(body as never, this.position, this.writer);
     } catch (err) {
+      if (err instanceof MessageTooLargeError && !next) {
+        // Nothing was recorded: take the transition back, and record a failure in its place
+        // (sent again, the record would be refused again: never a redelivery loop).
+        const smaller = smallerEvent(event, err, current);
+        if (smaller || event.type === 'SignalReceived') {
+          this.actor.stop();
+          this.actor = actorFrom(current);
+          if (smaller) return this.append(smaller);
+          throw err;
+        }
+      }
       // Lost the log to another writer (or it is unreachable): what is recorded stands, we stop.
       this.stopped = true;
       this.abortSteps('stopped');
@@ -195,7 +211,7 @@ export class ExecutionRunner {
       this.abortSteps('a parallel step failed');
       return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: snap.context.errors[failed] });
     }
-    if (!stage && allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
+    if (!stage && allStepsDone(snap)) return this.complete(snap);
 
     for (const step of this.holding ? [] : stage?.steps ?? []) {
       const phase = phases[step.id];
@@ -205,6 +221,30 @@ export class ExecutionRunner {
       else if (phase === 'waiting' && step.timeoutMs && !this.timers.has(step.id)) this.scheduleSignalTimeout(step, snap);
     }
     if (status === 'WAITING') for (const w of this.idleWaiters.splice(0)) w({ status, snapshot: snap });
+  }
+
+  /**
+   * The last stage's output. A parallel last stage gathers its steps' outputs,
+   * each within the inline threshold but possibly too many together: then each
+   * goes by reference, so the record stays small.
+   */
+  private complete(snap: WorkflowSnapshot): void {
+    const output = finalOutput(snap);
+    const { inlineMaxBytes } = this.deps.payloads.limits;
+    if (this.starting.has('complete') || !output || typeof output !== 'object' || isPayloadRef(output) || Buffer.byteLength(JSON.stringify(output)) <= inlineMaxBytes) {
+      return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output });
+    }
+    this.starting.add('complete');
+    const members = Object.entries(output as Record<string, unknown>).map(async ([id, v]) => {
+      const json = JSON.stringify(v);
+      return [id, isPayloadRef(v) || json.length < 256 ? v : await this.deps.payloads.put(this.executionId, Buffer.from(json))] as const;
+    });
+    void Promise.all(members)
+      .then((entries) => Object.fromEntries(entries), () => output) // not stored: the record is tried as it is
+      .then((compact) => {
+        this.starting.delete('complete');
+        if (!this.stopped) this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: compact });
+      });
   }
 
   private enqueueOnce(key: string, event: WorkflowEvent): void {
@@ -220,10 +260,38 @@ export class ExecutionRunner {
     return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId } };
   }
 
+  /** The scope with the values the step's templates read fetched, where they are refs. */
+  private async scopeFor(step: Step, snap: WorkflowSnapshot): Promise<TemplateScope> {
+    const scope = this.scope(snap);
+    return scopeHoldsRefs(snap.context.input, snap.context.outputs) ? resolveScopeRefs(scope, step, this.deps.payloads) : scope;
+  }
+
   /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
   private begin(step: Step, snap: WorkflowSnapshot): void {
+    if (step.when !== undefined && scopeHoldsRefs(snap.context.input, snap.context.outputs)) {
+      // `when` may read a value kept by reference: fetch it first (once, however often this is called meanwhile).
+      const key = `when:${step.id}`;
+      if (this.starting.has(key)) return;
+      this.starting.add(key);
+      void this.scopeFor(step, snap).then(
+        (scope) => {
+          this.starting.delete(key);
+          if (!this.stopped) this.decide(step, snap, scope);
+        },
+        (err) => {
+          this.starting.delete(key);
+          const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
+          if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+        },
+      );
+      return;
+    }
+    this.decide(step, snap);
+  }
+
+  private decide(step: Step, snap: WorkflowSnapshot, scope?: TemplateScope): void {
     const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
-    if (step.when !== undefined && !evaluateWhen(step.when, this.scope(snap))) {
+    if (step.when !== undefined && !evaluateWhen(step.when, scope ?? this.scope(snap))) {
       return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
     }
     const { budget, usage } = snap.context;
@@ -247,14 +315,16 @@ export class ExecutionRunner {
 
     const work = async (): Promise<WorkflowEvent> => {
       try {
-        const resolved = resolveStep(step, this.scope(snap));
+        const resolved = resolveStep(step, await this.scopeFor(step, snap));
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
-          executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget }),
+          executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget, maxOutputBytes: this.deps.payloads.limits.maxBytes }),
           signal,
         );
-        return { type: 'StepCompleted', stepId: step.id, attempt, output: result.output ?? null, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
+        // Over the inline threshold: stored, and the record carries a ref. Too large or too deep: a failure no retry mends.
+        const output = await this.deps.payloads.prepare(this.executionId, result.output ?? null, { what: `the output of step '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
+        return { type: 'StepCompleted', stepId: step.id, attempt, output, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
       } catch (err) {
         const error: ErrorInfo = signal.aborted && !controller.signal.aborted
           ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
@@ -350,6 +420,30 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * What to record instead of an event NATS refused as too large: the step (or
+ * the execution) fails with RECORD_TOO_LARGE, not retryable. Undefined when
+ * there is nothing smaller to say (the refusal then stops the runner).
+ */
+function smallerEvent(event: WorkflowEvent, err: MessageTooLargeError, snap: WorkflowSnapshot): WorkflowEvent | undefined {
+  const error = (what: string): ErrorInfo => ({ code: 'RECORD_TOO_LARGE', message: `${what} could not be recorded: ${err.message}`, retryable: false, ...(err.details ? { details: err.details } : {}) });
+  switch (event.type) {
+    case 'StepCompleted':
+    case 'StepFailed':
+      if (event.type === 'StepFailed' && event.error.code === 'RECORD_TOO_LARGE') return undefined;
+      return { type: 'StepFailed', stepId: event.stepId, attempt: event.attempt ?? snap.context.attempts[event.stepId] ?? 1, error: error(`the ${event.type === 'StepCompleted' ? 'output' : 'error'} of step '${event.stepId}'`) };
+    case 'ExecutionCompleted':
+      return { type: 'ExecutionFailed', error: error('the output of the execution') };
+    case 'ExecutionFailed':
+      return event.error.code === 'RECORD_TOO_LARGE' ? undefined : { type: 'ExecutionFailed', ...(event.stepId ? { stepId: event.stepId } : {}), error: error(`the error ${event.error.code} of the execution`) };
+    case 'ExecutionCancelled':
+      // A cancel must take effect whatever its reason (a command from another system may carry any).
+      return event.reason && event.reason.length > 1000 ? { type: 'ExecutionCancelled', reason: `${event.reason.slice(0, 1000)}… (cut: the whole reason was too large to record)` } : undefined;
+    default:
+      return undefined;
+  }
 }
 
 function describeRefusal(event: WorkflowEvent, snap: WorkflowSnapshot): string {

@@ -19,6 +19,7 @@ import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
 import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
 import type { Engine } from './engine.js';
 import type { ExecutionRunner } from './runner.js';
+import { assertNesting } from '../payloads/refs.js';
 
 export interface WorkerOptions {
   engine: Engine;
@@ -125,6 +126,8 @@ export class Worker {
     switch (type) {
       case 'start': {
         const c = command as Command<'start'>;
+        // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
+        assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
         try {
           return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget });
         } catch (err) {
@@ -189,7 +192,8 @@ export class Worker {
     } catch (err) {
       // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.
       log.warn({ err: describe(err) }, 'stopped hosting the execution');
-      if (err instanceof SmartSpecError && err.code === 'CONCURRENT_WRITE') msg.ack();
+      // A record NATS refuses as too large would be refused again after every redelivery.
+      if (err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'RECORD_TOO_LARGE')) msg.ack();
       else msg.nak(2000);
     } finally {
       clearInterval(heartbeat);

@@ -6,6 +6,7 @@ import type { SnapshotStore } from '../../log/snapshots.js';
 import type { ExecutionIndex } from '../../registry/executionIndex.js';
 import type { IdempotencyStore } from '../../registry/idempotency.js';
 import type { WorkflowRegistry } from '../../registry/workflows.js';
+import type { PayloadStore } from '../../payloads/store.js';
 
 export interface RouteDeps {
   nc: NatsConnection;
@@ -15,4 +16,6 @@ export interface RouteDeps {
   workflows: WorkflowRegistry;
   idempotency: IdempotencyStore;
   snapshots?: SnapshotStore;
+  /** Large inputs and signal payloads are stored here and travel as refs (default: limits from the environment). */
+  payloads?: PayloadStore;
 }

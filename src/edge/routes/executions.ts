@@ -20,6 +20,9 @@ import { pingOwner } from '../../worker/control.js';
 import { planResume } from '../../worker/resumePlan.js';
 import { validateRequest } from '../middleware/validate.js';
 import type { RouteDeps } from './deps.js';
+import { payloadLimitsFromEnv } from '../../payloads/config.js';
+import { assertNesting } from '../../payloads/refs.js';
+import { PayloadStore } from '../../payloads/store.js';
 
 const WORKFLOW_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
@@ -56,7 +59,10 @@ const SSE_HEARTBEAT_MS = 15_000;
 
 export function executionsRouter(deps: RouteDeps): Router {
   const { log, bus, index, workflows, idempotency, nc } = deps;
+  const payloads = deps.payloads ?? new PayloadStore(nc, { limits: payloadLimitsFromEnv() });
   const router = new Router();
+
+  const checkNesting = (value: unknown, what: string) => assertNesting(value, payloads.limits.maxNesting, what);
 
   const idOf = (ctx: Context) => validateRequest(ctx, { params: idParams }).params.id;
 
@@ -67,6 +73,8 @@ export function executionsRouter(deps: RouteDeps): Router {
 
   router.post('/executions', async (ctx) => {
     const { body } = validateRequest(ctx, { body: startBody });
+    checkNesting(body.definition, 'definition');
+    checkNesting(body.input, 'input');
     let definition: Definition;
     if (body.definition) {
       try {
@@ -99,9 +107,23 @@ export function executionsRouter(deps: RouteDeps): Router {
     } else if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) {
       throw new ExecutionExistsError(executionId);
     }
+    // A large input is stored first and the command carries a ref; a command NATS would refuse is
+    // refused here (413), before the index has an entry that no worker would ever move on. A stored
+    // input whose command is then refused stays in the bucket, unreferenced (it is named after the
+    // execution, and content-addressed: another submission may refer to the same object).
+    const input = await payloads.prepare(executionId, body.input ?? {}, { what: 'input' });
+    const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}) };
+    bus.encode('start', command);
     const now = new Date().toISOString();
-    if (!replayed || !(await index.get(executionId))) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
-    await bus.publish('start', { executionId, definition, input: body.input ?? {}, ...(body.budget ? { budget: body.budget } : {}) }, `start:${executionId}`);
+    const fresh = !replayed || !(await index.get(executionId));
+    if (fresh) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
+    try {
+      await bus.publish('start', command, `start:${executionId}`);
+    } catch (err) {
+      // Not published: no worker will ever start it, so no PENDING entry may stay behind.
+      if (fresh) await index.remove(executionId).catch(() => undefined);
+      throw err;
+    }
     if (replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 202;
     ctx.set('Location', `/executions/${executionId}`);
@@ -117,7 +139,8 @@ export function executionsRouter(deps: RouteDeps): Router {
   router.get('/executions/:id', async (ctx) => {
     const id = idOf(ctx);
     try {
-      ctx.body = summarize(await loadExecution(log, id));
+      // Values kept by reference are read back: the client sees outputs, never refs.
+      ctx.body = await payloads.resolveDeep(summarize(await loadExecution(log, id)));
     } catch (err) {
       const pending = err instanceof ExecutionNotFoundError ? await index.get(id) : undefined;
       if (!pending) throw err;
@@ -187,6 +210,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   router.post('/executions/:id/resume', async (ctx) => {
     const id = idOf(ctx);
     const { body } = validateRequest(ctx, { body: resumeBody.optional() });
+    checkNesting(body?.steps, 'steps');
     const req = body ?? {};
     const owner = await pingOwner(nc, id);
     const loaded = await loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId));
@@ -220,7 +244,9 @@ export function executionsRouter(deps: RouteDeps): Router {
     if (Object.hasOwn(snap.context.outputs, step.id) || Object.hasOwn(snap.context.signals, name)) {
       throw new InvalidExecutionStateError(`signal '${name}' was already delivered to execution '${id}'`, { signal: name });
     }
-    await bus.publish('signal', { executionId: id, name, payload: ctx.request.body ?? {} }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);
+    checkNesting(ctx.request.body, `the payload of signal '${name}'`);
+    const payload = await payloads.prepare(id, ctx.request.body ?? {}, { what: `the payload of signal '${name}'` });
+    await bus.publish('signal', { executionId: id, name, payload }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
     ctx.body = { executionId: id, signal: name, stepId: step.id };
   });

@@ -4,11 +4,15 @@ import { z } from 'zod';
 import { validateDefinition } from '../../definition/validate.js';
 import { validateRequest } from '../middleware/validate.js';
 import type { RouteDeps } from './deps.js';
+import { payloadLimitsFromEnv } from '../../payloads/config.js';
+import { assertNesting } from '../../payloads/refs.js';
 
-export function workflowsRouter({ workflows }: RouteDeps): Router {
+export function workflowsRouter({ workflows, payloads }: RouteDeps): Router {
   const router = new Router();
+  const { maxNesting } = payloads?.limits ?? payloadLimitsFromEnv();
 
   router.post('/workflows', async (ctx) => {
+    assertNesting(ctx.request.body, maxNesting, 'definition'); // 422 before anything is parsed further or stored
     const stored = await workflows.register(validateDefinition(ctx.request.body));
     ctx.status = 201;
     ctx.set('Location', `/workflows/${stored.id}`);
