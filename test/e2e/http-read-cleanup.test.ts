@@ -1,0 +1,97 @@
+/**
+ * Reads leave nothing behind on the server: every history read (GET /events,
+ * GET /executions/:id) and every SSE stream (ended by the server, or dropped by
+ * its client mid-stream or before it got going) reads the log through a
+ * JetStream consumer, and that consumer must be gone once the read is done,
+ * not linger until the server's inactivity timeout (5 minutes).
+ */
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXECUTIONS_STREAM } from '../../src/nats/names.js';
+import { useNatsServer } from '../support/nats.js';
+import { http, useService, waitForStatus } from '../support/service.js';
+import { readSse, uniq, until, waitForEvent } from './http-helpers.js';
+
+const nats = useNatsServer();
+const start = useService(nats);
+let base = '';
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+beforeAll(async () => {
+  base = (await start()).url;
+  nc = await connect({ servers: nats.url });
+  jsm = await jetstreamManager(nc);
+});
+afterAll(async () => {
+  await nc?.close();
+});
+
+const consumerCount = async () => (await jsm.streams.info(EXECUTIONS_STREAM)).state.consumer_count;
+
+async function submit(definition: unknown): Promise<string> {
+  const r = await http(base, 'POST', '/executions', { definition, input: {} });
+  expect(r.status, r.text).toBe(202);
+  return r.json.executionId as string;
+}
+
+/** Opens the SSE stream, waits for its first record, then drops the connection. */
+async function connectThenDrop(id: string): Promise<void> {
+  const controller = new AbortController();
+  const res = await fetch(`${base}/executions/${id}/events/stream`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes('event: ExecutionStarted')) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error('the stream ended before its first record');
+    text += decoder.decode(value, { stream: true });
+  }
+  controller.abort();
+}
+
+/** Drops the connection right after sending the request: the edge may not even have set the stream up. */
+async function dropAtOnce(id: string): Promise<void> {
+  const controller = new AbortController();
+  const pending = fetch(`${base}/executions/${id}/events/stream`, { signal: controller.signal }).catch(() => undefined);
+  setTimeout(() => controller.abort(), 1);
+  await pending;
+}
+
+describe('reads release their JetStream consumers', () => {
+  it('history reads, SSE streams that end, and SSE clients that disconnect: the consumer count returns to its baseline', async () => {
+    const done = await submit({ id: uniq('cleanup-done'), steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'b', type: 'transform', value: 2 }] });
+    const waiting = await submit({ id: uniq('cleanup-wait'), steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'signal' }] });
+    await waitForStatus(base, done, ['COMPLETED']);
+    await waitForStatus(base, waiting, ['WAITING']);
+    await waitForEvent(base, waiting, (e) => e.type === 'StepStarted' && e.stepId === 'gate', 'the gate to wait');
+    // The setup's own reads may still hold consumers (before the fix): start from a settled count.
+    const baseline = await consumerCount();
+
+    const N = 25;
+    for (let i = 0; i < N; i++) {
+      expect((await http(base, 'GET', `/executions/${done}/events`)).status).toBe(200);
+      expect((await http(base, 'GET', `/executions/${waiting}`)).status).toBe(200);
+      expect((await http(base, 'GET', `/executions/${done}/checkpoints`)).status).toBe(200);
+    }
+    // Streams of an ended execution: the server sends everything and ends them.
+    const ended = await Promise.all(Array.from({ length: N }, () => readSse(`${base}/executions/${done}/events/stream`)));
+    for (const r of ended) expect(r.ended).toBe(true);
+
+    // Streams of a waiting execution stay open: while they are, they hold consumers (the count measures them) ...
+    const held = Array.from({ length: N }, () => new AbortController());
+    const open = held.map((c) => fetch(`${base}/executions/${waiting}/events/stream`, { signal: c.signal }));
+    await until('the open streams to hold consumers', async () => ((await consumerCount()) >= baseline + N ? true : undefined), 20_000);
+    // ... until their clients go away.
+    for (const c of held) c.abort();
+    await Promise.allSettled(open);
+    await Promise.all(Array.from({ length: N }, () => connectThenDrop(waiting)));
+    await Promise.all(Array.from({ length: N }, () => dropAtOnce(waiting)));
+
+    let last = -1;
+    await until(`the consumer count to return to ${baseline}`, async () => ((last = await consumerCount()) <= baseline ? true : undefined), 20_000, 200).catch(() => {
+      throw new Error(`${last} consumers on ${EXECUTIONS_STREAM} after the reads, against ${baseline} before them`);
+    });
+    expect(last).toBeLessThanOrEqual(baseline);
+  });
+});
