@@ -127,7 +127,9 @@ export class Engine {
 
   /** Whether a live process (this one or another) hosts the execution, and which. */
   async liveOwner(executionId: string): Promise<string | undefined> {
-    return this.runners.has(executionId) ? this.owner : pingOwner(this.nc, executionId);
+    const local = this.runners.get(executionId);
+    if (local && (await stillHosts(local))) return this.owner;
+    return pingOwner(this.nc, executionId);
   }
 
   /**
@@ -236,7 +238,7 @@ export class Engine {
 
   private async answer(runner: ExecutionRunner, req: ControlRequest): Promise<ControlReply> {
     const notHosted: ControlReply = { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
-    if (runner.isStopped && !isTerminal(runner.status)) return notHosted;
+    if (!(await stillHosts(runner))) return notHosted;
     // A runner idle at WAITING may be stale: another process may have continued the execution
     // (its next append would be refused). Then it is no owner: let go.
     if (runner.status === 'WAITING' && (await this.log.last(runner.executionId))?.seq !== runner.lastSeq) {
@@ -283,3 +285,13 @@ export class Engine {
   }
 }
 
+/**
+ * Whether a runner still hosts its execution. One whose execution has ended is letting go
+ * (its end may be in the log before the runner has seen the append's answer): wait for that,
+ * then it is no owner, so a resume right after the end goes ahead instead of finding it "owned".
+ */
+async function stillHosts(runner: ExecutionRunner): Promise<boolean> {
+  if (!isTerminal(runner.status)) return !runner.isStopped;
+  await runner.done.catch(() => undefined);
+  return false;
+}

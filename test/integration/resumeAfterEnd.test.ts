@@ -1,0 +1,137 @@
+/**
+ * Resuming an execution the moment its end is in the log. Its host has just
+ * written ExecutionFailed (or ExecutionCancelled) and is letting go of it; a
+ * resume arriving in that moment (the worker that hosts it taking the resume
+ * command, or the CLI, or another worker) must go ahead once the host has let
+ * go, never be refused as "owned by a live process". The resume is started
+ * from inside the onRecord hook of the end record, before the runner has even
+ * seen its own end: the narrowest window there is, hit every time.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Definition } from '../../machines/definition.js';
+import type { EventLog } from '../../src/log/eventLog.js';
+import { loadExecution } from '../../src/log/views.js';
+import { pingOwner } from '../../src/worker/control.js';
+import type { StoredRecord } from '../../src/log/records.js';
+import { defaultExecutors } from '../../src/steps/index.js';
+import { Engine } from '../../src/worker/engine.js';
+import type { ExecutionRunner } from '../../src/worker/runner.js';
+import { def, types, useEngine } from '../support/engine.js';
+import { useNatsServer } from '../support/nats.js';
+
+const nats = useNatsServer();
+const fx = useEngine(nats);
+const engines: Engine[] = [];
+afterAll(async () => {
+  for (const e of engines) await e.close();
+});
+
+/** An engine whose onRecord calls `onEnd` for each ExecutionFailed/ExecutionCancelled record. */
+async function engineWithEndHook(onEnd: (stored: StoredRecord) => void): Promise<Engine> {
+  const engine = await Engine.create({
+    nc: fx.nc,
+    log: fx.log,
+    executors: defaultExecutors(),
+    owner: `hooked-${engines.length}`,
+    onRecord: (stored) => {
+      if (stored.record.type === 'ExecutionFailed' || stored.record.type === 'ExecutionCancelled') onEnd(stored);
+    },
+  });
+  engines.push(engine);
+  return engine;
+}
+
+let n = 0;
+const failing = (): Definition =>
+  def({
+    id: `resume-after-end-${++n}`,
+    steps: [
+      { id: 'prepare', type: 'transform', value: { n: 1 } },
+      { id: 'check', type: 'fail', message: 'check is broken' },
+      { id: 'publish', type: 'transform', value: { checked: '{{steps.check.output}}' } },
+    ],
+  });
+const corrected = { steps: [
+  { id: 'prepare', type: 'transform', value: { n: 1 } },
+  { id: 'check', type: 'transform', value: { passed: true } },
+  { id: 'publish', type: 'transform', value: { checked: '{{steps.check.output}}' } },
+] };
+
+/** Start `definition` on `host`; `resumeFrom` (set before) is called on its end record and its resume awaited. */
+async function resumedOnEnd(host: Engine, definition: Definition, resumeWith: () => Engine, request: Parameters<Engine['resume']>[1], end?: (r: ExecutionRunner) => Promise<void>) {
+  let resumed!: Promise<ExecutionRunner>;
+  const ended = new Promise<void>((res) => (onEnd = (stored) => {
+    resumed = resumeWith().resume(stored.record.executionId, request);
+    res();
+  }));
+  const runner = await host.start({ definition });
+  await end?.(runner);
+  await ended;
+  const second = await resumed;
+  const outcome = await second.done;
+  return { id: runner.executionId, outcome };
+}
+let onEnd: (stored: StoredRecord) => void = () => undefined;
+const hook = (stored: StoredRecord) => onEnd(stored);
+
+describe('resume right as the execution ends', () => {
+  it('on the engine that hosts it (the worker taking the resume command, the CLI): the resume waits for the host to let go', async () => {
+    const host = await engineWithEndHook(hook);
+    for (let i = 0; i < 5; i++) {
+      const { id, outcome } = await resumedOnEnd(host, failing(), () => host, { fromStep: 'check', steps: corrected });
+      expect(outcome.status).toBe('COMPLETED');
+      expect(outcome.snapshot.context.outputs.publish).toEqual({ checked: { passed: true } });
+      const { records } = await loadExecution(fx.log, id);
+      expect(types(records).filter((t) => t.startsWith('Execution'))).toEqual(['ExecutionStarted', 'ExecutionFailed', 'ExecutionResumed', 'ExecutionCompleted']);
+    }
+  });
+
+  it('a cancelled execution, likewise', async () => {
+    const host = await engineWithEndHook(hook);
+    const waiting = () => def({ id: `cancel-then-resume-${++n}`, steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'signal' }] });
+    const { id, outcome } = await resumedOnEnd(host, waiting(), () => host, { fromStep: 'gate', steps: { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'transform', value: 'opened' }] } }, async (runner) => {
+      await runner.settled();
+      await host.cancel(runner.executionId, 'changed my mind');
+    });
+    expect(outcome.status).toBe('COMPLETED');
+    const { records } = await loadExecution(fx.log, id);
+    expect(types(records).filter((t) => t.startsWith('Execution'))).toEqual(['ExecutionStarted', 'ExecutionCancelled', 'ExecutionResumed', 'ExecutionCompleted']);
+  });
+
+  it('on another engine (a second worker, the edge) while the host has not yet seen its end appended: no EXECUTION_OWNED', async () => {
+    // The host's log answers the append of an end record only after the resume has been started
+    // (a busy worker reading the append's answer late): the end is in the log, the host still holds it.
+    let started!: () => void;
+    const resumeStarted = new Promise<void>((res) => (started = res));
+    const lateLog = Object.create(fx.log) as EventLog;
+    lateLog.append = async (body, prev, writer) => {
+      const stored = await fx.log.append(body, prev, writer);
+      if (body.type === 'ExecutionFailed') {
+        onEnd(stored);
+        await resumeStarted;
+        await new Promise((r) => setTimeout(r, 50)); // the resume's owner check reaches the host meanwhile
+      }
+      return stored;
+    };
+    const host = await Engine.create({ nc: fx.nc, log: lateLog, executors: defaultExecutors(), owner: 'slow-host' });
+    engines.push(host);
+    const other = await fx.engine();
+    for (let i = 0; i < 3; i++) {
+      let resumed!: Promise<ExecutionRunner>;
+      const ended = new Promise<void>((res) => (onEnd = (stored) => {
+        const id = stored.record.executionId;
+        // What the edge asks before it accepts a resume: nobody may own a failed execution.
+        resumed = pingOwner(fx.nc, id).then((owner) => {
+          expect(owner).toBeUndefined();
+          return other.resume(id, { fromStep: 'check', steps: corrected });
+        });
+        setTimeout(started, 20); // the ping is on its way
+        res();
+      }));
+      const runner = await host.start({ definition: failing() });
+      await ended;
+      expect((await (await resumed).done).status).toBe('COMPLETED');
+      expect((await runner.done).status).toBe('FAILED');
+    }
+  });
+});
