@@ -45,7 +45,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-resume-race-'));
   base = (await start({ worker: false })).url;
   watcherNc = await connect({ servers: nats.url });
-  watcherNc.subscribe('smartspec.ctl.*', { callback: (err, msg) => !err && checked.get(msg.subject.slice('smartspec.ctl.'.length))?.() });
+  watcherNc.subscribe('smartspec.ctl.*', { callback: (err, msg) => { if (!err) checked.get(msg.subject.slice('smartspec.ctl.'.length))?.(); } });
   await watcherNc.flush();
 
   workerNc = await connect({ servers: nats.url });
