@@ -22,6 +22,7 @@ import { CommandBus } from '../../src/bus/commands.js';
 import { cliExecutors } from '../../src/cli/executors.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { ExecutionIndex } from '../../src/registry/executionIndex.js';
+import { controlSubject } from '../../src/nats/names.js';
 import { Engine } from '../../src/worker/engine.js';
 import { Worker } from '../../src/worker/worker.js';
 import { useNatsServer } from '../support/nats.js';
@@ -45,7 +46,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-resume-race-'));
   base = (await start({ worker: false })).url;
   watcherNc = await connect({ servers: nats.url });
-  watcherNc.subscribe('smartspec.ctl.*', { callback: (err, msg) => { if (!err) checked.get(msg.subject.slice('smartspec.ctl.'.length))?.(); } });
+  watcherNc.subscribe(controlSubject('*'), { callback: (err, msg) => { if (!err) checked.get(msg.subject.slice(controlSubject('').length))?.(); } });
   await watcherNc.flush();
 
   workerNc = await connect({ servers: nats.url });
