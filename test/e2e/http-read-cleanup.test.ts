@@ -5,12 +5,15 @@
  * JetStream consumer, and that consumer must be gone once the read is done,
  * not linger until the server's inactivity timeout (5 minutes).
  */
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXECUTIONS_STREAM } from '../../src/nats/names.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService, waitForStatus } from '../support/service.js';
+import { REPO } from '../support/processes.js';
 import { readSse, uniq, until, waitForEvent } from './http-helpers.js';
 
 const nats = useNatsServer();
@@ -94,4 +97,29 @@ describe('reads release their JetStream consumers', () => {
     });
     expect(last).toBeLessThanOrEqual(baseline);
   });
+
+  it('the CLI\'s reads (status, events, checkpoints): no consumer left behind once the command exits', async () => {
+    const id = await submit({ id: uniq('cleanup-cli'), steps: [{ id: 'a', type: 'transform', value: 1 }] });
+    await waitForStatus(base, id, ['COMPLETED']);
+    const baseline = await consumerCount();
+    for (const command of ['status', 'events', 'checkpoints']) {
+      const { code, output } = await runCli([command, id]);
+      expect(code, output).toBe(0);
+      expect(output).toContain(command === 'status' ? 'COMPLETED' : 'ExecutionStarted');
+    }
+    // The commands have exited: what they read through must be gone, not waiting out its inactivity timeout.
+    expect(await consumerCount()).toBe(baseline);
+  });
 });
+
+function runCli(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['bin/smartspec.mjs', ...args], { cwd: REPO, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), NATS_URL: nats.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`smartspec ${args.join(' ')} timed out\n${output}`)); }, 30_000);
+    child.on('error', rej);
+    child.on('close', (code) => { clearTimeout(timer); res({ code, output }); });
+  });
+}
