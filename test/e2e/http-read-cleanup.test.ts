@@ -31,6 +31,12 @@ afterAll(async () => {
 });
 
 const consumerCount = async () => (await jsm.streams.info(EXECUTIONS_STREAM)).state.consumer_count;
+/** Consumers on every stream (the log, the command queue, the KV buckets). */
+async function allConsumers(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const s of await jsm.streams.list().next()) out[s.config.name] = s.state.consumer_count;
+  return out;
+}
 
 async function submit(definition: unknown): Promise<string> {
   const r = await http(base, 'POST', '/executions', { definition, input: {} });
@@ -109,6 +115,29 @@ describe('reads release their JetStream consumers', () => {
     }
     // The commands have exited: what they read through must be gone, not waiting out its inactivity timeout.
     expect(await consumerCount()).toBe(baseline);
+  });
+});
+
+describe('resume reads release their consumers too', () => {
+  it('resumes (accepted, and refused after reading the log and snapshots): no consumer left on any stream', async () => {
+    const failing = { id: uniq('cleanup-resume'), steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'check', type: 'fail', message: 'broken' }] };
+    const fixed = { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'check', type: 'transform', value: 'fixed' }] };
+    const ids = await Promise.all(Array.from({ length: 5 }, () => submit(failing)));
+    for (const id of ids) await waitForStatus(base, id, ['FAILED']);
+    const baseline = await allConsumers();
+
+    for (const id of ids) expect((await http(base, 'POST', `/executions/${id}/resume`, { fromStep: 'check', steps: fixed })).status).toBe(202);
+    for (const id of ids) await waitForStatus(base, id, ['COMPLETED']);
+    // Refused (nothing to resume), but only after the log and the snapshots were read.
+    for (let i = 0; i < 10; i++) expect((await http(base, 'POST', `/executions/${ids[0]}/resume`)).status).toBe(409);
+
+    let now: Record<string, number> = {};
+    await until('every stream\'s consumer count to return to its baseline', async () => {
+      now = await allConsumers();
+      return Object.entries(now).every(([name, n]) => n <= (baseline[name] ?? 0)) ? true : undefined;
+    }, 20_000, 200).catch(() => {
+      throw new Error(`consumers after the resumes ${JSON.stringify(now)}, before them ${JSON.stringify(baseline)}`);
+    });
   });
 });
 
