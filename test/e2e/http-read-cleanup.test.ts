@@ -118,8 +118,8 @@ describe('reads release their JetStream consumers', () => {
   });
 });
 
-describe('resume reads release their consumers too', () => {
-  it('resumes (accepted, and refused after reading the log and snapshots): no consumer left on any stream', async () => {
+describe('other reads release their consumers too', () => {
+  it('resumes (accepted, and refused after reading the log and snapshots) and workflow listings: no consumer left on any stream', async () => {
     const failing = { id: uniq('cleanup-resume'), steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'check', type: 'fail', message: 'broken' }] };
     const fixed = { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'check', type: 'transform', value: 'fixed' }] };
     const ids = await Promise.all(Array.from({ length: 5 }, () => submit(failing)));
@@ -130,6 +130,9 @@ describe('resume reads release their consumers too', () => {
     for (const id of ids) await waitForStatus(base, id, ['COMPLETED']);
     // Refused (nothing to resume), but only after the log and the snapshots were read.
     for (let i = 0; i < 10; i++) expect((await http(base, 'POST', `/executions/${ids[0]}/resume`)).status).toBe(409);
+    // Listing the registered workflows reads the keys of their bucket.
+    expect((await http(base, 'POST', '/workflows', { id: uniq('cleanup-wf'), steps: [{ id: 'a', type: 'transform', value: 1 }] })).status).toBe(201);
+    for (let i = 0; i < 10; i++) expect((await http(base, 'GET', '/workflows')).status).toBe(200);
 
     let now: Record<string, number> = {};
     await until('every stream\'s consumer count to return to its baseline', async () => {
