@@ -131,8 +131,13 @@ describe('other reads release their consumers too', () => {
     // Refused (nothing to resume), but only after the log and the snapshots were read.
     for (let i = 0; i < 10; i++) expect((await http(base, 'POST', `/executions/${ids[0]}/resume`)).status).toBe(409);
     // Listing the registered workflows reads the keys of their bucket.
-    expect((await http(base, 'POST', '/workflows', { id: uniq('cleanup-wf'), steps: [{ id: 'a', type: 'transform', value: 1 }] })).status).toBe(201);
-    for (let i = 0; i < 10; i++) expect((await http(base, 'GET', '/workflows')).status).toBe(200);
+    const wf = uniq('cleanup-wf');
+    expect((await http(base, 'POST', '/workflows', { id: wf, steps: [{ id: 'a', type: 'transform', value: 1 }] })).status).toBe(201);
+    for (let i = 0; i < 10; i++) {
+      const listed = await http(base, 'GET', '/workflows');
+      expect(listed.status).toBe(200);
+      expect(listed.json.workflows).toContainEqual(expect.objectContaining({ id: wf, version: 1, steps: 1 }));
+    }
 
     let now: Record<string, number> = {};
     await until('every stream\'s consumer count to return to its baseline', async () => {
