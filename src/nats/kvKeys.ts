@@ -7,6 +7,7 @@ import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 
 /** How long the server keeps the consumer if this process could not delete it (a lost connection). */
 const IDLE_MS = 30_000;
+const FETCH_EXPIRES_MS = 5_000;
 
 export async function kvKeys(js: JetStreamClient, bucket: string, filter: string): Promise<string[]> {
   const prefix = `$KV.${bucket}.`;
@@ -18,8 +19,10 @@ export async function kvKeys(js: JetStreamClient, bucket: string, filter: string
   });
   try {
     const keys: string[] = [];
-    if ((await consumer.info(true)).num_pending === 0) return keys;
-    const messages = await consumer.consume({ max_messages: 1024 });
+    const pending = (await consumer.info(true)).num_pending;
+    if (pending === 0) return keys;
+    // A fetch, not a consume: should the consumer stall (a cluster fail-over), the listing ends at its expiry.
+    const messages = await consumer.fetch({ max_messages: pending, expires: FETCH_EXPIRES_MS });
     try {
       for await (const m of messages) {
         const op = m.headers?.get('KV-Operation');
