@@ -134,4 +134,23 @@ describe('resume right as the execution ends', () => {
       expect((await runner.done).status).toBe('FAILED');
     }
   });
+
+  it('a host cut off while another process ended the execution (its log moved on without it) is no owner: it lets go', async () => {
+    const host = await fx.engine();
+    const other = await fx.engine();
+    const slow = def({ id: `cut-off-${++n}`, steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'nap', type: 'sleep', durationMs: 60_000 }] });
+    const runner = await host.start({ definition: slow });
+    const id = runner.executionId;
+    const napping = async () => (await fx.log.read(id)).some((r) => r.record.type === 'StepStarted' && r.record.stepId === 'nap');
+    while (!(await napping())) await new Promise((r) => setTimeout(r, 20));
+    // What another process that took over (the host unreachable for it) wrote: the execution ended.
+    const last = (await fx.log.last(id))!;
+    await fx.log.append({ type: 'ExecutionCancelled', reason: 'cancelled elsewhere', executionId: id, workflowId: slow.id, at: new Date().toISOString(), state: 'cancelled' } as never, { seq: last.seq, hash: last.record.hash }, 'another-process');
+
+    expect(await pingOwner(fx.nc, id)).toBeUndefined();
+    expect(runner.isStopped).toBe(true);
+    const resumed = await other.resume(id, { fromStep: 'nap', steps: { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'nap', type: 'transform', value: 'rested' }] } });
+    expect((await resumed.done).status).toBe('COMPLETED');
+  });
 });
+
