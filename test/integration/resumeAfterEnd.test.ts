@@ -2,10 +2,12 @@
  * Resuming an execution the moment its end is in the log. Its host has just
  * written ExecutionFailed (or ExecutionCancelled) and is letting go of it; a
  * resume arriving in that moment (the worker that hosts it taking the resume
- * command, or the CLI, or another worker) must go ahead once the host has let
- * go, never be refused as "owned by a live process". The resume is started
- * from inside the onRecord hook of the end record, before the runner has even
- * seen its own end: the narrowest window there is, hit every time.
+ * command, the CLI, another worker, the edge's owner check) must go ahead once
+ * the host has let go, never be refused as "owned by a live process". The
+ * windows are hit every time: the resume starts from inside the onRecord hook
+ * of the end record (before the runner has seen its own end), or while the
+ * host's log holds back the answer to that append. And a host cut off while
+ * another process ended the execution is no owner either.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Definition } from '../../machines/definition.js';
@@ -26,8 +28,11 @@ afterAll(async () => {
   for (const e of engines) await e.close();
 });
 
-/** An engine whose onRecord calls `onEnd` for each ExecutionFailed/ExecutionCancelled record. */
-async function engineWithEndHook(onEnd: (stored: StoredRecord) => void): Promise<Engine> {
+/** What the hooked engines do on an ExecutionFailed/ExecutionCancelled record (set per test). */
+let onEnd: (stored: StoredRecord) => void = () => undefined;
+
+/** An engine whose onRecord calls `onEnd` for each end record, before its runner sees the end. */
+async function engineWithEndHook(): Promise<Engine> {
   const engine = await Engine.create({
     nc: fx.nc,
     log: fx.log,
@@ -57,28 +62,25 @@ const corrected = { steps: [
   { id: 'publish', type: 'transform', value: { checked: '{{steps.check.output}}' } },
 ] };
 
-/** Start `definition` on `host`; `resumeFrom` (set before) is called on its end record and its resume awaited. */
-async function resumedOnEnd(host: Engine, definition: Definition, resumeWith: () => Engine, request: Parameters<Engine['resume']>[1], end?: (r: ExecutionRunner) => Promise<void>) {
+/** Start `definition` on `host` (then `end` it, if given); on its end record, `resumer` resumes it. Awaits the resumed run. */
+async function resumedOnEnd(host: Engine, definition: Definition, resumer: Engine, request: Parameters<Engine['resume']>[1], end?: (r: ExecutionRunner) => Promise<void>) {
   let resumed!: Promise<ExecutionRunner>;
   const ended = new Promise<void>((res) => (onEnd = (stored) => {
-    resumed = resumeWith().resume(stored.record.executionId, request);
+    resumed = resumer.resume(stored.record.executionId, request);
     res();
   }));
   const runner = await host.start({ definition });
   await end?.(runner);
   await ended;
-  const second = await resumed;
-  const outcome = await second.done;
+  const outcome = await (await resumed).done;
   return { id: runner.executionId, outcome };
 }
-let onEnd: (stored: StoredRecord) => void = () => undefined;
-const hook = (stored: StoredRecord) => onEnd(stored);
 
 describe('resume right as the execution ends', () => {
   it('on the engine that hosts it (the worker taking the resume command, the CLI): the resume waits for the host to let go', async () => {
-    const host = await engineWithEndHook(hook);
+    const host = await engineWithEndHook();
     for (let i = 0; i < 5; i++) {
-      const { id, outcome } = await resumedOnEnd(host, failing(), () => host, { fromStep: 'check', steps: corrected });
+      const { id, outcome } = await resumedOnEnd(host, failing(), host, { fromStep: 'check', steps: corrected });
       expect(outcome.status).toBe('COMPLETED');
       expect(outcome.snapshot.context.outputs.publish).toEqual({ checked: { passed: true } });
       const { records } = await loadExecution(fx.log, id);
@@ -87,9 +89,9 @@ describe('resume right as the execution ends', () => {
   });
 
   it('a cancelled execution, likewise', async () => {
-    const host = await engineWithEndHook(hook);
+    const host = await engineWithEndHook();
     const waiting = () => def({ id: `cancel-then-resume-${++n}`, steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'signal' }] });
-    const { id, outcome } = await resumedOnEnd(host, waiting(), () => host, { fromStep: 'gate', steps: { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'transform', value: 'opened' }] } }, async (runner) => {
+    const { id, outcome } = await resumedOnEnd(host, waiting(), host, { fromStep: 'gate', steps: { steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'transform', value: 'opened' }] } }, async (runner) => {
       await runner.settled();
       await host.cancel(runner.executionId, 'changed my mind');
     });
@@ -102,7 +104,7 @@ describe('resume right as the execution ends', () => {
     // The host's log answers the append of an end record only after the resume has been started
     // (a busy worker reading the append's answer late): the end is in the log, the host still holds it.
     let started!: () => void;
-    const resumeStarted = new Promise<void>((res) => (started = res));
+    let resumeStarted!: Promise<void>;
     const lateLog = Object.create(fx.log) as EventLog;
     lateLog.append = async (body, prev, writer) => {
       const stored = await fx.log.append(body, prev, writer);
@@ -117,6 +119,7 @@ describe('resume right as the execution ends', () => {
     engines.push(host);
     const other = await fx.engine();
     for (let i = 0; i < 3; i++) {
+      resumeStarted = new Promise<void>((res) => (started = res));
       let resumed!: Promise<ExecutionRunner>;
       const ended = new Promise<void>((res) => (onEnd = (stored) => {
         const id = stored.record.executionId;
