@@ -21,6 +21,8 @@ const MESSAGE_TOO_LARGE = 10054;
 const CONSUMER_STALL_MS = 750;
 /** How long a read waits for the index to say where a history starts before it reads from the start. */
 const START_HINT_MS = 250;
+/** How long the server keeps a read's consumer that nobody pulls from (its reader is gone without deleting it). */
+const READ_CONSUMER_IDLE_MS = 30_000;
 /** Default writer id: one per process (runners pass their own). */
 const WRITER = randomUUID();
 const encoder = new TextEncoder();
@@ -177,22 +179,34 @@ export class EventLog {
     return out;
   }
 
-  /** Records as they arrive: the history first, then live, until the caller stops. */
+  /**
+   * Records as they arrive: the history first, then live, until the caller stops (breaks out,
+   * or aborts `signal`). The consumer is deleted then: left alone it would stay on the server
+   * for its inactivity threshold.
+   */
   async *follow(executionId: string, fromSeq = 0, signal?: AbortSignal): AsyncGenerator<StoredRecord> {
+    if (signal?.aborted) return;
     const consumer = await this.js.consumers.get(EXECUTIONS_STREAM, {
       filter_subjects: executionSubject(executionId), // a string: nats-server 2.9 has no filter_subjects
       ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+      // The server's own clean-up, for a reader that could not delete its consumer (a lost connection).
+      inactive_threshold: READ_CONSUMER_IDLE_MS,
     });
-    const messages = await consumer.consume({ max_messages: 1024 });
-    const stop = () => void messages.stop();
-    signal?.addEventListener('abort', stop, { once: true });
     try {
-      for await (const m of messages) {
-        yield { seq: m.seq, record: JSON.parse(decoder.decode(m.data)) as LogRecord };
+      if (signal?.aborted) return; // the caller gave up while the consumer was being created
+      const messages = await consumer.consume({ max_messages: 1024 });
+      const stop = () => void messages.stop();
+      signal?.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const m of messages) {
+          yield { seq: m.seq, record: JSON.parse(decoder.decode(m.data)) as LogRecord };
+        }
+      } finally {
+        signal?.removeEventListener('abort', stop);
+        await messages.close().catch(() => undefined);
       }
     } finally {
-      signal?.removeEventListener('abort', stop);
-      await messages.close().catch(() => undefined);
+      await consumer.delete().catch(() => undefined);
     }
   }
 }

@@ -6,9 +6,10 @@
  * missing or lost snapshot just means a longer read.
  */
 import { Kvm, type KV } from '@nats-io/kv';
-import { StorageType } from '@nats-io/jetstream';
+import { jetstream, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { compileByContent, type WorkflowContext, type WorkflowSnapshot } from '../../machines/index.js';
+import { kvKeys } from '../nats/kvKeys.js';
 import { SNAPSHOTS_BUCKET } from '../nats/names.js';
 import type { StoredRecord } from './records.js';
 
@@ -24,10 +25,10 @@ export interface StoredSnapshot {
 }
 
 export class SnapshotStore {
-  private constructor(private readonly kv: KV) {}
+  private constructor(private readonly kv: KV, private readonly js: JetStreamClient) {}
 
   static async open(nc: NatsConnection, replicas = 1): Promise<SnapshotStore> {
-    return new SnapshotStore(await new Kvm(nc).create(SNAPSHOTS_BUCKET, { history: 1, storage: StorageType.File, replicas }));
+    return new SnapshotStore(await new Kvm(nc).create(SNAPSHOTS_BUCKET, { history: 1, storage: StorageType.File, replicas }), jetstream(nc));
   }
 
   async save(stored: StoredRecord, snapshot: WorkflowSnapshot): Promise<void> {
@@ -38,7 +39,7 @@ export class SnapshotStore {
   /** The newest snapshot at or before `maxSeq`, if any. */
   async nearest(executionId: string, maxSeq: number): Promise<{ stored: StoredSnapshot; snapshot: WorkflowSnapshot } | undefined> {
     let best = 0;
-    for await (const key of await this.kv.keys(`${executionId}.*`)) {
+    for (const key of await kvKeys(this.js, SNAPSHOTS_BUCKET, `${executionId}.*`)) {
       const seq = Number(key.slice(key.lastIndexOf('.') + 1));
       if (seq <= maxSeq && seq > best) best = seq;
     }

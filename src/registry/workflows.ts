@@ -5,10 +5,11 @@
  * the same id retries with the next number).
  */
 import { Kvm, type KV } from '@nats-io/kv';
-import { StorageType } from '@nats-io/jetstream';
+import { jetstream, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Definition } from '../../machines/definition.js';
 import { WorkflowNotFoundError } from '../errors.js';
+import { kvKeys } from '../nats/kvKeys.js';
 import { WORKFLOWS_BUCKET } from '../nats/names.js';
 
 export interface StoredWorkflow {
@@ -19,10 +20,10 @@ export interface StoredWorkflow {
 }
 
 export class WorkflowRegistry {
-  private constructor(private readonly kv: KV) {}
+  private constructor(private readonly kv: KV, private readonly js: JetStreamClient) {}
 
   static async open(nc: NatsConnection, replicas = 1): Promise<WorkflowRegistry> {
-    return new WorkflowRegistry(await new Kvm(nc).create(WORKFLOWS_BUCKET, { history: 1, storage: StorageType.File, replicas }));
+    return new WorkflowRegistry(await new Kvm(nc).create(WORKFLOWS_BUCKET, { history: 1, storage: StorageType.File, replicas }), jetstream(nc));
   }
 
   async register(definition: Definition, now = new Date()): Promise<StoredWorkflow> {
@@ -48,8 +49,7 @@ export class WorkflowRegistry {
   }
 
   async list(): Promise<StoredWorkflow[]> {
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys('wf.*')) keys.push(k);
+    const keys = await kvKeys(this.js, WORKFLOWS_BUCKET, 'wf.*');
     const all = await Promise.all(keys.map((k) => this.kv.get(k)));
     return all.filter((e) => e && e.operation === 'PUT').map((e) => e!.json() as StoredWorkflow).sort((a, b) => a.id.localeCompare(b.id));
   }

@@ -51,6 +51,8 @@ export interface StartRequest {
 
 export type { ResumeRequest };
 
+/** The records that end an execution (until a resume). */
+const END_RECORDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
 /** Control reply of a host that has just stopped hosting the execution. */
 const NOT_HOSTED = 'NOT_HOSTED';
 const encoder = new TextEncoder();
@@ -156,7 +158,9 @@ export class Engine {
 
   /** Whether a live process (this one or another) hosts the execution, and which. */
   async liveOwner(executionId: string): Promise<string | undefined> {
-    return this.runners.has(executionId) ? this.owner : pingOwner(this.nc, executionId);
+    const local = this.runners.get(executionId);
+    if (local && (await this.hosts(local))) return this.owner;
+    return pingOwner(this.nc, executionId);
   }
 
   /**
@@ -280,13 +284,7 @@ export class Engine {
 
   private async answer(runner: ExecutionRunner, req: ControlRequest): Promise<ControlReply> {
     const notHosted: ControlReply = { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
-    if (runner.isStopped && !isTerminal(runner.status)) return notHosted;
-    // A runner idle at WAITING may be stale: another process may have continued the execution
-    // (its next append would be refused). Then it is no owner: let go.
-    if (runner.status === 'WAITING' && (await this.log.last(runner.executionId))?.seq !== runner.lastSeq) {
-      runner.stop();
-      return notHosted;
-    }
+    if (!(await this.hosts(runner))) return notHosted;
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
@@ -295,6 +293,27 @@ export class Engine {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);
       return { ok: false, owner: this.owner, error: { code: e.code, message: e.message } };
     }
+  }
+
+  /**
+   * Whether a runner still hosts its execution. One whose execution has ended is letting go (its
+   * end may be in the log before it has read the append's answer): wait for that, then it is no
+   * owner, so a resume right after the end goes ahead. One whose log has moved on without it is
+   * stale (another process continued the execution, or ended it, while this one was cut off; its
+   * next append would be refused): it lets go.
+   */
+  private async hosts(runner: ExecutionRunner): Promise<boolean> {
+    if (isTerminal(runner.status)) {
+      await runner.done.catch(() => undefined);
+      return false;
+    }
+    if (runner.isStopped) return false;
+    const last = await this.log.last(runner.executionId);
+    // Idle at WAITING it writes nothing, so any other last record is another writer's; running,
+    // its own append may be in flight: only an end it did not write gives it away.
+    const stale = runner.status === 'WAITING' ? last?.seq !== runner.lastSeq : last !== null && last.seq > runner.lastSeq && END_RECORDS.has(last.record.type);
+    if (stale) runner.stop();
+    return !stale;
   }
 
   /** Send a control request to the live owner; false when there is none. Owner errors are rethrown. */
@@ -326,4 +345,3 @@ export class Engine {
     if (owner) throw new ExecutionOwnedError(executionId, owner);
   }
 }
-

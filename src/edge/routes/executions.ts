@@ -179,8 +179,11 @@ export function executionsRouter(deps: RouteDeps): Router {
       return;
     }
 
+    // The client going away at any point, even before this line, ends the read (and frees its consumer).
     const abort = new AbortController();
-    ctx.req.on('close', () => abort.abort());
+    const gone = () => abort.abort();
+    ctx.res.once('close', gone);
+    if (ctx.res.destroyed || ctx.req.socket.destroyed) gone();
     const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
     void (async () => {
       try {
@@ -196,6 +199,7 @@ export function executionsRouter(deps: RouteDeps): Router {
         // client gone or NATS closed: end the stream
       } finally {
         clearInterval(heartbeat);
+        ctx.res.off('close', gone);
         abort.abort();
         stream.end();
       }
