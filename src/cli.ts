@@ -14,6 +14,7 @@ import { replayExecution } from './log/replay.js';
 import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
 import { Engine } from './worker/engine.js';
+import { TimerStore } from './timers/timerStore.js';
 import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
@@ -152,7 +153,8 @@ function replay(records: StoredRecord[], executionId: string, json: boolean): nu
 
 /** Print transitions until the execution ends or waits; exit status from its outcome. */
 async function follow(runner: ExecutionRunner): Promise<number> {
-  const { status, snapshot } = await runner.settled();
+  // Sleeps are waited out here; a signal is waited for elsewhere.
+  const { status, snapshot } = await runner.settled({ wakeWithinMs: Infinity });
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
@@ -181,7 +183,8 @@ async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
   return withNats(async ({ nc }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    // Timers go to the shared store too: a worker fires those of an execution this command leaves waiting.
+    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), timers: await TimerStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     const interrupt = () => {
       out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
       void engine.close().then(() => process.exit(130));

@@ -19,6 +19,8 @@ export const commandSchemas = {
   resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional() }),
   cancel: z.object({ executionId, reason: z.string().optional() }),
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional() }),
+  /** A step's durable timer is due (published by workers; `at` is its recorded time). */
+  timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
 } satisfies Record<CommandType, z.ZodType>;
 
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;

@@ -21,6 +21,7 @@ import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
+import type { TimerStore } from '../timers/timerStore.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -33,6 +34,8 @@ export interface EngineOptions {
   snapshots?: SnapshotStore;
   /** Kept up to date with each execution's status, for listings. */
   index?: ExecutionIndex;
+  /** Where steps' durable timers are kept, for every worker to fire. */
+  timers?: TimerStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
 }
@@ -125,6 +128,19 @@ export class Engine {
     return runner;
   }
 
+  /**
+   * A step's durable timer is due: record it where the execution is hosted, or host it
+   * here. Refused (InvalidExecutionStateError) when it no longer applies.
+   */
+  async timer(executionId: string, stepId: string, attempt: number): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(executionId);
+    if (local) { await local.fireTimer(stepId, attempt); return local; }
+    if (await this.forward(executionId, { op: 'timer', stepId, attempt })) return undefined;
+    const runner = await this.adopt(executionId);
+    await runner.fireTimer(stepId, attempt);
+    return runner;
+  }
+
   /** Whether a live process (this one or another) hosts the execution, and which. */
   async liveOwner(executionId: string): Promise<string | undefined> {
     return this.runners.has(executionId) ? this.owner : pingOwner(this.nc, executionId);
@@ -185,7 +201,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
+    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
@@ -246,6 +262,7 @@ export class Engine {
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
+      else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);

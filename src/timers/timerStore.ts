@@ -1,0 +1,71 @@
+/**
+ * Pending step timers in a KV bucket (file storage), one key per execution,
+ * step and attempt, holding the time it is due. A runner arms a timer before
+ * it records the step's start and disarms it when that attempt stops waiting;
+ * every worker watches the bucket (TimerWatcher), so a timer fires whether its
+ * execution is hosted, passivated, or its worker died. The log stays the truth:
+ * a timer that no longer applies is refused by the machine and removed.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import { StorageType } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { TIMERS_BUCKET } from '../nats/names.js';
+
+export interface TimerRef { executionId: string; stepId: string; attempt: number }
+export interface TimerEntry extends TimerRef {
+  /** ISO-8601: when it is due (the step's recorded `wakeAt` or `deadline`). */
+  at: string;
+}
+
+/** Execution ids and step ids are kept to letters, digits, _ and -: safe as KV key tokens. */
+export const timerKey = (t: TimerRef) => `${t.executionId}.${t.stepId}.${t.attempt}`;
+
+export type TimerChange = { key: string; entry: TimerEntry } | { key: string; entry: undefined };
+
+export class TimerStore {
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
+
+  static async open(nc: NatsConnection, replicas = 1): Promise<TimerStore> {
+    return new TimerStore(await new Kvm(nc).create(TIMERS_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc);
+  }
+
+  async arm(entry: TimerEntry): Promise<void> {
+    await this.kv.put(timerKey(entry), JSON.stringify(entry));
+  }
+
+  async disarm(ref: TimerRef): Promise<void> {
+    await this.kv.delete(timerKey(ref));
+  }
+
+  /** Drop the markers deleted timers leave behind, once every watcher has long seen them. */
+  async purgeDeleted(olderThanMs: number): Promise<void> {
+    // On the bucket the KV manager returns, not on its KV interface.
+    await (this.kv as KV & { purgeDeletes(olderMillis: number): Promise<unknown> }).purgeDeletes(olderThanMs);
+  }
+
+  /**
+   * Every pending timer, then every change, until `stop()`; a watch that ends
+   * (connection trouble) is started again and replays the current timers.
+   */
+  watch(onChange: (change: TimerChange) => void): { stop(): void } {
+    let stopped = false;
+    let current: { stop(): void } | undefined;
+    void (async () => {
+      while (!stopped && !this.nc.isClosed()) {
+        try {
+          const iter = await this.kv.watch();
+          current = iter;
+          if (stopped) iter.stop();
+          for await (const e of iter) {
+            if (stopped) break;
+            onChange(e.operation === 'PUT' ? { key: e.key, entry: e.json<TimerEntry>() } : { key: e.key, entry: undefined });
+          }
+        } catch {
+          // connection trouble: watch again below
+        }
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    })();
+    return { stop: () => { stopped = true; current?.stop(); } };
+  }
+}
