@@ -3,18 +3,23 @@
  * TimerStore and, when one is due, publishes a `smartspec.cmd.timer` command.
  * All workers publish it with the same message id, so JetStream stores it once
  * and one worker carries it out. While the timer is still pending afterwards
- * (the command was lost, or its worker died), it is published again every
- * `refireMs`, under a new id each round.
+ * it is published again, under a new id each round: soon at first (a command
+ * handed to a worker that has just died waits out the ack wait; after a
+ * SIGKILL, nats-server 2.9 may still hand messages to the dead worker's
+ * pending pull for a few seconds), then every `refireMs`.
  */
 import type { CommandBus } from '../bus/commands.js';
 import { setLongTimeout } from '../worker/stepTimers.js';
 import type { TimerEntry, TimerStore } from './timerStore.js';
 
 export interface TimerWatcherOptions {
-  /** How often a timer that is still pending after it fired is fired again. */
+  /** How often a timer that is still pending after its first rounds is fired again. */
   refireMs?: number;
   onError?: (err: unknown, context: string) => void;
 }
+
+/** When the first rounds fire, after the due time; later rounds every refireMs. */
+const FIRST_ROUNDS_MS = [0, 500, 1500, 5000];
 
 /** Deletion markers older than this are purged (every watcher has seen them by then). */
 const PURGE_DELETED_AFTER_MS = 30 * 60_000;
@@ -43,20 +48,26 @@ export class TimerWatcher {
     this.pending.clear();
   }
 
-  /** Round n fires at the due time plus n × refireMs: every worker computes the same rounds, so their ids match. */
-  private schedule(key: string, entry: TimerEntry, round: number): void {
+  /** Round n fires at the same offset from the due time on every worker, so their message ids match. */
+  private roundOffset(round: number): number {
     const refireMs = this.options.refireMs ?? 30_000;
+    const last = FIRST_ROUNDS_MS.length - 1;
+    return round <= last ? FIRST_ROUNDS_MS[round] : FIRST_ROUNDS_MS[last] + (round - last) * refireMs;
+  }
+
+  private schedule(key: string, entry: TimerEntry, round: number): void {
     const due = Date.parse(entry.at);
-    // A timer found long overdue (all workers were down) starts at the round it is in.
+    // A timer found overdue (all workers were down, or this one just started) fires now, in the round it is in.
     const now = Date.now();
-    const r = Math.max(round, now > due ? Math.floor((now - due) / refireMs) : 0);
+    let r = round;
+    while (due + this.roundOffset(r + 1) <= now) r++;
     const cancel = setLongTimeout(() => {
       const { executionId, stepId, attempt, at } = entry;
       this.bus
         .publish('timer', { executionId, stepId, attempt, at }, `timer:${key}:${r}`)
         .catch((err) => this.options.onError?.(err, 'timer command publish'));
       if (this.pending.get(key) === cancel) this.schedule(key, entry, r + 1);
-    }, due + r * refireMs - now);
+    }, due + this.roundOffset(r) - now);
     this.pending.set(key, cancel);
   }
 }
