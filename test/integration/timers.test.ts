@@ -49,6 +49,7 @@ describe('signal timeouts of passivated executions', () => {
     const id = await submit(base, { id: uniq('approve'), steps: [{ id: 'approve', type: 'signal', timeoutMs: 1500, retry: { maxAttempts: 1 } }] });
     const waiting = await waitForStatus(base, id, ['WAITING', 'FAILED', 'COMPLETED']);
     expect(waiting.status).toBe('WAITING');
+    expect(typeof waiting.steps.approve.deadline).toBe('string');
 
     const done = await waitForStatus(base, id, ['FAILED', 'COMPLETED', 'CANCELLED'], 20_000);
     expect(done.status).toBe('FAILED');
@@ -130,6 +131,7 @@ describe('sleep', () => {
     const w = await waitForStatus(base, id, ['WAITING', 'FAILED']);
     expect(w.status).toBe('WAITING');
     expect(w.steps.nap.phase).toBe('waiting');
+    expect(Date.parse(w.steps.nap.wakeAt)).toBeGreaterThan(Date.now() + threeDays - 60_000);
     const evs = await events(base, id);
     expect(Date.parse(ofStep(evs, 'StepStarted', 'nap')[0].wakeAt as string) - Date.now()).toBeGreaterThan(threeDays - 60_000);
     expect((await http(base, 'POST', `/executions/${id}/cancel`)).status).toBe(202);
