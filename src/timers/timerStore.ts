@@ -37,6 +37,16 @@ export class TimerStore {
     await this.kv.delete(timerKey(ref));
   }
 
+  /**
+   * Remove a timer found spent, unless it has been armed again meanwhile (a resumed
+   * execution starting the same step and attempt anew): only the entry due at `at` goes.
+   */
+  async disarmSpent(entry: TimerEntry): Promise<void> {
+    const e = await this.kv.get(timerKey(entry));
+    if (!e || e.operation !== 'PUT' || e.json<TimerEntry>().at !== entry.at) return;
+    await this.kv.delete(timerKey(entry), { previousSeq: e.revision }).catch(() => undefined); // changed meanwhile: keep it
+  }
+
   /** Drop the markers deleted timers leave behind, once every watcher has long seen them. */
   async purgeDeleted(olderThanMs: number): Promise<void> {
     // On the bucket the KV manager returns, not on its KV interface.

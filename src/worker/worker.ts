@@ -105,7 +105,7 @@ export class Worker {
       if (type === 'timer' && err instanceof InvalidExecutionStateError) {
         // The step moved on (its signal came, it was cancelled, the execution ended): the timer is spent.
         log.debug({ err: describe(err) }, 'timer no longer applies');
-        await this.options.timers?.disarm(command as Command<'timer'>).catch((e) => log.warn({ err: describe(e) }, 'timer disarm'));
+        await this.options.timers?.disarmSpent(command as Command<'timer'>).catch((e) => log.warn({ err: describe(e) }, 'timer disarm'));
         return this.hostWhileRunning(msg, command.executionId, log);
       }
       if (err instanceof ExecutionNotFoundError && type !== 'start' && msg.info.deliveryCount < 5) {
