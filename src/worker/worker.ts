@@ -187,7 +187,8 @@ export class Worker {
     const period = Math.max(100, Math.floor((this.options.ackWaitMs ?? 30_000) / 3));
     const heartbeat = setInterval(() => msg.working(), period);
     try {
-      const outcome = await runner.settled({ wakeWithinMs: SHORT_SLEEP_MS });
+      // Without a timer store nobody else would wake a sleeper: then it is waited out here.
+      const outcome = await runner.settled({ wakeWithinMs: this.options.timers ? SHORT_SLEEP_MS : Infinity });
       if (outcome.status === 'WAITING') engine.release(executionId);
       msg.ack();
     } catch (err) {
