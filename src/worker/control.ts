@@ -10,7 +10,7 @@ export type ControlRequest =
   | { op: 'ping' }
   | { op: 'cancel'; reason?: string }
   | { op: 'signal'; name: string; payload: unknown }
-  | { op: 'timer'; stepId: string; attempt: number };
+  | { op: 'timer'; stepId: string; attempt: number; at: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 
 export function isNoResponders(err: unknown): boolean {

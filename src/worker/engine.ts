@@ -132,12 +132,12 @@ export class Engine {
    * A step's durable timer is due: record it where the execution is hosted, or host it
    * here. Refused (InvalidExecutionStateError) when it no longer applies.
    */
-  async timer(executionId: string, stepId: string, attempt: number): Promise<ExecutionRunner | undefined> {
+  async timer(executionId: string, stepId: string, attempt: number, at: string): Promise<ExecutionRunner | undefined> {
     const local = this.runners.get(executionId);
-    if (local) { await local.fireTimer(stepId, attempt); return local; }
-    if (await this.forward(executionId, { op: 'timer', stepId, attempt })) return undefined;
+    if (local) { await local.fireTimer(stepId, attempt, at); return local; }
+    if (await this.forward(executionId, { op: 'timer', stepId, attempt, at })) return undefined;
     const runner = await this.adopt(executionId);
-    await runner.fireTimer(stepId, attempt);
+    await runner.fireTimer(stepId, attempt, at);
     return runner;
   }
 
@@ -262,7 +262,7 @@ export class Engine {
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
-      else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt);
+      else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);

@@ -157,9 +157,9 @@ export class ExecutionRunner {
    * A step's timer is due: record what it means (a sleep ends, a signal step times out).
    * Refused (InvalidExecutionStateError) when it no longer applies: the step moved on.
    */
-  async fireTimer(stepId: string, attempt: number): Promise<void> {
+  async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
     const step = this.snapshot.context.definition.steps.find((s) => s.id === stepId);
-    const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime());
+    const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
     if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
     await this.commit(event);
   }
@@ -284,7 +284,8 @@ export class ExecutionRunner {
   private start(step: Step, snap: WorkflowSnapshot, attempt: number): void {
     let timer;
     try {
-      timer = timerFields(step, snap, this.scope(snap), this.now().getTime());
+      // Only sleeps and signal steps have timers: other steps start without building a template scope.
+      if (step.type === 'sleep' || step.type === 'signal') timer = timerFields(step, snap, this.scope(snap), this.now().getTime());
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }

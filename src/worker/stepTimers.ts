@@ -31,9 +31,13 @@ export function recordedTimer(step: Step, snap: WorkflowSnapshot): { at: number;
   return t && t.attempt === attempt ? { at: Date.parse(t.at), attempt, ...(t.durationMs !== undefined ? { durationMs: t.durationMs } : {}) } : undefined;
 }
 
-/** What a due timer records: a sleep ends, a signal step times out. `lateMs`: how long after its time. */
-export function timerEvent(step: Step, snap: WorkflowSnapshot, attempt: number, now: number): WorkflowEvent | undefined {
+/**
+ * What a due timer records: a sleep ends, a signal step times out. `lateMs`: how long after its time.
+ * `at`, when given, must be the recorded time: a timer armed again since (a resumed step) is not this one.
+ */
+export function timerEvent(step: Step, snap: WorkflowSnapshot, attempt: number, now: number, at?: string): WorkflowEvent | undefined {
   const t = recordedTimer(step, snap);
+  if (at !== undefined && (!t || Date.parse(at) !== t.at)) return undefined;
   // A signal step started before timeouts were recorded: its timeout counts from when this process found it.
   const legacy = !t && step.type === 'signal' && step.timeoutMs !== undefined;
   if (!t && !legacy) return undefined;

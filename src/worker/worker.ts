@@ -153,7 +153,7 @@ export class Worker {
       }
       case 'timer': {
         const c = command as Command<'timer'>;
-        return engine.timer(c.executionId, c.stepId, c.attempt);
+        return engine.timer(c.executionId, c.stepId, c.attempt, c.at);
       }
     }
   }
