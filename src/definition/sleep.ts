@@ -26,9 +26,9 @@ export function planSleep(step: SleepStep, now: number): { wakeAt: string; durat
   if (step.until !== undefined) {
     const at = parseIsoTime(step.until);
     if (at === undefined) throw invalid(step, `until must be ${ISO_TIME_HINT}; it is ${JSON.stringify(step.until)}`);
-    // A time already past wakes at once.
+    // A time already past wakes at once. Recorded in UTC, whatever zone it was given in.
     const wake = Math.max(at, now);
-    return { wakeAt: wake === at ? step.until : new Date(wake).toISOString(), durationMs: wake - now };
+    return { wakeAt: new Date(wake).toISOString(), durationMs: wake - now };
   }
   const ms = step.durationMs as unknown;
   if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLEEP_MS) {

@@ -115,7 +115,8 @@ describe('sleep definitions', () => {
     const now = Date.parse('2030-01-01T00:00:00.000Z');
     const step = (f: Record<string, unknown>) => ({ id: 's', type: 'sleep', onError: 'fail', ...f }) as never;
     expect(planSleep(step({ durationMs: 90_000 }), now)).toEqual({ wakeAt: '2030-01-01T00:01:30.000Z', durationMs: 90_000 });
-    expect(planSleep(step({ until: '2030-01-02T00:00:00Z' }), now)).toEqual({ wakeAt: '2030-01-02T00:00:00Z', durationMs: 86_400_000 });
+    expect(planSleep(step({ until: '2030-01-02T02:00:00+02:00' }), now)).toEqual({ wakeAt: '2030-01-02T00:00:00.000Z', durationMs: 86_400_000 });
+    expect(planSleep(step({ until: '2030-01-02' }), now)).toEqual({ wakeAt: '2030-01-02T00:00:00.000Z', durationMs: 86_400_000 });
     expect(planSleep(step({ until: '2029-12-31T00:00:00Z' }), now)).toEqual({ wakeAt: '2030-01-01T00:00:00.000Z', durationMs: 0 });
     expect(() => planSleep(step({ durationMs: '5' }), now)).toThrow(StepError);
     expect(() => planSleep(step({ durationMs: '5' }), now)).toThrow(/durationMs must be a whole number of milliseconds .* it is "5"/);
