@@ -1,6 +1,6 @@
 /**
  * Commands on JetStream: stream SMARTSPEC_COMMANDS (work-queue retention),
- * subjects smartspec.cmd.start|resume|cancel|signal. The edge publishes them;
+ * subjects smartspec.cmd.start|resume|cancel|signal|timer. The edge publishes them;
  * so may any other system (bodies below, documented in the README). Each
  * carries a message id, so a duplicate command within the stream's duplicate
  * window is stored once.

@@ -54,12 +54,16 @@ export class TimerStore {
   }
 
   /**
-   * Every pending timer, then every change, until `stop()`; a watch that ends
-   * (connection trouble) is started again and replays the current timers.
+   * Every pending timer, then every change, until `stop()`. A watch that ends
+   * (connection trouble) is started again and replays the current timers; so is
+   * one that went quiet while the bucket moved on (after a NATS fail-over a watch
+   * can stall without ending), checked every `stallCheckMs`.
    */
-  watch(onChange: (change: TimerChange) => void): { stop(): void } {
+  watch(onChange: (change: TimerChange) => void, stallCheckMs = 5000): { stop(): void } {
     let stopped = false;
     let current: { stop(): void } | undefined;
+    let seen = 0;
+    let seenAtLastCheck = -1;
     void (async () => {
       while (!stopped && !this.nc.isClosed()) {
         try {
@@ -68,6 +72,7 @@ export class TimerStore {
           if (stopped) iter.stop();
           for await (const e of iter) {
             if (stopped) break;
+            seen = Math.max(seen, e.revision);
             onChange(e.operation === 'PUT' ? { key: e.key, entry: e.json<TimerEntry>() } : { key: e.key, entry: undefined });
           }
         } catch {
@@ -76,6 +81,14 @@ export class TimerStore {
         await new Promise((r) => setTimeout(r, 500).unref());
       }
     })();
-    return { stop: () => { stopped = true; current?.stop(); } };
+    const stallCheck = setInterval(() => {
+      void this.kv.status().then((s) => {
+        const stalled = s.streamInfo.state.last_seq > seen && seen === seenAtLastCheck;
+        seenAtLastCheck = seen;
+        if (stalled && !stopped) current?.stop(); // its loop ends; the next watch replays the bucket
+      }, () => undefined);
+    }, stallCheckMs);
+    stallCheck.unref();
+    return { stop: () => { stopped = true; clearInterval(stallCheck); current?.stop(); } };
   }
 }
