@@ -63,9 +63,10 @@ beforeAll(async () => {
   slow = await startSlowServer();
   edge = (await startService({ edge: true, worker: false }, { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', NATS_URL: nats.url, ACK_WAIT_MS: String(ACK_WAIT_MS) })) as RunningService & { url: string };
   workers = [1, 2].map((n) => spawnCli(`worker${n}`, 'worker', common()));
-  await Promise.all(workers.map((w) => w.waitForOutput(/worker consuming commands/, 20_000)));
+  // Generous: on a busy machine a worker process takes a while to start.
+  await Promise.all(workers.map((w) => w.waitForOutput(/worker consuming commands/, 60_000)));
   nc = await connectNats(nats.url, 'timers-crash-test');
-}, 40_000);
+}, 90_000);
 
 afterAll(async () => {
   await killAll();
@@ -131,7 +132,7 @@ describe('durable timers when workers die', () => {
     for (const w of alive) await killChild(w, 'SIGKILL');
     const fresh = spawnCli('worker3', 'worker', common());
     workers.push(fresh);
-    await fresh.waitForOutput(/worker consuming commands/, 20_000);
+    await fresh.waitForOutput(/worker consuming commands/, 60_000);
     const readyAt = Date.now();
 
     const done = await waitForStatus(edge.url, id, ['COMPLETED', 'FAILED', 'CANCELLED'], 30_000);
@@ -143,8 +144,10 @@ describe('durable timers when workers die', () => {
     expect(wokeAt).toBeGreaterThanOrEqual(wakeAt);
     // A sleep started again from zero would end a full SLEEP_MS after the new worker was up.
     expect(wokeAt, `woke ${wokeAt - wakeAt} ms after the recorded wake time`).toBeLessThan(readyAt + SLEEP_MS);
-    expect(wokeAt - wakeAt).toBeLessThan(2000);
+    // Fired at the wake time, or as soon as a worker was up when none was by then (a slow start).
+    expect(wokeAt - Math.max(wakeAt, readyAt)).toBeLessThan(2000);
+    expect(Math.abs((completed.lateMs as number) - (wokeAt - wakeAt))).toBeLessThan(1000);
     expect(evs.filter((e) => e.type === 'StepStarted' && e.stepId === 'nap')).toHaveLength(1);
     expectReplays(id, evs);
-  }, 60_000);
+  }, 120_000);
 });
