@@ -62,16 +62,25 @@ export class TimerStore {
   watch(onChange: (change: TimerChange) => void, stallCheckMs = 5000): { stop(): void } {
     let stopped = false;
     let current: { stop(): void } | undefined;
+    /** Bumped to abandon a stalled watch (its iterator may not even end when stopped): a new loop takes over. */
+    let generation = 0;
+    /** The bucket's revision the watch has caught up with; compared with the bucket's to find a stall. */
     let seen = 0;
     let seenAtLastCheck = -1;
-    void (async () => {
-      while (!stopped && !this.nc.isClosed()) {
+    let bucketAtLastCheck = 0;
+    const follow = async (gen: number) => {
+      const live = () => gen === generation && !stopped && !this.nc.isClosed();
+      while (live()) {
         try {
+          // A new watch replays the bucket as it is now: it has caught up with everything stored so far
+          // (deleted entries that were purged are never delivered, so they must not count as missing).
+          const bucketNow = (await this.kv.status()).streamInfo.state.last_seq;
           const iter = await this.kv.watch();
+          if (!live()) return iter.stop();
           current = iter;
-          if (stopped) iter.stop();
+          seen = Math.max(seen, bucketNow);
           for await (const e of iter) {
-            if (stopped) break;
+            if (!live()) break;
             seen = Math.max(seen, e.revision);
             onChange(e.operation === 'PUT' ? { key: e.key, entry: e.json<TimerEntry>() } : { key: e.key, entry: undefined });
           }
@@ -80,12 +89,17 @@ export class TimerStore {
         }
         await new Promise((r) => setTimeout(r, 500).unref());
       }
-    })();
+    };
+    void follow(generation);
     const stallCheck = setInterval(() => {
       void this.kv.status().then((s) => {
-        const stalled = s.streamInfo.state.last_seq > seen && seen === seenAtLastCheck;
+        // Changes already stored at the previous check and still not delivered, with nothing delivered since.
+        const stalled = bucketAtLastCheck > seen && seen === seenAtLastCheck;
         seenAtLastCheck = seen;
-        if (stalled && !stopped) current?.stop(); // its loop ends; the next watch replays the bucket
+        bucketAtLastCheck = s.streamInfo.state.last_seq;
+        if (!stalled || stopped) return;
+        current?.stop();
+        void follow(++generation);
       }, () => undefined);
     }, stallCheckMs);
     stallCheck.unref();
