@@ -156,6 +156,26 @@ describe('sleep', () => {
     for (const id of sleepers.slice(0, 5)) expect((await http(base, 'GET', `/executions/${id}`)).json.status).toBe('WAITING');
   }, 120_000);
 
+  it('a sleep beside a step still running (the worker hosts the execution) ends once, though the host and the timer bucket both fire it', async () => {
+    const base = await service();
+    const id = await submit(base, {
+      id: uniq('nap-beside'),
+      steps: [
+        { id: 'nap', type: 'sleep', durationMs: 1500 },
+        // Waits out a 3 s retry delay: the execution stays RUNNING, hosted, meanwhile.
+        { id: 'flaky', type: 'fail', retryable: true, onError: 'continue', retry: { maxAttempts: 2, initialDelayMs: 3000 } },
+      ],
+      parallel: [['nap', 'flaky']],
+    });
+    const done = await waitForStatus(base, id, ['COMPLETED', 'FAILED'], 20_000);
+    expect(done.status, JSON.stringify(done)).toBe('COMPLETED');
+    expect(done.steps.nap.output).toEqual({ sleptMs: 1500 });
+    const evs = await events(base, id);
+    expect(ofStep(evs, 'StepCompleted', 'nap')).toHaveLength(1);
+    expect(evs.filter((e) => e.type === 'ExecutionResumed')).toEqual([]);
+    expectReplays(id, evs);
+  });
+
   it('`smartspec replay` verifies a history with wakeAt, durationMs and lateMs', async () => {
     const base = await service();
     const id = await submit(base, { id: uniq('nap-replay'), steps: [{ id: 'nap', type: 'sleep', durationMs: 200 }, { id: 'wait', type: 'signal', timeoutMs: 300, onError: 'continue', retry: { maxAttempts: 1 } }] });
