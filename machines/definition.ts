@@ -41,7 +41,22 @@ export const httpStepSchema = z.strictObject({
   }),
 });
 
-export const sleepStepSchema = z.strictObject({ ...common, type: z.literal('sleep'), durationMs: z.number().int().min(0).max(86_400_000) });
+/** The longest sleep: 100 years (a wake time must stay a valid date). */
+export const MAX_SLEEP_MS = 100 * 365 * 86_400_000;
+/** A string that is exactly one `{{…}}` template. */
+const wholeTemplate = z.string().regex(/^\{\{[^{}]*\}\}$/, 'must be a number of milliseconds or a single {{…}} template');
+
+/**
+ * Waits `durationMs` (or a template resolving to a number) or `until` an ISO-8601 time
+ * (or a template resolving to one): exactly one of them (validate.ts). A durable timer:
+ * the wake time is recorded when the step starts and any worker fires it.
+ */
+export const sleepStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('sleep'),
+  durationMs: z.union([z.number().int().min(0).max(MAX_SLEEP_MS), wholeTemplate]).optional(),
+  until: z.string().min(1).optional(),
+});
 
 export const failStepSchema = z.strictObject({
   ...common,

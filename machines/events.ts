@@ -33,7 +33,16 @@ export const EVENT_TYPES = [
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget }
-export interface StepStarted { type: 'StepStarted'; stepId: string; attempt: number }
+export interface StepStarted {
+  type: 'StepStarted';
+  stepId: string;
+  attempt: number;
+  /** A sleep: when it ends (ISO-8601), and the duration it resolved to. Its timer is durable: any worker fires it. */
+  wakeAt?: string;
+  durationMs?: number;
+  /** A signal step with `timeoutMs`: when it times out without its signal (ISO-8601). */
+  deadline?: string;
+}
 export interface StepCompleted {
   type: 'StepCompleted';
   stepId: string;
@@ -43,8 +52,18 @@ export interface StepCompleted {
   skipped?: boolean;
   usage?: Usage;
   latencyMs?: number;
+  /** Fired by a timer (a sleep's end): how long after its `wakeAt` it was recorded. */
+  lateMs?: number;
 }
-export interface StepFailed { type: 'StepFailed'; stepId: string; attempt: number; error: ErrorInfo; retryInMs?: number }
+export interface StepFailed {
+  type: 'StepFailed';
+  stepId: string;
+  attempt: number;
+  error: ErrorInfo;
+  retryInMs?: number;
+  /** Fired by a timer (a signal's timeout): how long after its `deadline` it was recorded. */
+  lateMs?: number;
+}
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string }
 /**
  * Not a transition of the machine: the actor is rebuilt at the checkpoint

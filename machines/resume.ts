@@ -63,9 +63,13 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     plan.fromStep === undefined && stage !== undefined && oldStages[target]?.key === stage.key && phases[id] === 'done';
   if (stage) for (const st of stage.steps) if (keepInStage(st.id)) keep.add(st.id);
 
+  // Recovery leaves a step waiting on a recorded timer waiting: a sleep is not restarted from zero,
+  // a signal's timeout not pushed back.
+  const waitsOnTimer = (id: string) => plan.recovery === true && phases[id] === 'waiting' && before.timers?.[id]?.attempt === before.attempts[id];
+  const phaseOf = (id: string) => (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
   const value = stage === undefined
     ? { running: END_STATE }
-    : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, keep.has(st.id) ? 'done' : 'pending'])) : 'pending' } };
+    : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, phaseOf(st.id)])) : phaseOf(stage.steps[0].id) } };
 
   const only = <T>(rec: Record<string, T>) => Object.fromEntries(Object.entries(rec).filter(([k]) => keep.has(k)));
   const context: WorkflowContext = {

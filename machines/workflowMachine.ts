@@ -11,7 +11,7 @@
  */
 import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
 import type { Budget, Definition, Step } from './definition.js';
-import type { ErrorInfo, Usage, WorkflowEvent } from './events.js';
+import type { ErrorInfo, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 
@@ -27,11 +27,25 @@ export interface WorkflowContext {
   errors: Record<string, ErrorInfo>;
   /** Signals delivered before their step was waiting, by name. */
   signals: Record<string, unknown>;
+  /**
+   * Durable timers of started steps, by step: a sleep's wake time, a signal step's
+   * timeout. Absent in snapshots taken before timers were recorded.
+   */
+  timers?: Record<string, StepTimer>;
   usage: Usage;
   budget?: Budget;
   /** The execution's error, once ExecutionFailed. */
   error?: ErrorInfo;
   output?: unknown;
+}
+
+/** A step's timer as its StepStarted recorded it; it applies while that attempt waits. */
+export interface StepTimer {
+  /** ISO-8601: a sleep's `wakeAt` or a signal step's `deadline`. */
+  at: string;
+  attempt: number;
+  /** A sleep's resolved duration. */
+  durationMs?: number;
 }
 
 export interface WorkflowInput { executionId: string; definition: Definition }
@@ -86,13 +100,22 @@ function withKey<T>(record: Record<string, T>, key: string, value: T): Record<st
   return copy;
 }
 
+function withoutKey<T>(record: Record<string, T>, key: string): Record<string, T> {
+  const copy = Object.assign({}, record);
+  delete copy[key];
+  return copy;
+}
+
 const addUsage = (a: Usage, b?: Usage): Usage =>
   b ? { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens } : a;
 
 function stepNode(step: Step) {
   const id = step.id;
   const signalName = step.type === 'signal' ? (step.name ?? step.id) : undefined;
+  const isSleep = step.type === 'sleep';
   const isStep = forStep(id);
+  // A timer's event applies only to the attempt that is waiting: a late one for an earlier attempt is refused.
+  const isWaitingAttempt = ({ context, event }: Args) => isStep({ event } as Args) && (event as { attempt?: number }).attempt === context.attempts[id];
 
   const complete = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepCompleted' }>;
@@ -101,6 +124,13 @@ function stepNode(step: Step) {
   const recordAttempt = assign(({ context, event }: Args) => ({
     attempts: withKey(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
   }));
+  const recordTimer = assign(({ context, event }: Args) => {
+    const e = event as StepStarted;
+    const at = e.wakeAt ?? e.deadline;
+    const timers = context.timers ?? {};
+    if (at === undefined) return Object.hasOwn(timers, id) ? { timers: withoutKey(timers, id) } : {};
+    return { timers: withKey<StepTimer>(timers, id, { at, attempt: e.attempt, ...(e.durationMs !== undefined ? { durationMs: e.durationMs } : {}) }) };
+  });
   const recordError = assign(({ context, event }: Args) => ({
     errors: withKey(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
   }));
@@ -121,6 +151,9 @@ function stepNode(step: Step) {
   ];
   const completed = { guard: isStep, target: 'done', actions: complete };
 
+  const startWaiting = { guard: isStep, target: 'waiting', actions: [recordAttempt, recordTimer] };
+  // A sleep whose StepStarted has no wakeAt was recorded before sleeps were durable timers: it ran in process.
+  const startSleep = [{ guard: ({ event }: Args) => isStep({ event } as Args) && (event as StepStarted).wakeAt !== undefined, target: 'waiting', actions: [recordAttempt, recordTimer] }, { guard: isStep, target: 'running', actions: recordAttempt }];
   const started = signalName
     ? [
         // A signal that arrived early completes the step as soon as it starts.
@@ -135,9 +168,9 @@ function stepNode(step: Step) {
             }),
           ],
         },
-        { guard: isStep, target: 'waiting', actions: recordAttempt },
+        startWaiting,
       ]
-    : [{ guard: isStep, target: 'running', actions: recordAttempt }];
+    : isSleep ? startSleep : [{ guard: isStep, target: 'running', actions: recordAttempt }];
 
   const active = { on: { StepCompleted: completed, StepFailed: onFailed } };
   return {
@@ -161,12 +194,14 @@ function stepNode(step: Step) {
                   target: 'done',
                   actions: assign(({ context, event }: Args) => ({ outputs: withKey(context.outputs, id, (event as any).payload) })),
                 },
-                StepFailed: onFailed,
+                // the timeout
+                StepFailed: onFailed.map((t) => ({ ...t, guard: (args: Args) => t.guard(args) && isWaitingAttempt(args) })),
               },
             },
           }
         : { running: active }),
-      backoff: { on: { StepStarted: { guard: isStep, target: signalName ? 'waiting' : 'running', actions: recordAttempt } } },
+      ...(isSleep ? { waiting: { on: { StepCompleted: { guard: isWaitingAttempt, target: 'done', actions: complete } } } } : {}),
+      backoff: { on: { StepStarted: signalName ? startWaiting : isSleep ? startSleep : { guard: isStep, target: 'running', actions: recordAttempt } } },
       done: { type: 'final' as const },
       failed: {},
     },
@@ -209,6 +244,7 @@ export function compileWorkflow(definition: Definition) {
       attempts: {},
       errors: {},
       signals: {},
+      timers: {},
       usage: ZERO_USAGE,
     }),
     states: {

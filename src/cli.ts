@@ -16,6 +16,7 @@ import { replayWithPayloads } from './payloads/verify.js';
 import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
 import { Engine } from './worker/engine.js';
+import { TimerStore } from './timers/timerStore.js';
 import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
@@ -173,7 +174,8 @@ async function replay(records: StoredRecord[], executionId: string, json: boolea
 
 /** Print transitions until the execution ends or waits; exit status from its outcome. */
 async function follow(runner: ExecutionRunner): Promise<number> {
-  const { status, snapshot } = await runner.settled();
+  // Sleeps are waited out here; a signal is waited for elsewhere.
+  const { status, snapshot } = await runner.settled({ wakeWithinMs: Infinity });
   if (interruptedWith !== undefined) {
     out(`interrupted: the execution stays as recorded; continue it with smartspec resume ${runner.executionId}`);
     return interruptedWith;
@@ -218,7 +220,8 @@ async function withLog(fn: (log: EventLog, payloads: PayloadStore) => Promise<nu
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
   return withNats(async ({ nc, replicas }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    // Timers go to the shared store too: a worker fires those of an execution this command leaves waiting.
+    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), timers: await TimerStore.open(nc, replicas), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     onInterrupt = () => engine.close();
     try {
       return await fn(engine);

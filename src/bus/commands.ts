@@ -1,6 +1,6 @@
 /**
  * Commands on JetStream: stream SMARTSPEC_COMMANDS (work-queue retention),
- * subjects smartspec.cmd.start|resume|cancel|signal. The edge publishes them;
+ * subjects smartspec.cmd.start|resume|cancel|signal|timer. The edge publishes them;
  * so may any other system (bodies below, documented in the README). Each
  * carries a message id, so a duplicate command within the stream's duplicate
  * window is stored once.
@@ -20,6 +20,8 @@ export const commandSchemas = {
   resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional() }),
   cancel: z.object({ executionId, reason: z.string().optional() }),
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional() }),
+  /** A step's durable timer is due (published by workers; `at` is its recorded time). */
+  timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
 } satisfies Record<CommandType, z.ZodType>;
 
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;

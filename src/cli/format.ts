@@ -16,11 +16,12 @@ export class TransitionPrinter {
   constructor(private readonly write: (line: string) => void) {}
 
   line({ seq, record }: StoredRecord, snapshot: WorkflowSnapshot): void {
-    const r = record as StoredRecord['record'] & { stepId?: string; attempt?: number; error?: { message: string }; skipped?: boolean; name?: string };
+    const r = record as StoredRecord['record'] & { stepId?: string; attempt?: number; error?: { message: string }; skipped?: boolean; name?: string; wakeAt?: string; deadline?: string };
     const what = [r.type.padEnd(18), r.stepId ? `${r.stepId}${r.attempt && r.type === 'StepStarted' ? ` (attempt ${r.attempt})` : ''}` : r.name ? `signal ${r.name}` : ''].join(' ');
     let note = '';
     if (r.type === 'StepFailed' || r.type === 'ExecutionFailed') note = `  ✗ ${r.error?.message ?? ''}`;
     if (r.skipped) note = '  (skipped: when is false)';
+    if (r.type === 'StepStarted' && (r.wakeAt || r.deadline)) note = r.wakeAt ? `  (wakes at ${r.wakeAt})` : `  (times out at ${r.deadline})`;
     if (r.type === 'ExecutionStarted') this.write(`execution ${r.executionId} (workflow ${r.workflowId})`);
     const stage = activeStage(snapshot);
     if (stage && stage.key !== this.lastStage && r.type !== 'ExecutionStarted') {

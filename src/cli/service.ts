@@ -19,6 +19,7 @@ import { ExecutionIndex } from '../registry/executionIndex.js';
 import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
 import { Engine } from '../worker/engine.js';
+import { TimerStore } from '../timers/timerStore.js';
 import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
@@ -94,7 +95,9 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     let url: string | undefined;
 
     if (roles.worker) {
+      const timers = await TimerStore.open(nc, replicas);
       engine = await Engine.create({
+        timers,
         nc,
         log,
         index,
@@ -105,7 +108,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         onError: (err, what) => logger.warn({ err }, what),
         onRecord: engineMetrics(registry),
       });
-      const worker = new Worker({ engine, bus, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      const worker = new Worker({ engine, bus, timers, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await worker.start();
       stops.push((graceMs) => worker.stop(graceMs));
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');

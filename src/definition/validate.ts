@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
 import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
+import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 
 export interface Issue { path: string; message: string }
 
@@ -33,7 +34,7 @@ export function validateDefinition(doc: unknown): Definition {
   const parsed = definitionSchema.safeParse(doc);
   if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
   const def = parsed.data;
-  const issues = [...checkIds(def), ...checkGroups(def)];
+  const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def)];
   if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
@@ -134,6 +135,10 @@ function templatedFields(step: Step): [string, unknown][] {
     case 'http': fields.push(['request', step.request]); break;
     case 'llm': fields.push(['prompt', step.prompt]); if (step.system) fields.push(['system', step.system]); fields.push(['model', step.model]); break;
     case 'fail': fields.push(['message', step.message]); break;
+    case 'sleep':
+      if (typeof step.durationMs === 'string') fields.push(['durationMs', step.durationMs]);
+      if (step.until !== undefined) fields.push(['until', step.until]);
+      break;
     default: break;
   }
   return fields;
@@ -163,6 +168,20 @@ function checkTemplates(def: Definition): Issue[] {
           else if (out !== 'output') issues.push({ path, message: `${ref.raw}: write steps.${id}.output…` });
         }
       }
+    }
+  });
+  return issues;
+}
+
+/** A sleep has exactly one of durationMs and until; a literal until is a time. */
+function checkSleeps(def: Definition): Issue[] {
+  const issues: Issue[] = [];
+  def.steps.forEach((s, i) => {
+    if (s.type !== 'sleep') return;
+    if (s.durationMs === undefined && s.until === undefined) issues.push({ path: `steps[${i}].durationMs`, message: 'a sleep needs durationMs (milliseconds) or until (a time)' });
+    else if (s.durationMs !== undefined && s.until !== undefined) issues.push({ path: `steps[${i}].until`, message: 'give either durationMs or until, not both' });
+    else if (s.until !== undefined && !s.until.includes('{{') && parseIsoTime(s.until) === undefined) {
+      issues.push({ path: `steps[${i}].until`, message: `'${s.until}' is not ${ISO_TIME_HINT}, nor a {{…}} template` });
     }
   });
   return issues;

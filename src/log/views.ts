@@ -80,7 +80,16 @@ function foldFrom(start: WorkflowSnapshot, records: StoredRecord[], checkpoints:
   return { snapshot, checkpoints, mismatches: [], lastSeq };
 }
 
-export interface StepSummary { phase: StepPhase; attempts?: number; output?: unknown; error?: unknown }
+export interface StepSummary {
+  phase: StepPhase;
+  attempts?: number;
+  output?: unknown;
+  error?: unknown;
+  /** While the step waits on its durable timer: a sleep's wake time. */
+  wakeAt?: string;
+  /** While a signal step waits: when it times out. */
+  deadline?: string;
+}
 
 export interface ExecutionSummary {
   executionId: string;
@@ -99,6 +108,11 @@ export interface ExecutionSummary {
   lastSeq: number;
 }
 
+function waitingTimer(type: string, phase: StepPhase, timer: { at: string; attempt: number } | undefined, attempt: number | undefined) {
+  if (phase !== 'waiting' || !timer || timer.attempt !== attempt) return {};
+  return type === 'sleep' ? { wakeAt: timer.at } : { deadline: timer.at };
+}
+
 export function summarize({ executionId, records, fold }: LoadedExecution): ExecutionSummary {
   const snap = fold.snapshot;
   const ctx = snap.context;
@@ -111,6 +125,7 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
       ...(ctx.attempts[s.id] ? { attempts: ctx.attempts[s.id] } : {}),
       ...(Object.hasOwn(ctx.outputs, s.id) ? { output: ctx.outputs[s.id] } : {}),
       ...(ctx.errors[s.id] ? { error: ctx.errors[s.id] } : {}),
+      ...waitingTimer(s.type, phases[s.id], ctx.timers?.[s.id], ctx.attempts[s.id]),
     };
   }
   const first = records[0].record;

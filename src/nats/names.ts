@@ -6,7 +6,8 @@ export const COMMAND_SUBJECTS = 'smartspec.cmd.*';
 
 export const executionSubject = (executionId: string) => `smartspec.exec.${executionId}`;
 
-export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal'] as const;
+/** `timer` is published by workers when a step's durable timer is due (src/timers). */
+export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal', 'timer'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 export const commandSubject = (type: CommandType) => `smartspec.cmd.${type}`;
 
@@ -26,3 +27,6 @@ export const EXECUTION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export const SNAPSHOTS_BUCKET = 'smartspec_snapshots';
 /** Object store bucket for values too large to carry inline in a record (src/payloads). */
 export const PAYLOADS_BUCKET = 'smartspec_payloads';
+
+/** Pending step timers (sleeps, signal timeouts), one key per execution, step and attempt. */
+export const TIMERS_BUCKET = 'smartspec_timers';

@@ -6,7 +6,11 @@
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { controlSubject } from '../nats/names.js';
 
-export type ControlRequest = { op: 'ping' } | { op: 'cancel'; reason?: string } | { op: 'signal'; name: string; payload: unknown };
+export type ControlRequest =
+  | { op: 'ping' }
+  | { op: 'cancel'; reason?: string }
+  | { op: 'signal'; name: string; payload: unknown }
+  | { op: 'timer'; stepId: string; attempt: number; at: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 
 export function isNoResponders(err: unknown): boolean {

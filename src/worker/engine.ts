@@ -24,6 +24,7 @@ import { ExecutionRunner } from './runner.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
 import { assertNesting } from '../payloads/refs.js';
+import type { TimerStore } from '../timers/timerStore.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -38,6 +39,8 @@ export interface EngineOptions {
   index?: ExecutionIndex;
   /** Where large values go (default: the `smartspec_payloads` bucket, limits from the environment). */
   payloads?: PayloadStore;
+  /** Where steps' durable timers are kept, for every worker to fire. */
+  timers?: TimerStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
 }
@@ -156,6 +159,19 @@ export class Engine {
     return runner;
   }
 
+  /**
+   * A step's durable timer is due: record it where the execution is hosted, or host it
+   * here. Refused (InvalidExecutionStateError) when it no longer applies.
+   */
+  async timer(executionId: string, stepId: string, attempt: number, at: string): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(executionId);
+    if (local) { await local.fireTimer(stepId, attempt, at); return local; }
+    if (await this.forward(executionId, { op: 'timer', stepId, attempt, at })) return undefined;
+    const runner = await this.adopt(executionId);
+    await runner.fireTimer(stepId, attempt, at);
+    return runner;
+  }
+
   /** Whether a live process (this one or another) hosts the execution, and which. */
   async liveOwner(executionId: string): Promise<string | undefined> {
     const local = this.runners.get(executionId);
@@ -232,7 +248,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
@@ -288,6 +304,7 @@ export class Engine {
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload);
+      else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);

@@ -19,6 +19,7 @@ import {
   isTerminal,
   retryDelayMs,
   statusOf,
+  stepPhases,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
@@ -35,6 +36,8 @@ import { SNAPSHOT_EVERY, type SnapshotStore } from '../log/snapshots.js';
 import { isPayloadRef } from '../payloads/refs.js';
 import { resolveScopeRefs, scopeHoldsRefs } from '../payloads/scope.js';
 import type { PayloadStore } from '../payloads/store.js';
+import type { TimerStore } from '../timers/timerStore.js';
+import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTimers.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -47,6 +50,8 @@ export interface RunnerDeps {
   /** Snapshots every SNAPSHOT_EVERY records, at a checkpoint, so long histories resume fast. */
   snapshots?: SnapshotStore;
   onError?: (err: unknown, context: string) => void;
+  /** Where steps' timers are kept for every worker to fire (sleeps, signal timeouts); without it only this runner fires them. */
+  timers?: TimerStore;
 }
 
 export interface RunnerOutcome {
@@ -79,7 +84,9 @@ export class ExecutionRunner {
   private rejectDone!: (e: unknown) => void;
   /** Settles when the execution ends, the runner is stopped, or the log is lost to another writer. */
   readonly done: Promise<RunnerOutcome>;
-  private idleWaiters: ((o: RunnerOutcome) => void)[] = [];
+  private idleWaiters: { resolve: (o: RunnerOutcome) => void; wakeWithinMs: number }[] = [];
+  /** Steps whose timer is armed in the timer store, with the attempt: disarmed when that attempt stops waiting. */
+  private readonly armed = new Map<string, number>();
   readonly workflowId: string;
 
   constructor(
@@ -94,10 +101,26 @@ export class ExecutionRunner {
     this.done.catch(() => undefined); // observed by whoever awaits it
   }
 
-  /** Settles at the next point where nothing runs: the end (as `done`), or WAITING for a signal. */
-  settled(): Promise<RunnerOutcome> {
-    if (this.stopped || this.status === 'WAITING') return this.status === 'WAITING' && !this.stopped ? Promise.resolve(this.outcome()) : this.done;
-    return Promise.race([this.done, new Promise<RunnerOutcome>((res) => this.idleWaiters.push(res))]);
+  /**
+   * Settles at the next point where nothing runs: the end (as `done`), or WAITING for a
+   * signal or a sleep. Not at a sleep that wakes within `wakeWithinMs` (Infinity: no sleep).
+   */
+  settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
+    if (this.stopped) return this.done;
+    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs)) return Promise.resolve(this.outcome());
+    return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
+  }
+
+  /** Whether a waiting sleep of the current stage wakes within `ms` from now. */
+  private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
+    if (ms <= 0) return false;
+    const { phases, stage } = inspectSnapshot(snap);
+    const limit = this.now().getTime() + ms;
+    return (stage?.steps ?? []).some((st) => st.type === 'sleep' && phases[st.id] === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
   }
 
   private outcome(): RunnerOutcome {
@@ -147,6 +170,17 @@ export class ExecutionRunner {
     return !this.stopped && (this.inflight.size > 0 || this.reporting.size > 0 || this.starting.size > 0);
   }
 
+  /**
+   * A step's timer is due: record what it means (a sleep ends, a signal step times out).
+   * Refused (InvalidExecutionStateError) when it no longer applies: the step moved on.
+   */
+  async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
+    const step = this.snapshot.context.definition.steps.find((s) => s.id === stepId);
+    const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
+    if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
+    await this.commit(event);
+  }
+
   /** Stop hosting without writing anything (shutdown, passivation). */
   stop(): void {
     if (this.stopped) return;
@@ -168,9 +202,12 @@ export class ExecutionRunner {
     }
     const after = this.actor.getSnapshot();
     // The envelope first: V8 takes a slow path for properties added after a spread (µs per record).
-    const body = { executionId: this.executionId, workflowId: this.workflowId, at: (this.deps.now?.() ?? new Date()).toISOString(), state: after.value, ...event };
+    const body = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
+    const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : undefined;
     let stored: StoredRecord;
     try {
+      // The timer is kept before its step starts: a crash in between leaves a timer the machine will refuse, never a lost one.
+      if (timerAt && this.deps.timers) await this.deps.timers.arm({ executionId: this.executionId, stepId: (event as { stepId: string }).stepId, attempt: (event as { attempt: number }).attempt, at: timerAt });
       stored = await this.deps.log.append(body as never, this.position, this.writer);
     } catch (err) {
       if (err instanceof MessageTooLargeError && !next) {
@@ -191,12 +228,24 @@ export class ExecutionRunner {
       throw err;
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
+    if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
+    if (this.armed.size > 0) this.disarmEnded(after);
     this.deps.onRecord?.(stored, after);
     if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
       this.sinceSnapshot = 0;
       this.deps.snapshots.save(stored, after).catch((err) => this.deps.onError?.(err, 'snapshot save'));
     }
     this.react();
+  }
+
+  /** Remove from the timer store the timers whose step attempt no longer waits (ended, failed, cancelled). */
+  private disarmEnded(snap: WorkflowSnapshot): void {
+    const phases = isTerminal(statusOf(snap)) ? {} : stepPhases(snap);
+    for (const [stepId, attempt] of this.armed) {
+      if (phases[stepId] === 'waiting' && snap.context.attempts[stepId] === attempt) continue;
+      this.armed.delete(stepId);
+      this.deps.timers?.disarm({ executionId: this.executionId, stepId, attempt }).catch((err) => this.deps.onError?.(err, 'timer disarm'));
+    }
   }
 
   /** Look at the current snapshot and do what it calls for. */
@@ -218,9 +267,13 @@ export class ExecutionRunner {
       if (phase === 'pending') this.begin(step, snap);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
-      else if (phase === 'waiting' && step.timeoutMs && !this.timers.has(step.id)) this.scheduleSignalTimeout(step, snap);
+      else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
     }
-    if (status === 'WAITING') for (const w of this.idleWaiters.splice(0)) w({ status, snapshot: snap });
+    if (status === 'WAITING' && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
+      for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
+    }
   }
 
   /**
@@ -304,7 +357,19 @@ export class ExecutionRunner {
       };
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error });
     }
-    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt });
+    this.start(step, snap, attempt);
+  }
+
+  /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
+  private start(step: Step, snap: WorkflowSnapshot, attempt: number): void {
+    let timer;
+    try {
+      // Only sleeps and signal steps have timers: other steps start without building a template scope.
+      if (step.type === 'sleep' || step.type === 'signal') timer = timerFields(step, snap, this.scope(snap), this.now().getTime());
+    } catch (err) {
+      return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+    }
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer });
   }
 
   private execute(step: Step, snap: WorkflowSnapshot): void {
@@ -345,7 +410,7 @@ export class ExecutionRunner {
     const attempt = snap.context.attempts[step.id] ?? 1;
     const retry = () => {
       this.timers.delete(step.id);
-      if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt: attempt + 1 });
+      if (!this.stopped) this.start(step, this.snapshot, attempt + 1);
     };
     const delay = retryDelayMs(step.retry, attempt);
     // No delay: next turn of the event loop (a 0 ms timer still waits about 1 ms).
@@ -358,15 +423,22 @@ export class ExecutionRunner {
     }
   }
 
-  private scheduleSignalTimeout(step: Step, snap: WorkflowSnapshot): void {
+  /**
+   * While this runner hosts a waiting step, it fires the step's timer itself at the recorded
+   * time (other workers fire it through the timer store when nobody hosts the execution).
+   */
+  private scheduleTimer(step: Step, snap: WorkflowSnapshot): void {
     const attempt = snap.context.attempts[step.id] ?? 1;
-    const timer = setTimeout(() => {
+    const recorded = recordedTimer(step, snap);
+    // Recorded before timers were durable: a signal's timeout counts from now, as it did then.
+    const at = recorded?.at ?? (step.type === 'signal' && step.timeoutMs ? this.now().getTime() + step.timeoutMs : undefined);
+    if (at === undefined) return;
+    if (recorded && this.deps.timers) this.armed.set(step.id, attempt);
+    const cancel = setLongTimeout(() => {
       this.timers.delete(step.id);
-      if (this.stopped) return;
-      const error: ErrorInfo = { code: 'TIMEOUT', message: `no signal for step '${step.id}' within ${step.timeoutMs} ms`, retryable: true };
-      this.commit({ type: 'StepFailed', stepId: step.id, attempt, error }).catch(() => undefined);
-    }, step.timeoutMs);
-    this.timers.set(step.id, () => clearTimeout(timer));
+      if (!this.stopped) this.fireTimer(step.id, attempt).catch(() => undefined); // refused: the step moved on
+    }, at - this.now().getTime());
+    this.timers.set(step.id, cancel);
   }
 
   private abortSteps(why: string): void {

@@ -5,8 +5,9 @@
  * telling JetStream it is still working; if the worker dies, JetStream
  * redelivers the command after the ack wait and another worker continues the
  * execution from its last recorded transition. A command is acked when its
- * execution ends or waits for a signal (then it is passivated: a waiting
- * execution costs no memory, and its signal brings it back on any worker).
+ * execution ends or waits for a signal or a sleep (then it is passivated: a
+ * waiting execution costs no memory and holds no slot; its signal, or its
+ * timer, which every worker watches, brings it back on any worker).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -20,6 +21,11 @@ import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
 import type { Engine } from './engine.js';
 import type { ExecutionRunner } from './runner.js';
 import { assertNesting } from '../payloads/refs.js';
+import type { TimerStore } from '../timers/timerStore.js';
+import { TimerWatcher } from '../timers/timerWatcher.js';
+
+/** A sleep that ends within this is waited out in place: passivating it would cost more than it saves. */
+const SHORT_SLEEP_MS = 1000;
 
 export interface WorkerOptions {
   engine: Engine;
@@ -29,6 +35,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** The consumer's ack wait; the worker says "working" three times per period. */
   ackWaitMs?: number;
+  /** Pending step timers: the worker fires those that fall due (TimerWatcher). */
+  timers?: TimerStore;
 }
 
 export class Worker {
@@ -39,6 +47,7 @@ export class Worker {
   private loop?: Promise<void>;
   /** Commands being handled (held while their execution runs here). */
   private readonly handling = new Set<Promise<void>>();
+  private timerWatcher?: TimerWatcher;
 
   constructor(private readonly options: WorkerOptions) {}
 
@@ -48,6 +57,10 @@ export class Worker {
     // Short pulls: after a fail-over a pull parked on a dead consumer leader is noticed in seconds.
     const messages = await consumer.consume({ max_messages: Math.min(concurrency, 128), expires: 5000 });
     this.messages = messages;
+    if (this.options.timers) {
+      this.timerWatcher = new TimerWatcher(this.options.timers, this.options.bus, { onError: (err, what) => this.options.logger.warn({ err: describe(err) }, what) });
+      this.timerWatcher.start();
+    }
     this.loop = (async () => {
       for await (const msg of messages) {
         while (this.running >= concurrency && !this.stopping) await new Promise<void>((r) => (this.slotFreed = r));
@@ -73,6 +86,7 @@ export class Worker {
   async stop(graceMs = 0): Promise<void> {
     const { engine } = this.options;
     this.stopping = true;
+    this.timerWatcher?.stop();
     this.slotFreed?.();
     this.messages?.stop();
     await engine.holdNewSteps(graceMs);
@@ -100,17 +114,28 @@ export class Worker {
       return msg.term();
     }
     const log = logger.child({ command: type, executionId: command.executionId, delivery: msg.info.deliveryCount });
+    if (type === 'timer') {
+      // Fired early by a worker whose clock is ahead: back into the stream until it is due here too.
+      const early = Date.parse((command as Command<'timer'>).at) - Date.now();
+      if (early > 0) return msg.nak(early);
+    }
     let runner: ExecutionRunner | undefined;
     try {
       runner = await this.apply(type, command);
     } catch (err) {
+      if (type === 'timer' && err instanceof InvalidExecutionStateError) {
+        // The step moved on (its signal came, it was cancelled, the execution ended): the timer is spent.
+        log.debug({ err: describe(err) }, 'timer no longer applies');
+        await this.options.timers?.disarmSpent(command as Command<'timer'>).catch((e) => log.warn({ err: describe(e) }, 'timer disarm'));
+        return this.hostWhileRunning(msg, command.executionId, log);
+      }
       if (err instanceof ExecutionNotFoundError && type !== 'start' && msg.info.deliveryCount < 5) {
         // The start command may still be on its way (commands are not ordered across workers).
         return msg.nak(1000);
       }
       // Not applied because another process hosts it or wrote first: try again (it reaches the owner).
       const contended = err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'EXECUTION_OWNED');
-      if ((type === 'signal' || type === 'cancel') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
+      if ((type === 'signal' || type === 'cancel' || type === 'timer') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
       if (!(err instanceof SmartSpecError) || err.retryable) {
         log.warn({ err: describe(err) }, 'command failed; it will be redelivered');
         return msg.nak(2000);
@@ -149,6 +174,10 @@ export class Worker {
         const c = command as Command<'signal'>;
         return engine.signal(c.executionId, c.name, c.payload ?? {});
       }
+      case 'timer': {
+        const c = command as Command<'timer'>;
+        return engine.timer(c.executionId, c.stepId, c.attempt, c.at);
+      }
     }
   }
 
@@ -181,7 +210,8 @@ export class Worker {
     const period = Math.max(100, Math.floor((this.options.ackWaitMs ?? 30_000) / 3));
     const heartbeat = setInterval(() => msg.working(), period);
     try {
-      const outcome = await runner.settled();
+      // Without a timer store nobody else would wake a sleeper: then it is waited out here.
+      const outcome = await runner.settled({ wakeWithinMs: this.options.timers ? SHORT_SLEEP_MS : Infinity });
       if (outcome.status === 'WAITING') engine.release(executionId);
       else if (!isTerminal(outcome.status)) {
         // Stopped while it runs (shutdown): unfinished, so never acked; another worker continues it now.

@@ -94,7 +94,7 @@ async function definitionFile(tag: string, sleepMs: number): Promise<string> {
 const hitsOf = (tag: string) => Object.fromEntries(['a', 'b', 'c', 'd'].map((s) => [s, hits.get(`/${tag}/${s}`) ?? 0]));
 
 describe.concurrent('crash recovery', () => {
-  it('SIGKILL during a step; `resume <id>` finishes it: completed steps are not repeated, the interrupted one re-runs', async () => {
+  it('SIGKILL during a sleep; `resume <id>` finishes it: completed steps are not repeated, the sleep ends at its recorded wake time', async () => {
     const tag = `kill${process.pid}`;
     const id = `crash-${tag}`;
     const run = smartspec(['run', await definitionFile(tag, 1500), '--id', id]);
@@ -109,7 +109,9 @@ describe.concurrent('crash recovery', () => {
     const probe = await Engine.create({ nc: fx.nc, log: fx.log });
     expect(await probe.liveOwner(id)).toBeUndefined();
     await probe.close();
-    expect(summarize(await loadExecution(fx.log, id))).toMatchObject({ status: 'RUNNING', steps: { slow: { phase: 'running' }, d: { phase: 'pending' } } });
+    // A sleep is a durable timer: the execution waits for it (WAITING), its wake time recorded.
+    expect(summarize(await loadExecution(fx.log, id))).toMatchObject({ status: 'WAITING', steps: { slow: { phase: 'waiting' }, d: { phase: 'pending' } } });
+    const wakeAt = (left.at(-1)!.record as { wakeAt?: string }).wakeAt!;
 
     const resume = smartspec(['resume', id]);
     const { code } = await resume.exit;
@@ -122,8 +124,10 @@ describe.concurrent('crash recovery', () => {
     const records = await fx.log.read(id);
     const resumedAt = indexOf(records, 'ExecutionResumed');
     expect(resumedAt).toBe(left.length); // right after what the dead process wrote
-    expect(records[resumedAt].record).toMatchObject({ type: 'ExecutionResumed', reason: 'recovery', checkpointSeq: left.at(-1)!.seq, state: { running: { slow: 'pending' } } });
-    expect(stepEvents(records, 'StepStarted')).toEqual(['a', 'b', 'c', 'slow', 'slow', 'd']);
+    expect(records[resumedAt].record).toMatchObject({ type: 'ExecutionResumed', reason: 'recovery', checkpointSeq: left.at(-1)!.seq, state: { running: { slow: 'waiting' } } });
+    // The sleep was not started again: it ended at the wake time recorded before the kill.
+    expect(stepEvents(records, 'StepStarted')).toEqual(['a', 'b', 'c', 'slow', 'd']);
+    expect(Date.parse(records[indexOf(records, 'StepCompleted', 'slow')].record.at)).toBeGreaterThanOrEqual(Date.parse(wakeAt));
     expect(types(records).at(-1)).toBe('ExecutionCompleted');
     expect((records.at(-1)!.record as { output?: unknown }).output).toMatchObject({ status: 200, body: { path: `/${tag}/d`, n: 1 } });
 

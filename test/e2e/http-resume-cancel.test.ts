@@ -208,9 +208,10 @@ describe('resume over HTTP', () => {
 
   it('resume of an execution that is RUNNING on a live worker is refused with 409', async () => {
     const wf = uniq('running');
-    const r = await http(base, 'POST', '/executions', { definition: { id: wf, steps: [{ id: 'nap', type: 'sleep', durationMs: 60_000 }] } });
+    // Waiting out a 60 s retry delay, the execution is RUNNING and stays hosted (a sleep would be passivated as WAITING).
+    const r = await http(base, 'POST', '/executions', { definition: { id: wf, steps: [{ id: 'nap', type: 'fail', retryable: true, retry: { maxAttempts: 2, initialDelayMs: 60_000 } }] } });
     const id: string = r.json.executionId;
-    await waitForEvent(base, id, (e) => e.type === 'StepStarted' && e.stepId === 'nap', 'the sleep step to start');
+    await waitForEvent(base, id, (e) => e.type === 'StepFailed' && e.stepId === 'nap', 'the first attempt to fail');
     expect((await http(base, 'GET', `/executions/${id}`)).json.status).toBe('RUNNING');
 
     const refused = await http(base, 'POST', `/executions/${id}/resume`, {});
@@ -220,7 +221,7 @@ describe('resume over HTTP', () => {
     expect(p.detail).toMatch(new RegExp(`execution '${id}'`));
     expect(count(await events(base, id), 'ExecutionResumed')).toBe(0);
 
-    // Clean up: cancelling stops the sleep at once.
+    // Clean up: cancelling stops the retry delay at once.
     expect((await http(base, 'POST', `/executions/${id}/cancel`)).status).toBe(202);
     expect((await waitForStatus(base, id, ['CANCELLED'], 3000)).status).toBe('CANCELLED');
   });

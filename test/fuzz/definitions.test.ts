@@ -74,7 +74,7 @@ function tally(kind: 'arbitrary' | 'valid' | 'mutated' | 'text', v: Verdict) {
 }
 
 /** Only short transform/sleep/fail steps are run (a mutant may have become a long sleep or an http step). */
-const quickToRun = (d: Definition) => d.steps.every((s) => s.type === 'transform' || s.type === 'fail' || (s.type === 'sleep' && s.durationMs <= 20)) && d.steps.every((s) => !s.retry || s.retry.initialDelayMs <= 20);
+const quickToRun = (d: Definition) => d.steps.every((s) => s.type === 'transform' || s.type === 'fail' || (s.type === 'sleep' && typeof s.durationMs === 'number' && s.durationMs <= 20)) && d.steps.every((s) => !s.retry || s.retry.initialDelayMs <= 20);
 
 describe('fuzz: definitions through the validator and the compiler', () => {
   it('arbitrary JSON documents are accepted or rejected with paths, never a crash', async () => {

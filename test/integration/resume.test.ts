@@ -285,16 +285,20 @@ describe('resume', () => {
     first.release(runner.executionId); // the process "dies": nothing more is written
     await runner.done;
     expect(await first.liveOwner(runner.executionId)).toBeUndefined();
-    expect(summarize(await loadExecution(fx.log, runner.executionId)).status).toBe('RUNNING');
+    expect(summarize(await loadExecution(fx.log, runner.executionId)).status).toBe('WAITING'); // sleeping
 
     const b = countingExecutors();
     const second = await fx.engine(b.executors);
     const outcome = await (await second.resume(runner.executionId)).done;
     expect(outcome.status).toBe('COMPLETED');
-    expect(Object.fromEntries(b.runs)).toEqual({ wait: 1, b: 1 }); // a is not run again
+    expect(Object.fromEntries(b.runs)).toEqual({ b: 1 }); // a is not run again
     expect(http.hits.get(`${tag}-a`)).toBe(1);
     const records = await expectVerifies(runner.executionId);
     expect(records[indexOf(records, 'ExecutionResumed')].record).toMatchObject({ reason: 'recovery' });
+    // The sleep was not started again: it ended at the wake time recorded before the crash.
+    expect(stepEvents(records, 'StepStarted').filter((s) => s === 'wait')).toHaveLength(1);
+    const wakeAt = (records[indexOf(records, 'StepStarted', 'wait')].record as { wakeAt?: string }).wakeAt!;
+    expect(Date.parse(records[indexOf(records, 'StepCompleted', 'wait')].record.at)).toBeGreaterThanOrEqual(Date.parse(wakeAt));
   });
 
   it('a cancelled execution can be resumed', async () => {

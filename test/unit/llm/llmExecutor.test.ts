@@ -69,7 +69,7 @@ describe('llmExecutor', () => {
 describe('cliExecutors', () => {
   it('includes llm on the environment\'s providers; a broken LLM configuration fails llm steps, not the process', async () => {
     const ok = cliExecutors({});
-    expect(Object.keys(ok).sort()).toEqual(['fail', 'http', 'llm', 'sleep', 'transform']);
+    expect(Object.keys(ok).sort()).toEqual(['fail', 'http', 'llm', 'transform']);
     expect((await ok.llm!(run(llmStep({ prompt: 'x' })))).output).toMatchObject({ provider: 'local' });
 
     const broken = cliExecutors({ SMARTSPEC_LLM_PROVIDERS: 'groq' }); // no SMARTSPEC_LLM_GROQ_BASE_URL
