@@ -10,6 +10,7 @@ import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '
 import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
+import { stepMapEntries, stepMapFrom, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
 export interface ResumePlan {
@@ -67,7 +68,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     ? { running: END_STATE }
     : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, keep.has(st.id) ? 'done' : 'pending'])) : 'pending' } };
 
-  const only = <T>(rec: Record<string, T>) => Object.fromEntries(Object.entries(rec).filter(([k]) => keep.has(k)));
+  const only = <T>(rec: StepMap<T>) => stepMapFrom(stepMapEntries(rec).filter(([k]) => keep.has(k)));
   const context: WorkflowContext = {
     ...before,
     definition: plan.definition,

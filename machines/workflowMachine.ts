@@ -14,19 +14,20 @@ import type { Budget, Definition, Step } from './definition.js';
 import type { ErrorInfo, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
+import { emptyStepMap, stepMapDelete, stepMapGet, stepMapHas, stepMapSet, type StepMap } from './stepMap.js';
 
 export interface WorkflowContext {
   executionId: string;
   definition: Definition;
   input: unknown;
-  /** Outputs of completed (or skipped, or failed-and-continued) steps. */
-  outputs: Record<string, unknown>;
+  /** Outputs of completed (or skipped, or failed-and-continued) steps. Read with stepMapGet & co. */
+  outputs: StepMap<unknown>;
   /** Current attempt per started step (1-based). */
-  attempts: Record<string, number>;
+  attempts: StepMap<number>;
   /** Last error per step. */
-  errors: Record<string, ErrorInfo>;
+  errors: StepMap<ErrorInfo>;
   /** Signals delivered before their step was waiting, by name. */
-  signals: Record<string, unknown>;
+  signals: StepMap<unknown>;
   usage: Usage;
   budget?: Budget;
   /** The execution's error, once ExecutionFailed. */
@@ -68,22 +69,12 @@ function bufferSignalTransitions(definition: Definition) {
       const name = (s as { name?: string }).name ?? s.id;
       return {
         guard: and([
-          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !Object.hasOwn(context.outputs, s.id) && !Object.hasOwn(context.signals, name),
+          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !stepMapHas(context.outputs, s.id) && !stepMapHas(context.signals, name),
           not(stateIn(`#${waitingStateId(s.id)}`)),
         ]),
-        actions: assign(({ context, event }: Args) => ({ signals: withKey(context.signals, name, (event as any).payload) })),
+        actions: assign(({ context, event }: Args) => ({ signals: stepMapSet(context.signals, name, (event as any).payload) })),
       };
     });
-}
-
-/**
- * A copy of `record` with `key` set. Not `{ ...record, [key]: value }`: V8 takes a slow path
- * for a key added after a spread, and these run on every transition.
- */
-function withKey<T>(record: Record<string, T>, key: string, value: T): Record<string, T> {
-  const copy = Object.assign({}, record);
-  copy[key] = value;
-  return copy;
 }
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
@@ -96,18 +87,18 @@ function stepNode(step: Step) {
 
   const complete = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepCompleted' }>;
-    return { outputs: withKey(context.outputs, id, e.output), usage: addUsage(context.usage, e.usage) };
+    return { outputs: stepMapSet(context.outputs, id, e.output), usage: addUsage(context.usage, e.usage) };
   });
   const recordAttempt = assign(({ context, event }: Args) => ({
-    attempts: withKey(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
+    attempts: stepMapSet(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
   }));
   const recordError = assign(({ context, event }: Args) => ({
-    errors: withKey(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
+    errors: stepMapSet(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
   }));
   // onError: "continue" — the step counts as done; its output carries the error.
   const continueWithError = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepFailed' }>;
-    return { outputs: withKey(context.outputs, id, { error: e.error }), errors: withKey(context.errors, id, e.error) };
+    return { outputs: stepMapSet(context.outputs, id, { error: e.error }), errors: stepMapSet(context.errors, id, e.error) };
   });
 
   const onFailed = [
@@ -125,13 +116,13 @@ function stepNode(step: Step) {
     ? [
         // A signal that arrived early completes the step as soon as it starts.
         {
-          guard: ({ context, event }: Args) => isStep({ event } as Args) && Object.hasOwn(context.signals, signalName),
+          guard: ({ context, event }: Args) => isStep({ event } as Args) && stepMapHas(context.signals, signalName),
           target: 'done',
           actions: [
             recordAttempt,
             assign(({ context }: Args) => {
-              const { [signalName]: payload, ...rest } = context.signals;
-              return { outputs: withKey(context.outputs, id, payload), signals: rest };
+              const payload = stepMapGet(context.signals, signalName);
+              return { outputs: stepMapSet(context.outputs, id, payload), signals: stepMapDelete(context.signals, signalName) };
             }),
           ],
         },
@@ -159,7 +150,7 @@ function stepNode(step: Step) {
                 SignalReceived: {
                   guard: ({ event }: Args) => (event as any).name === signalName,
                   target: 'done',
-                  actions: assign(({ context, event }: Args) => ({ outputs: withKey(context.outputs, id, (event as any).payload) })),
+                  actions: assign(({ context, event }: Args) => ({ outputs: stepMapSet(context.outputs, id, (event as any).payload) })),
                 },
                 StepFailed: onFailed,
               },
@@ -205,10 +196,10 @@ export function compileWorkflow(definition: Definition) {
       executionId: input.executionId,
       definition: input.definition,
       input: undefined,
-      outputs: {},
-      attempts: {},
-      errors: {},
-      signals: {},
+      outputs: emptyStepMap(),
+      attempts: emptyStepMap(),
+      errors: emptyStepMap(),
+      signals: emptyStepMap(),
       usage: ZERO_USAGE,
     }),
     states: {

@@ -14,6 +14,7 @@ import { replayExecution } from './log/replay.js';
 import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
 import { Engine } from './worker/engine.js';
+import { stepMapHas, stepMapToObject } from '../machines/stepMap.js';
 import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
@@ -156,11 +157,11 @@ async function follow(runner: ExecutionRunner): Promise<number> {
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
-    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !Object.hasOwn(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     out(`waiting for signal ${waiting.join(', ')}: smartspec signal ${runner.executionId} <name> --payload JSON`);
     return 0;
   }
-  out(`outputs: ${JSON.stringify(ctx.outputs, null, 2)}`);
+  out(`outputs: ${JSON.stringify(stepMapToObject(ctx.outputs), null, 2)}`);
   if (status === 'FAILED') out(`error: ${ctx.error?.message}\nresume with: smartspec resume ${runner.executionId} --from-step <step> [--steps corrected.json]`);
   return status === 'COMPLETED' ? 0 : 1;
 }

@@ -3,7 +3,7 @@
  * summary, and its checkpoints. Everything here is folded from the records;
  * nothing is stored besides the log.
  */
-import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
+import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepMapGet, stepMapHas, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
 import { CheckpointNotFoundError, ExecutionNotFoundError, TamperedLogError } from '../errors.js';
 import type { EventLog } from './eventLog.js';
 import type { LogRecord, StoredRecord } from './records.js';
@@ -108,9 +108,9 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
   for (const s of ctx.definition.steps) {
     steps[s.id] = {
       phase: phases[s.id],
-      ...(ctx.attempts[s.id] ? { attempts: ctx.attempts[s.id] } : {}),
-      ...(Object.hasOwn(ctx.outputs, s.id) ? { output: ctx.outputs[s.id] } : {}),
-      ...(ctx.errors[s.id] ? { error: ctx.errors[s.id] } : {}),
+      ...(stepMapGet(ctx.attempts, s.id) ? { attempts: stepMapGet(ctx.attempts, s.id) } : {}),
+      ...(stepMapHas(ctx.outputs, s.id) ? { output: stepMapGet(ctx.outputs, s.id) } : {}),
+      ...(stepMapGet(ctx.errors, s.id) ? { error: stepMapGet(ctx.errors, s.id) } : {}),
     };
   }
   const first = records[0].record;

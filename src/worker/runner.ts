@@ -19,6 +19,8 @@ import {
   isTerminal,
   retryDelayMs,
   statusOf,
+  stepMapGet,
+  stepMapHas,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
@@ -27,6 +29,7 @@ import {
 } from '../../machines/index.js';
 import type { Step } from '../../machines/definition.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
+import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
@@ -181,7 +184,7 @@ export class ExecutionRunner {
     const failed = Object.keys(phases).find((id) => phases[id] === 'failed');
     if (failed) {
       this.abortSteps('a parallel step failed');
-      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: snap.context.errors[failed] });
+      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: stepMapGet(snap.context.errors, failed)! });
     }
     if (!stage && allStepsDone(snap)) return this.enqueueOnce('complete', { type: 'ExecutionCompleted', output: finalOutput(snap) });
 
@@ -201,17 +204,18 @@ export class ExecutionRunner {
     this.commit(event).catch(() => undefined).finally(() => this.starting.delete(key));
   }
 
-  private scope(snap: WorkflowSnapshot): TemplateScope {
+  /** What the step's templates may read: only the outputs they refer to (not one entry per step so far). */
+  private scope(snap: WorkflowSnapshot, step: Step): TemplateScope {
     const { input, outputs } = snap.context;
     const steps: TemplateScope['steps'] = {};
-    for (const [id, output] of Object.entries(outputs)) steps[id] = { output };
+    for (const id of stepsReferencedBy(step)) if (stepMapHas(outputs, id)) steps[id] = { output: stepMapGet(outputs, id) };
     return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId } };
   }
 
   /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
   private begin(step: Step, snap: WorkflowSnapshot): void {
-    const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
-    if (step.when !== undefined && !evaluateWhen(step.when, this.scope(snap))) {
+    const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
+    if (step.when !== undefined && !evaluateWhen(step.when, this.scope(snap, step))) {
       return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
     }
     const { budget, usage } = snap.context;
@@ -230,12 +234,12 @@ export class ExecutionRunner {
   private execute(step: Step, snap: WorkflowSnapshot): void {
     const controller = (this.stepsController ??= stepsController());
     this.inflight.add(step.id);
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const signal = step.timeoutMs ? AbortSignal.any([controller.signal, AbortSignal.timeout(step.timeoutMs)]) : controller.signal;
 
     const work = async (): Promise<WorkflowEvent> => {
       try {
-        const resolved = resolveStep(step, this.scope(snap));
+        const resolved = resolveStep(step, this.scope(snap, step));
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
@@ -260,7 +264,7 @@ export class ExecutionRunner {
   }
 
   private scheduleRetry(step: Step, snap: WorkflowSnapshot): void {
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const retry = () => {
       this.timers.delete(step.id);
       if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt: attempt + 1 });
@@ -277,7 +281,7 @@ export class ExecutionRunner {
   }
 
   private scheduleSignalTimeout(step: Step, snap: WorkflowSnapshot): void {
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const timer = setTimeout(() => {
       this.timers.delete(step.id);
       if (this.stopped) return;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { def, indexOf, useEngine } from '../support/engine.js';
 import { replayExecution } from '../../src/log/replay.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -63,7 +64,7 @@ describe('fork-join', () => {
         expect(lastStart).toBeLessThan(firstDone);
       }
       // outputs of all branches reach the step after them
-      const outputs = outcome.snapshot.context.outputs as Record<string, { saw?: Record<string, unknown> }>;
+      const outputs = plainContext(outcome.snapshot.context).outputs as Record<string, { saw?: Record<string, unknown> }>;
       for (let i = 1; i < shape.stages.length; i++) {
         for (const id of shape.stages[i]) {
           if (!outputs[id]?.saw) continue; // sleeping branch
