@@ -11,15 +11,18 @@ import type { SnapshotStore } from './snapshots.js';
 
 export interface LoadedExecution {
   executionId: string;
+  /** The history, or (loaded for a resume) the parts of it the resume needs. */
   records: StoredRecord[];
   fold: FoldResult;
+  /** Records in the whole history (what the history limit counts). */
+  recordCount: number;
 }
 
 export async function loadExecution(log: EventLog, executionId: string): Promise<LoadedExecution> {
   const records = await log.read(executionId);
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
   try {
-    return { executionId, records, fold: foldRecords(executionId, records) };
+    return { executionId, records, fold: foldRecords(executionId, records), recordCount: records.length };
   } catch (err) {
     throw new TamperedLogError(`the log of execution '${executionId}' does not verify: ${(err as Error).message} (run 'smartspec replay ${executionId}' for the details)`, { executionId });
   }
@@ -39,7 +42,7 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
   const last = await log.last(executionId);
   if (!last) throw new ExecutionNotFoundError(executionId);
   const end = snapshots && (await snapshots.nearest(executionId, last.seq));
-  if (!end) return loadExecution(log, executionId);
+  if (!end || end.stored.count === undefined) return loadExecution(log, executionId);
   try {
     const checkpoints = new Map<number, WorkflowSnapshot>();
     const segments: StoredRecord[][] = [];
@@ -61,7 +64,7 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
     const fold = foldFrom(end.snapshot, tail, checkpoints);
     const bySeq = new Map<number, StoredRecord>();
     for (const r of [...segments.flat(), ...tail]) bySeq.set(r.seq, r);
-    return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold };
+    return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold, recordCount: end.stored.count + tail.length - 1 };
   } catch {
     return loadExecution(log, executionId); // a segment that does not fold on its own: read it all
   }

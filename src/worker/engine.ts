@@ -21,6 +21,7 @@ import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
+import { limits } from '../limits.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -35,6 +36,8 @@ export interface EngineOptions {
   index?: ExecutionIndex;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
+  /** Records one execution's history may hold (default SMARTSPEC_HISTORY_LIMIT). */
+  historyLimit?: number;
 }
 
 export interface StartRequest {
@@ -55,6 +58,7 @@ export class Engine {
   readonly runners = new Map<string, ExecutionRunner>();
   private readonly subs = new Map<string, Subscription>();
   readonly owner: string;
+  private readonly historyLimit: number;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -64,6 +68,7 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.owner = owner;
+    this.historyLimit = options.historyLimit ?? limits().historyLimit;
   }
 
   static async create(options: EngineOptions): Promise<Engine> {
@@ -99,9 +104,9 @@ export class Engine {
   async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
-    const plan = planResume(loaded, req);
+    const plan = planResume(loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
-    const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }));
+    const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     await runner.commit(plan.event, plan.next);
     runner.kick();
     return runner;
@@ -159,7 +164,7 @@ export class Engine {
     const inFlight = Object.values(stepPhases(snap)).some((p) => p === 'running' || p === 'backoff');
     if (inFlight) return this.resume(executionId);
     const last = loaded.records[loaded.records.length - 1];
-    const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }));
+    const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     // Two processes may have found no owner at the same moment. Now that this one answers on
     // the control subject, look again: of two hosts, the one with the smaller name keeps it.
     const rival = (await otherOwners(this.nc, executionId, this.owner)).sort()[0];
@@ -185,7 +190,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
+    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, historyLimit: this.historyLimit };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

@@ -35,6 +35,7 @@ import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
 import type { StepExecutors } from '../steps/types.js';
 import { SNAPSHOT_EVERY, type SnapshotStore } from '../log/snapshots.js';
+import { withinHistoryLimit } from './historyLimit.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -45,6 +46,8 @@ export interface RunnerDeps {
   /** Snapshots every SNAPSHOT_EVERY records, at a checkpoint, so long histories resume fast. */
   snapshots?: SnapshotStore;
   onError?: (err: unknown, context: string) => void;
+  /** Records one execution's history may hold; the last one ends it FAILED (HISTORY_LIMIT). */
+  historyLimit?: number;
 }
 
 export interface RunnerOutcome {
@@ -83,6 +86,8 @@ export class ExecutionRunner {
     readonly executionId: string,
     snapshot: WorkflowSnapshot,
     private position: LogPosition | null,
+    /** Records the history already holds (0 for a new execution). */
+    private recorded = 0,
   ) {
     this.workflowId = snapshot.context.definition.id;
     this.actor = actorFrom(snapshot);
@@ -143,6 +148,7 @@ export class ExecutionRunner {
 
   private async append(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
     if (this.stopped) throw new InvalidExecutionStateError(`execution '${this.executionId}' is no longer hosted here`);
+    if (this.deps.historyLimit !== undefined && !next) event = withinHistoryLimit(event, this.recorded, this.deps.historyLimit);
     const current = this.actor.getSnapshot();
     if (next) {
       this.actor.stop();
@@ -166,10 +172,11 @@ export class ExecutionRunner {
       throw err;
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
+    this.recorded++;
     this.deps.onRecord?.(stored, after);
     if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
       this.sinceSnapshot = 0;
-      this.deps.snapshots.save(stored, after).catch((err) => this.deps.onError?.(err, 'snapshot save'));
+      this.deps.snapshots.save(stored, after, this.recorded).catch((err) => this.deps.onError?.(err, 'snapshot save'));
     }
     this.react();
   }
