@@ -19,6 +19,8 @@ import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
+import { parseDuration } from './limits.js';
+import { purgeEndedExecutions } from './retention/purge.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -30,6 +32,7 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
+  smartspec purge --older-than 30d [--dry-run] [--json]  purge executions that ended longer ago than that
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
 
@@ -51,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       steps: { type: 'string' },
       'max-tokens': { type: 'string' },
       payload: { type: 'string' },
+      'older-than': { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -126,6 +131,23 @@ async function main(argv: string[]): Promise<number> {
         const cps = listCheckpoints(loaded.records);
         if (opts.json) out(JSON.stringify(cps, null, 2));
         else for (const c of cps) out(`${c.id.padEnd(10)} ${c.at}  ${c.type.padEnd(16)} ${c.stepId ?? (c.type === 'ExecutionStarted' ? '(start)' : c.type === 'ExecutionResumed' ? '(resumed)' : '')}`);
+        return 0;
+      });
+    }
+    case 'purge': {
+      const olderThan = opts['older-than'];
+      if (olderThan === undefined) throw new InvalidInputError('usage: smartspec purge --older-than DURATION (e.g. 30d, 12h, 90m) [--dry-run] [--json]');
+      const olderThanMs = parseDuration(olderThan);
+      if (olderThanMs === undefined) throw new InvalidInputError(`--older-than must be a duration such as 30d, 12h, 90m or 45s, got '${olderThan}'`);
+      return withNats(async ({ nc }) => {
+        const verb = opts['dry-run'] ? 'would purge' : 'purged';
+        const report = await purgeEndedExecutions(nc, {
+          olderThanMs,
+          dryRun: opts['dry-run'],
+          onPurged: (p) => { if (!opts.json) out(`${verb} ${p.executionId}  ${p.status}  ended ${p.endedAt}  (${p.records} records)`); },
+        });
+        if (opts.json) out(JSON.stringify(report, null, 2));
+        else out(`${verb} ${report.purged.length} execution${report.purged.length === 1 ? '' : 's'} that ended before ${report.cutoff}; ${report.kept} kept (not ended, or more recent)`);
         return 0;
       });
     }

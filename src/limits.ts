@@ -73,7 +73,12 @@ export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
 }
 
 let current: Limits | undefined;
-/** The process's limits (from process.env, read on first use). */
+/** The process's limits (from process.env, read on first use, unless set by useLimits). */
 export function limits(): Limits {
   return (current ??= loadLimits());
+}
+
+/** Make these the process's limits (the service reads them from the environment it is given). */
+export function useLimits(l: Limits): void {
+  current = l;
 }

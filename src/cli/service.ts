@@ -22,6 +22,8 @@ import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
+import { loadLimits, useLimits } from '../limits.js';
+import { startRetention } from '../retention/schedule.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -47,6 +49,8 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const limits = loadLimits(env);
+  useLimits(limits);
   const logger = createEdgeLogger(config);
   const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
   const { nc } = nats;
@@ -55,7 +59,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
 
   const replicas = workerConfig.NATS_REPLICAS;
   const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
-  const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
+  const log = await EventLog.open(nc, { replicas, maxBytes: limits.streamMaxBytes, startOf: async (id) => (await index.get(id))?.firstSeq });
   const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
   const stops: (() => Promise<void>)[] = [];
   const registry = new Registry(); // one /metrics for the edge and the engine in this process
@@ -72,11 +76,16 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
       onRecord: engineMetrics(registry),
+      historyLimit: limits.historyLimit,
     });
     const worker = new Worker({ engine, bus, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
     await worker.start();
     stops.push(() => worker.stop());
     logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
+    if (limits.retentionMs !== undefined) {
+      const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
+      stops.push(stopRetention);
+    }
   }
 
   if (roles.edge) {
