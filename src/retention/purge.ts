@@ -49,8 +49,7 @@ export async function purgeEndedExecutions(nc: NatsConnection, options: PurgeOpt
   const cutoff = new Date((options.now ?? new Date()).getTime() - options.olderThanMs);
   const report: PurgeReport = { cutoff: cutoff.toISOString(), dryRun: options.dryRun === true, purged: [], kept: 0 };
   const subjects = await historySubjects(jsm);
-  const kvm = new Kvm(nc);
-  const index = await openBucket(kvm, EXECUTION_INDEX_BUCKET);
+  const index = await openBucket(nc, jsm, EXECUTION_INDEX_BUCKET);
   const objects = new ObjectPurger(jsm);
   for (const [subject, count] of subjects) {
     const executionId = subject.slice(executionSubject('').length);
@@ -96,12 +95,15 @@ async function lastRecord(jsm: JetStreamManager, subject: string): Promise<{ seq
   }
 }
 
-async function openBucket(kvm: Kvm, bucket: string): Promise<KV | undefined> {
+/** The bucket, if it exists (the CLI alone never creates the index): opening one does not check. */
+async function openBucket(nc: NatsConnection, jsm: JetStreamManager, bucket: string): Promise<KV | undefined> {
   try {
-    return await kvm.open(bucket);
-  } catch {
-    return undefined; // never created here: nothing to purge
+    await jsm.streams.info(`KV_${bucket}`);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return undefined;
+    throw err;
   }
+  return new Kvm(nc).open(bucket);
 }
 
 /** Purge a subject (or wildcard) from a stream; a stream that does not exist has nothing to purge. */
