@@ -70,7 +70,9 @@ export async function purgeEndedExecutions(nc: NatsConnection, options: PurgeOpt
     options.onPurged?.(purged);
   }
   // The index's deletion markers, once old enough that every watcher has seen them.
-  if (!options.dryRun && report.purged.length > 0) await (index as unknown as { purgeDeletes?: () => Promise<unknown> })?.purgeDeletes?.().catch(() => undefined);
+  // (The bucket object has purgeDeletes; the KV interface does not declare it.)
+  const bucket = index as (KV & { purgeDeletes?: () => Promise<unknown> }) | undefined;
+  if (!options.dryRun && report.purged.length > 0) await bucket?.purgeDeletes?.().catch(() => undefined);
   return report;
 }
 
