@@ -6,3 +6,4 @@ export * from './cache.js';
 export * from './phases.js';
 export * from './resume.js';
 export * from './replay.js';
+export * from './stepMap.js';

@@ -4,17 +4,36 @@
  */
 import type { Definition } from './definition.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
+import { stepMapGet, stepMapHas } from './stepMap.js';
 import type { WorkflowSnapshot } from './workflowMachine.js';
 
 export type StepPhase = 'pending' | 'running' | 'waiting' | 'backoff' | 'done' | 'failed';
 export const STATUSES = ['PENDING', 'RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type ExecutionStatus = (typeof STATUSES)[number];
 
-const stageCache = new WeakMap<Definition, Stage[]>();
+interface StagePlan {
+  stages: Stage[];
+  /** Stage index by state key and by step id: found in O(1) on every transition, not by a scan. */
+  byKey: Map<string, number>;
+  byStep: Map<string, number>;
+}
+const planCache = new WeakMap<Definition, StagePlan>();
+function planOf(def: Definition): StagePlan {
+  let p = planCache.get(def);
+  if (!p) {
+    const stages = planStages(def);
+    const byKey = new Map<string, number>();
+    const byStep = new Map<string, number>();
+    stages.forEach((st, i) => {
+      byKey.set(st.key, i);
+      for (const step of st.steps) byStep.set(step.id, i);
+    });
+    planCache.set(def, (p = { stages, byKey, byStep }));
+  }
+  return p;
+}
 export function stagesOf(def: Definition): Stage[] {
-  let s = stageCache.get(def);
-  if (!s) stageCache.set(def, (s = planStages(def)));
-  return s;
+  return planOf(def).stages;
 }
 
 type Value = string | { [k: string]: Value };
@@ -29,19 +48,26 @@ export function stepPhases(snapshot: WorkflowSnapshot): Record<string, StepPhase
 
   if (running === undefined) {
     // not running (pending, completed, failed, cancelled): what the context says
-    for (const s of definition.steps) phases[s.id] = Object.hasOwn(outputs, s.id) ? 'done' : Object.hasOwn(errors, s.id) && value === 'failed' ? 'failed' : 'pending';
+    for (const s of definition.steps) phases[s.id] = stepMapHas(outputs, s.id) ? 'done' : stepMapHas(errors, s.id) && value === 'failed' ? 'failed' : 'pending';
     return phases;
   }
   const activeKey = typeof running === 'string' ? running : Object.keys(running)[0];
-  const active = activeKey === END_STATE ? stages.length : stages.findIndex((st) => st.key === activeKey);
+  const active = activeKey === END_STATE ? stages.length : (planOf(definition).byKey.get(activeKey) ?? -1);
   stages.forEach((stage, i) => {
-    for (const step of stage.steps) {
-      if (i < active) phases[step.id] = 'done';
-      else if (i > active) phases[step.id] = 'pending';
-      else if (!stage.parallel) phases[step.id] = (running as Record<string, Value>)[activeKey] as StepPhase;
-      else phases[step.id] = ((running as Record<string, Record<string, Value>>)[activeKey][step.id]) as StepPhase;
-    }
+    if (i === active) Object.assign(phases, stagePhases(stage, running, activeKey));
+    else for (const step of stage.steps) phases[step.id] = i < active ? 'done' : 'pending';
   });
+  return phases;
+}
+
+/** Phases of the steps of the stage being run, read from the state value. */
+function stagePhases(stage: Stage, running: Value, activeKey: string): Record<string, StepPhase> {
+  const phases: Record<string, StepPhase> = {};
+  for (const step of stage.steps) {
+    phases[step.id] = (stage.parallel
+      ? (running as Record<string, Record<string, Value>>)[activeKey][step.id]
+      : (running as Record<string, Value>)[activeKey]) as StepPhase;
+  }
   return phases;
 }
 
@@ -51,20 +77,25 @@ export function statusOf(snapshot: WorkflowSnapshot): ExecutionStatus {
 
 export interface SnapshotView {
   status: ExecutionStatus;
+  /**
+   * Phases of the current stage's steps only (every step before it is done, every one after it
+   * pending): this runs on every transition, and must not cost one entry per step of the definition.
+   */
   phases: Record<string, StepPhase>;
   /** The stage being run, if any. */
   stage?: Stage;
 }
 
-/** Status, step phases and current stage, read from the state value once. */
+/** Status, the current stage and its steps' phases, read from the state value once. */
 export function inspectSnapshot(snapshot: WorkflowSnapshot): SnapshotView {
   const value = snapshot.value as Value;
-  const phases = stepPhases(snapshot);
   if (typeof value === 'string') {
     const status: ExecutionStatus = value === 'pending' ? 'PENDING' : value === 'completed' ? 'COMPLETED' : value === 'failed' ? 'FAILED' : 'CANCELLED';
-    return { status, phases };
+    return { status, phases: {} };
   }
   const stage = activeStage(snapshot);
+  const running = (value as Record<string, Value>).running;
+  const phases = stage ? stagePhases(stage, running, stage.key) : {};
   // WAITING only when every step of the current stage is done or waiting for a signal:
   // a pending step there is about to start.
   const current = (stage?.steps ?? []).map((s) => phases[s.id]);
@@ -76,9 +107,9 @@ export const isTerminal = (s: ExecutionStatus) => s === 'COMPLETED' || s === 'FA
 
 /** The stage a step belongs to, or undefined. */
 export function stageOfStep(def: Definition, stepId: string): { stage: Stage; index: number } | undefined {
-  const stages = stagesOf(def);
-  const index = stages.findIndex((s) => s.steps.some((st) => st.id === stepId));
-  return index < 0 ? undefined : { stage: stages[index], index };
+  const { stages, byStep } = planOf(def);
+  const index = byStep.get(stepId);
+  return index === undefined ? undefined : { stage: stages[index], index };
 }
 
 /** The stage being run (undefined when not running, or past the last stage). */
@@ -87,7 +118,9 @@ export function activeStage(snapshot: WorkflowSnapshot): Stage | undefined {
   if (typeof value !== 'object') return undefined;
   const running = (value as Record<string, Value>).running;
   const key = typeof running === 'string' ? running : Object.keys(running)[0];
-  return stagesOf(snapshot.context.definition).find((s) => s.key === key);
+  const { stages, byKey } = planOf(snapshot.context.definition);
+  const index = byKey.get(key);
+  return index === undefined ? undefined : stages[index];
 }
 
 /** All steps done: the execution waits only for its ExecutionCompleted record. */
@@ -101,5 +134,5 @@ export function finalOutput(snapshot: WorkflowSnapshot): unknown {
   const stages = stagesOf(snapshot.context.definition);
   const last = stages[stages.length - 1];
   const { outputs } = snapshot.context;
-  return last.parallel ? Object.fromEntries(last.steps.map((s) => [s.id, outputs[s.id] ?? null])) : (outputs[last.steps[0].id] ?? null);
+  return last.parallel ? Object.fromEntries(last.steps.map((s) => [s.id, stepMapGet(outputs, s.id) ?? null])) : (stepMapGet(outputs, last.steps[0].id) ?? null);
 }

@@ -10,6 +10,7 @@ import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '
 import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
+import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
 export interface ResumePlan {
@@ -65,13 +66,13 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
 
   // Recovery leaves a step waiting on a recorded timer waiting: a sleep is not restarted from zero,
   // a signal's timeout not pushed back.
-  const waitsOnTimer = (id: string) => plan.recovery === true && phases[id] === 'waiting' && before.timers?.[id]?.attempt === before.attempts[id];
+  const waitsOnTimer = (id: string) => plan.recovery === true && phases[id] === 'waiting' && before.timers?.[id]?.attempt === stepMapGet(before.attempts, id);
   const phaseOf = (id: string) => (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
   const value = stage === undefined
     ? { running: END_STATE }
     : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, phaseOf(st.id)])) : phaseOf(stage.steps[0].id) } };
 
-  const only = <T>(rec: Record<string, T>) => Object.fromEntries(Object.entries(rec).filter(([k]) => keep.has(k)));
+  const only = <T>(rec: StepMap<T>) => stepMapFrom(stepMapEntries(rec).filter(([k]) => keep.has(k)));
   const context: WorkflowContext = {
     ...before,
     definition: plan.definition,

@@ -14,22 +14,24 @@ import type { Budget, Definition, Step } from './definition.js';
 import type { ErrorInfo, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
+import { emptyStepMap, stepMapDelete, stepMapGet, stepMapHas, stepMapSet, type StepMap } from './stepMap.js';
 
 export interface WorkflowContext {
   executionId: string;
   definition: Definition;
   input: unknown;
-  /** Outputs of completed (or skipped, or failed-and-continued) steps. */
-  outputs: Record<string, unknown>;
+  /** Outputs of completed (or skipped, or failed-and-continued) steps. Read with stepMapGet & co. */
+  outputs: StepMap<unknown>;
   /** Current attempt per started step (1-based). */
-  attempts: Record<string, number>;
+  attempts: StepMap<number>;
   /** Last error per step. */
-  errors: Record<string, ErrorInfo>;
+  errors: StepMap<ErrorInfo>;
   /** Signals delivered before their step was waiting, by name. */
-  signals: Record<string, unknown>;
+  signals: StepMap<unknown>;
   /**
    * Durable timers of started steps, by step: a sleep's wake time, a signal step's
-   * timeout. Absent in snapshots taken before timers were recorded.
+   * timeout. Absent in snapshots taken before timers were recorded. Only waiting steps
+   * have one, so a plain record stays small.
    */
   timers?: Record<string, StepTimer>;
   usage: Usage;
@@ -82,10 +84,10 @@ function bufferSignalTransitions(definition: Definition) {
       const name = (s as { name?: string }).name ?? s.id;
       return {
         guard: and([
-          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !Object.hasOwn(context.outputs, s.id) && !Object.hasOwn(context.signals, name),
+          ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !stepMapHas(context.outputs, s.id) && !stepMapHas(context.signals, name),
           not(stateIn(`#${waitingStateId(s.id)}`)),
         ]),
-        actions: assign(({ context, event }: Args) => ({ signals: withKey(context.signals, name, (event as any).payload) })),
+        actions: assign(({ context, event }: Args) => ({ signals: stepMapSet(context.signals, name, (event as any).payload) })),
       };
     });
 }
@@ -115,14 +117,14 @@ function stepNode(step: Step) {
   const isSleep = step.type === 'sleep';
   const isStep = forStep(id);
   // A timer's event applies only to the attempt that is waiting: a late one for an earlier attempt is refused.
-  const isWaitingAttempt = ({ context, event }: Args) => isStep({ event } as Args) && (event as { attempt?: number }).attempt === context.attempts[id];
+  const isWaitingAttempt = ({ context, event }: Args) => isStep({ event } as Args) && (event as { attempt?: number }).attempt === stepMapGet(context.attempts, id);
 
   const complete = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepCompleted' }>;
-    return { outputs: withKey(context.outputs, id, e.output), usage: addUsage(context.usage, e.usage) };
+    return { outputs: stepMapSet(context.outputs, id, e.output), usage: addUsage(context.usage, e.usage) };
   });
   const recordAttempt = assign(({ context, event }: Args) => ({
-    attempts: withKey(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
+    attempts: stepMapSet(context.attempts, id, (event as Extract<Ev, { type: 'StepStarted' }>).attempt),
   }));
   const recordTimer = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
@@ -132,12 +134,12 @@ function stepNode(step: Step) {
     return { timers: withKey<StepTimer>(timers, id, { at, attempt: e.attempt, ...(e.durationMs !== undefined ? { durationMs: e.durationMs } : {}) }) };
   });
   const recordError = assign(({ context, event }: Args) => ({
-    errors: withKey(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
+    errors: stepMapSet(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
   }));
   // onError: "continue" — the step counts as done; its output carries the error.
   const continueWithError = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepFailed' }>;
-    return { outputs: withKey(context.outputs, id, { error: e.error }), errors: withKey(context.errors, id, e.error) };
+    return { outputs: stepMapSet(context.outputs, id, { error: e.error }), errors: stepMapSet(context.errors, id, e.error) };
   });
 
   const onFailed = [
@@ -158,13 +160,13 @@ function stepNode(step: Step) {
     ? [
         // A signal that arrived early completes the step as soon as it starts.
         {
-          guard: ({ context, event }: Args) => isStep({ event } as Args) && Object.hasOwn(context.signals, signalName),
+          guard: ({ context, event }: Args) => isStep({ event } as Args) && stepMapHas(context.signals, signalName),
           target: 'done',
           actions: [
             recordAttempt,
             assign(({ context }: Args) => {
-              const { [signalName]: payload, ...rest } = context.signals;
-              return { outputs: withKey(context.outputs, id, payload), signals: rest };
+              const payload = stepMapGet(context.signals, signalName);
+              return { outputs: stepMapSet(context.outputs, id, payload), signals: stepMapDelete(context.signals, signalName) };
             }),
           ],
         },
@@ -192,7 +194,7 @@ function stepNode(step: Step) {
                 SignalReceived: {
                   guard: ({ event }: Args) => (event as any).name === signalName,
                   target: 'done',
-                  actions: assign(({ context, event }: Args) => ({ outputs: withKey(context.outputs, id, (event as any).payload) })),
+                  actions: assign(({ context, event }: Args) => ({ outputs: stepMapSet(context.outputs, id, (event as any).payload) })),
                 },
                 // the timeout
                 StepFailed: onFailed.map((t) => ({ ...t, guard: (args: Args) => t.guard(args) && isWaitingAttempt(args) })),
@@ -240,10 +242,10 @@ export function compileWorkflow(definition: Definition) {
       executionId: input.executionId,
       definition: input.definition,
       input: undefined,
-      outputs: {},
-      attempts: {},
-      errors: {},
-      signals: {},
+      outputs: emptyStepMap(),
+      attempts: emptyStepMap(),
+      errors: emptyStepMap(),
+      signals: emptyStepMap(),
       timers: {},
       usage: ZERO_USAGE,
     }),

@@ -17,12 +17,15 @@ import { listCheckpoints, loadExecution, summarize } from './log/views.js';
 import { openNats, type NatsHandle } from './nats/embedded.js';
 import { Engine } from './worker/engine.js';
 import { TimerStore } from './timers/timerStore.js';
+import { stepMapHas, stepMapToObject } from '../machines/stepMap.js';
 import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
 import { natsCommand } from './cli/natsCommand.js';
 import { reconcileReplicas, replicasFromEnv } from './nats/replicas.js';
+import { parseDuration } from './limits.js';
+import { purgeEndedExecutions } from './retention/purge.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -34,6 +37,7 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
+  smartspec purge --older-than 30d [--dry-run] [--json]  purge executions that ended longer ago than that
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
   smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
@@ -69,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       steps: { type: 'string' },
       'max-tokens': { type: 'string' },
       payload: { type: 'string' },
+      'older-than': { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -149,6 +155,23 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'nats':
       return natsCommand(args[0], out, (s) => process.stderr.write(s + '\n'));
+    case 'purge': {
+      const olderThan = opts['older-than'];
+      if (olderThan === undefined) throw new InvalidInputError('usage: smartspec purge --older-than DURATION (e.g. 30d, 12h, 90m) [--dry-run] [--json]');
+      const olderThanMs = parseDuration(olderThan);
+      if (olderThanMs === undefined) throw new InvalidInputError(`--older-than must be a duration such as 30d, 12h, 90m or 45s, got '${olderThan}'`);
+      return withNats(async ({ nc }) => {
+        const verb = opts['dry-run'] ? 'would purge' : 'purged';
+        const report = await purgeEndedExecutions(nc, {
+          olderThanMs,
+          dryRun: opts['dry-run'],
+          onPurged: (p) => { if (!opts.json) out(`${verb} ${p.executionId}  ${p.status}  ended ${p.endedAt}  (${p.records} records)`); },
+        });
+        if (opts.json) out(JSON.stringify(report, null, 2));
+        else out(`${verb} ${report.purged.length} execution${report.purged.length === 1 ? '' : 's'} that ended before ${report.cutoff}; ${report.kept} kept (not ended, or more recent)`);
+        return 0;
+      });
+    }
     case 'serve': case 'edge': case 'worker': {
       await runService({ edge: command !== 'worker', worker: command !== 'edge' });
       return new Promise<number>(() => undefined); // serves until a signal stops it
@@ -183,11 +206,11 @@ async function follow(runner: ExecutionRunner): Promise<number> {
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
-    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !Object.hasOwn(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     out(`waiting for signal ${waiting.join(', ')}: smartspec signal ${runner.executionId} <name> --payload JSON`);
     return 0;
   }
-  out(`outputs: ${JSON.stringify(ctx.outputs, null, 2)}`);
+  out(`outputs: ${JSON.stringify(stepMapToObject(ctx.outputs), null, 2)}`);
   if (status === 'FAILED') out(`error: ${ctx.error?.message}\nresume with: smartspec resume ${runner.executionId} --from-step <step> [--steps corrected.json]`);
   return status === 'COMPLETED' ? 0 : 1;
 }

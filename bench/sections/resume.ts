@@ -56,7 +56,8 @@ export default defineSection({
         throw new StepError('FLAKY', step.message, { retryable: step.retryable });
       },
     });
-    const engine = await Engine.create({ nc, log, snapshots, executors, index });
+    // Histories of 100,000 events: past the default history limit (SMARTSPEC_HISTORY_LIMIT), on purpose.
+    const engine = await Engine.create({ nc, log, snapshots, executors, index, historyLimit: 1_000_000 });
     const targets: { n: number; id: string; last: string; middle: string }[] = [];
     for (const n of SIZES) {
       const t = performance.now();

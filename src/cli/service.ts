@@ -27,6 +27,8 @@ import { cliExecutors } from './executors.js';
 import { SmartSpecError } from '../errors.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
+import { loadLimits, useLimits } from '../limits.js';
+import { startRetention } from '../retention/schedule.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -59,6 +61,8 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const limits = loadLimits(env);
+  useLimits(limits);
   const payloadLimits = payloadLimitsFromEnv(env);
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
@@ -86,7 +90,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const replicas = workerConfig.NATS_REPLICAS;
     const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
     const payloads = new PayloadStore(nc, { limits: payloadLimits, replicas });
-    const log = await EventLog.open(nc, { replicas, startOf: async (id) => (await index.get(id))?.firstSeq });
+    const log = await EventLog.open(nc, { replicas, maxBytes: limits.streamMaxBytes, startOf: async (id) => (await index.get(id))?.firstSeq });
     const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
     // Set explicitly: streams made earlier with another count are brought to it (unset: left alone).
     if (env.NATS_REPLICAS?.trim()) await reconcileReplicas(nc, replicas, (m) => logger.warn(m));
@@ -107,11 +111,16 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         owner: `worker pid ${process.pid} on ${hostname()}`,
         onError: (err, what) => logger.warn({ err }, what),
         onRecord: engineMetrics(registry),
+        historyLimit: limits.historyLimit,
       });
       const worker = new Worker({ engine, bus, timers, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await worker.start();
       stops.push((graceMs) => worker.stop(graceMs));
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
+      if (limits.retentionMs !== undefined) {
+        const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
+        stops.push(() => stopRetention());
+      }
     }
 
     if (roles.edge) {

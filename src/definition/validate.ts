@@ -9,12 +9,18 @@ import { DefinitionError } from '../errors.js';
 import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
+import { limits } from '../limits.js';
 
 export interface Issue { path: string; message: string }
 
+export interface ValidateOptions {
+  /** Most steps a definition may have; default SMARTSPEC_MAX_STEPS (src/limits.ts). */
+  maxSteps?: number;
+}
+
 /** Parse JSON or YAML text, then validate. */
-export function parseDefinition(text: string, source = 'definition'): Definition {
-  return validateDefinition(parseDocument(text, source));
+export function parseDefinition(text: string, source = 'definition', options: ValidateOptions = {}): Definition {
+  return validateDefinition(parseDocument(text, source), options);
 }
 
 export function parseDocument(text: string, source = 'document'): unknown {
@@ -28,7 +34,10 @@ export function parseDocument(text: string, source = 'document'): unknown {
 }
 
 /** Validate a parsed document; returns the definition with defaults applied. */
-export function validateDefinition(doc: unknown): Definition {
+export function validateDefinition(doc: unknown, options: ValidateOptions = {}): Definition {
+  // First, before any per-step work: a definition past the limit costs nothing to refuse.
+  const tooMany = checkStepCount(doc, options.maxSteps ?? limits().maxSteps);
+  if (tooMany) throw new DefinitionError([tooMany]);
   const pre = checkStepTypes(doc);
   if (pre.length) throw new DefinitionError(pre);
   const parsed = definitionSchema.safeParse(doc);
@@ -48,6 +57,15 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 function zodIssues(error: z.ZodError): Issue[] {
   return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+}
+
+function checkStepCount(doc: unknown, maxSteps: number): Issue | undefined {
+  const steps = (doc as { steps?: unknown })?.steps;
+  if (!Array.isArray(steps) || steps.length <= maxSteps) return undefined;
+  return {
+    path: 'steps',
+    message: `${steps.length.toLocaleString('en')} steps is more than the limit of ${maxSteps.toLocaleString('en')} per definition (SMARTSPEC_MAX_STEPS)`,
+  };
 }
 
 /** An unknown step type gets its own message rather than zod's union error. */

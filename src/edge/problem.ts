@@ -51,6 +51,7 @@ const RULES: Record<string, Rule> = {
   EXECUTION_EXISTS: { status: 409, title: 'Execution already exists' },
   CONCURRENT_WRITE: { status: 409, title: 'Concurrent write' },
   BUDGET_EXCEEDED: { status: 409, title: 'Budget exceeded' },
+  HISTORY_LIMIT: { status: 409, title: 'History limit reached' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
   COMMAND_TOO_LARGE: { status: 413, title: 'Payload Too Large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type' },

@@ -5,12 +5,14 @@
  * a retried publish (after a timeout or reconnect) is not written twice.
  */
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, DiscardPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, MessageTooLargeError, SmartSpecError } from '../errors.js';
 import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
 import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
 import { Appender, PublishRejected } from './appender.js';
+import { applyStreamLimits, isStreamFull, LogFullError, streamLimitError } from './streamLimits.js';
+import { limits } from '../limits.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
 /** Room for an append's headers (message id, expected sequence), which count against max_payload. */
@@ -41,6 +43,8 @@ export interface EventLogOptions {
    * block by block: tens of ms on a large stream, against a few ms from a known sequence.
    */
   startOf?: (executionId: string) => Promise<number | undefined>;
+  /** Most bytes the stream may hold (default SMARTSPEC_STREAM_MAX_BYTES); appends beyond are refused (LOG_FULL). */
+  maxBytes?: number;
 }
 
 export class EventLog {
@@ -54,14 +58,23 @@ export class EventLog {
 
   static async open(nc: NatsConnection, options: EventLogOptions = {}): Promise<EventLog> {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, {
-      name: EXECUTIONS_STREAM,
-      subjects: [EXECUTION_SUBJECTS],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      num_replicas: options.replicas ?? 1,
-      duplicate_window: 120_000_000_000, // 2 min, in ns
-    });
+    const bounds = { maxBytes: options.maxBytes ?? limits().streamMaxBytes };
+    try {
+      await ensureStream(jsm, {
+        name: EXECUTIONS_STREAM,
+        subjects: [EXECUTION_SUBJECTS],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        num_replicas: options.replicas ?? 1,
+        duplicate_window: 120_000_000_000, // 2 min, in ns
+        max_bytes: bounds.maxBytes,
+        discard: DiscardPolicy.New,
+      });
+    } catch (err) {
+      // A size the server cannot reserve (more than its JetStream store): say which setting.
+      throw err instanceof JetStreamApiError && /insufficient|bytes/i.test(err.message) ? streamLimitError(EXECUTIONS_STREAM, bounds, err) : err;
+    }
+    await applyStreamLimits(jsm, EXECUTIONS_STREAM, bounds);
     return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000, options.startOf);
   }
 
@@ -91,6 +104,7 @@ export class EventLog {
           throw new ConcurrencyError(record.executionId, prev?.seq ?? 0, err);
         }
         if ((err instanceof PublishRejected && err.errCode === MESSAGE_TOO_LARGE) || /max_payload/.test((err as Error).message)) throw recordTooLarge(record, data.length);
+        if (err instanceof PublishRejected && isStreamFull(err.message)) throw new LogFullError(record.executionId, err);
         if (err instanceof PublishRejected) throw new SmartSpecError('LOG_REJECTED', `the event log refused a record of ${record.executionId}: ${err.message}`, { cause: err });
         // Timeouts and outages: publish again with the same message id; if the first
         // one was stored, the server answers with that (duplicate) ack.

@@ -22,6 +22,8 @@ export interface StoredSnapshot {
   record: StoredRecord['record'];
   value: unknown;
   context: WorkflowContext;
+  /** Records in the history up to and including `record` (absent in snapshots older than the history limit). */
+  count?: number;
 }
 
 export class SnapshotStore {
@@ -31,8 +33,8 @@ export class SnapshotStore {
     return new SnapshotStore(await new Kvm(nc).create(SNAPSHOTS_BUCKET, { history: 1, storage: StorageType.File, replicas }), jetstream(nc));
   }
 
-  async save(stored: StoredRecord, snapshot: WorkflowSnapshot): Promise<void> {
-    const value: StoredSnapshot = { seq: stored.seq, record: stored.record, value: snapshot.value, context: snapshot.context };
+  async save(stored: StoredRecord, snapshot: WorkflowSnapshot, count: number): Promise<void> {
+    const value: StoredSnapshot = { seq: stored.seq, record: stored.record, value: snapshot.value, context: snapshot.context, count };
     await this.kv.put(`${stored.record.executionId}.${stored.seq}`, JSON.stringify(value));
   }
 

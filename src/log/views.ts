@@ -3,7 +3,7 @@
  * summary, and its checkpoints. Everything here is folded from the records;
  * nothing is stored besides the log.
  */
-import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
+import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepMapGet, stepMapHas, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
 import { CheckpointNotFoundError, ExecutionNotFoundError, TamperedLogError } from '../errors.js';
 import type { EventLog } from './eventLog.js';
 import type { LogRecord, StoredRecord } from './records.js';
@@ -11,15 +11,18 @@ import type { SnapshotStore } from './snapshots.js';
 
 export interface LoadedExecution {
   executionId: string;
+  /** The history, or (loaded for a resume) the parts of it the resume needs. */
   records: StoredRecord[];
   fold: FoldResult;
+  /** Records in the whole history (what the history limit counts). */
+  recordCount: number;
 }
 
 export async function loadExecution(log: EventLog, executionId: string): Promise<LoadedExecution> {
   const records = await log.read(executionId);
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
   try {
-    return { executionId, records, fold: foldRecords(executionId, records) };
+    return { executionId, records, fold: foldRecords(executionId, records), recordCount: records.length };
   } catch (err) {
     throw new TamperedLogError(`the log of execution '${executionId}' does not verify: ${(err as Error).message} (run 'smartspec replay ${executionId}' for the details)`, { executionId });
   }
@@ -39,7 +42,7 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
   const last = await log.last(executionId);
   if (!last) throw new ExecutionNotFoundError(executionId);
   const end = snapshots && (await snapshots.nearest(executionId, last.seq));
-  if (!end) return loadExecution(log, executionId);
+  if (!end || end.stored.count === undefined) return loadExecution(log, executionId);
   try {
     const checkpoints = new Map<number, WorkflowSnapshot>();
     const segments: StoredRecord[][] = [];
@@ -61,7 +64,7 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
     const fold = foldFrom(end.snapshot, tail, checkpoints);
     const bySeq = new Map<number, StoredRecord>();
     for (const r of [...segments.flat(), ...tail]) bySeq.set(r.seq, r);
-    return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold };
+    return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold, recordCount: end.stored.count + tail.length - 1 };
   } catch {
     return loadExecution(log, executionId); // a segment that does not fold on its own: read it all
   }
@@ -122,10 +125,10 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
   for (const s of ctx.definition.steps) {
     steps[s.id] = {
       phase: phases[s.id],
-      ...(ctx.attempts[s.id] ? { attempts: ctx.attempts[s.id] } : {}),
-      ...(Object.hasOwn(ctx.outputs, s.id) ? { output: ctx.outputs[s.id] } : {}),
-      ...(ctx.errors[s.id] ? { error: ctx.errors[s.id] } : {}),
-      ...waitingTimer(s.type, phases[s.id], ctx.timers?.[s.id], ctx.attempts[s.id]),
+      ...(stepMapGet(ctx.attempts, s.id) ? { attempts: stepMapGet(ctx.attempts, s.id) } : {}),
+      ...(stepMapHas(ctx.outputs, s.id) ? { output: stepMapGet(ctx.outputs, s.id) } : {}),
+      ...(stepMapGet(ctx.errors, s.id) ? { error: stepMapGet(ctx.errors, s.id) } : {}),
+      ...waitingTimer(s.type, phases[s.id], ctx.timers?.[s.id], stepMapGet(ctx.attempts, s.id)),
     };
   }
   const first = records[0].record;

@@ -10,9 +10,10 @@ import { isPayloadRef } from './refs.js';
 import type { PayloadStore } from './store.js';
 
 /** Whether any value a template could read (the input, a step output) is a ref. */
-export function scopeHoldsRefs(input: unknown, outputs: Record<string, unknown>): boolean {
-  if (isPayloadRef(input)) return true;
-  for (const id in outputs) if (isPayloadRef(outputs[id])) return true;
+/** Whether a step's scope (its input and the outputs it names) holds a value kept by reference. */
+export function scopeHoldsRefs(scope: TemplateScope): boolean {
+  if (isPayloadRef(scope.input)) return true;
+  for (const id in scope.steps) if (isPayloadRef(scope.steps[id].output)) return true;
   return false;
 }
 

@@ -25,6 +25,7 @@ import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
 import { assertNesting } from '../payloads/refs.js';
 import type { TimerStore } from '../timers/timerStore.js';
+import { limits } from '../limits.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -43,6 +44,8 @@ export interface EngineOptions {
   timers?: TimerStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
+  /** Records one execution's history may hold (default SMARTSPEC_HISTORY_LIMIT). */
+  historyLimit?: number;
 }
 
 export interface StartRequest {
@@ -65,6 +68,7 @@ export class Engine {
   readonly runners = new Map<string, ExecutionRunner>();
   private readonly subs = new Map<string, Subscription>();
   readonly owner: string;
+  private readonly historyLimit: number;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -75,6 +79,7 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.owner = owner;
+    this.historyLimit = options.historyLimit ?? limits().historyLimit;
   }
 
   static async create(options: EngineOptions): Promise<Engine> {
@@ -131,9 +136,9 @@ export class Engine {
   async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
-    const plan = planResume(loaded, req);
+    const plan = planResume(loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
-    const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }));
+    const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     await runner.commit(plan.event, plan.next);
     runner.kick();
     return runner;
@@ -208,7 +213,7 @@ export class Engine {
     const inFlight = Object.values(stepPhases(snap)).some((p) => p === 'running' || p === 'backoff');
     if (inFlight) return this.resume(executionId);
     const last = loaded.records[loaded.records.length - 1];
-    const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }));
+    const runner = this.host(new ExecutionRunner(this.deps(), executionId, snap, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     // Two processes may have found no owner at the same moment. Now that this one answers on
     // the control subject, look again: of two hosts, the one with the smaller name keeps it.
     const rival = (await otherOwners(this.nc, executionId, this.owner)).sort()[0];
@@ -248,7 +253,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, historyLimit: this.historyLimit };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

@@ -9,6 +9,8 @@ import type { Budget, Definition } from '../../machines/definition.js';
 import { validateDefinition } from '../definition/validate.js';
 import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
 import { findCheckpoint, type LoadedExecution } from '../log/views.js';
+import { limits } from '../limits.js';
+import { assertRoomToResume } from './historyLimit.js';
 
 export interface ResumeRequest {
   checkpointId?: string;
@@ -23,7 +25,7 @@ export interface ResumePlan {
   next: WorkflowSnapshot;
 }
 
-export function planResume(loaded: LoadedExecution, req: ResumeRequest): ResumePlan {
+export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyLimit = limits().historyLimit): ResumePlan {
   const { executionId, fold, records } = loaded;
   if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
   const current = fold.snapshot;
@@ -31,6 +33,7 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest): ResumeP
   if (status === 'COMPLETED') {
     throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
   }
+  assertRoomToResume(executionId, loaded.recordCount, historyLimit);
   const definition = req.steps === undefined ? current.context.definition : replacementDefinition(current.context.definition, req.steps);
   const interrupted = !isTerminal(status) && status !== 'PENDING';
 

@@ -20,6 +20,8 @@ import {
   retryDelayMs,
   statusOf,
   stepPhases,
+  stepMapGet,
+  stepMapHas,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
@@ -28,6 +30,7 @@ import {
 } from '../../machines/index.js';
 import type { Step } from '../../machines/definition.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
+import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
@@ -38,6 +41,7 @@ import { resolveScopeRefs, scopeHoldsRefs } from '../payloads/scope.js';
 import type { PayloadStore } from '../payloads/store.js';
 import type { TimerStore } from '../timers/timerStore.js';
 import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTimers.js';
+import { withinHistoryLimit } from './historyLimit.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -52,6 +56,8 @@ export interface RunnerDeps {
   onError?: (err: unknown, context: string) => void;
   /** Where steps' timers are kept for every worker to fire (sleeps, signal timeouts); without it only this runner fires them. */
   timers?: TimerStore;
+  /** Records one execution's history may hold; the last one ends it FAILED (HISTORY_LIMIT). */
+  historyLimit?: number;
 }
 
 export interface RunnerOutcome {
@@ -94,6 +100,8 @@ export class ExecutionRunner {
     readonly executionId: string,
     snapshot: WorkflowSnapshot,
     private position: LogPosition | null,
+    /** Records the history already holds (0 for a new execution). */
+    private recorded = 0,
   ) {
     this.workflowId = snapshot.context.definition.id;
     this.actor = actorFrom(snapshot);
@@ -191,6 +199,7 @@ export class ExecutionRunner {
 
   private async append(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
     if (this.stopped) throw new InvalidExecutionStateError(`execution '${this.executionId}' is no longer hosted here`);
+    if (this.deps.historyLimit !== undefined && !next) event = withinHistoryLimit(event, this.recorded, this.deps.historyLimit);
     const current = this.actor.getSnapshot();
     if (next) {
       this.actor.stop();
@@ -230,10 +239,11 @@ export class ExecutionRunner {
     this.position = { seq: stored.seq, hash: stored.record.hash };
     if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
     if (this.armed.size > 0) this.disarmEnded(after);
+    this.recorded++;
     this.deps.onRecord?.(stored, after);
     if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
       this.sinceSnapshot = 0;
-      this.deps.snapshots.save(stored, after).catch((err) => this.deps.onError?.(err, 'snapshot save'));
+      this.deps.snapshots.save(stored, after, this.recorded).catch((err) => this.deps.onError?.(err, 'snapshot save'));
     }
     this.react();
   }
@@ -242,7 +252,7 @@ export class ExecutionRunner {
   private disarmEnded(snap: WorkflowSnapshot): void {
     const phases = isTerminal(statusOf(snap)) ? {} : stepPhases(snap);
     for (const [stepId, attempt] of this.armed) {
-      if (phases[stepId] === 'waiting' && snap.context.attempts[stepId] === attempt) continue;
+      if (phases[stepId] === 'waiting' && stepMapGet(snap.context.attempts, stepId) === attempt) continue;
       this.armed.delete(stepId);
       this.deps.timers?.disarm({ executionId: this.executionId, stepId, attempt }).catch((err) => this.deps.onError?.(err, 'timer disarm'));
     }
@@ -258,7 +268,7 @@ export class ExecutionRunner {
     const failed = Object.keys(phases).find((id) => phases[id] === 'failed');
     if (failed) {
       this.abortSteps('a parallel step failed');
-      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: snap.context.errors[failed] });
+      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: stepMapGet(snap.context.errors, failed)! });
     }
     if (!stage && allStepsDone(snap)) return this.complete(snap);
 
@@ -306,22 +316,23 @@ export class ExecutionRunner {
     this.commit(event).catch(() => undefined).finally(() => this.starting.delete(key));
   }
 
-  private scope(snap: WorkflowSnapshot): TemplateScope {
+  /** What the step's templates may read: only the outputs they refer to (not one entry per step so far). */
+  private scope(snap: WorkflowSnapshot, step: Step): TemplateScope {
     const { input, outputs } = snap.context;
     const steps: TemplateScope['steps'] = {};
-    for (const [id, output] of Object.entries(outputs)) steps[id] = { output };
+    for (const id of stepsReferencedBy(step)) if (stepMapHas(outputs, id)) steps[id] = { output: stepMapGet(outputs, id) };
     return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId } };
   }
 
   /** The scope with the values the step's templates read fetched, where they are refs. */
   private async scopeFor(step: Step, snap: WorkflowSnapshot): Promise<TemplateScope> {
-    const scope = this.scope(snap);
-    return scopeHoldsRefs(snap.context.input, snap.context.outputs) ? resolveScopeRefs(scope, step, this.deps.payloads) : scope;
+    const scope = this.scope(snap, step);
+    return scopeHoldsRefs(scope) ? resolveScopeRefs(scope, step, this.deps.payloads) : scope;
   }
 
   /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
   private begin(step: Step, snap: WorkflowSnapshot): void {
-    if (step.when !== undefined && scopeHoldsRefs(snap.context.input, snap.context.outputs)) {
+    if (step.when !== undefined && scopeHoldsRefs(this.scope(snap, step))) {
       // `when` may read a value kept by reference: fetch it first (once, however often this is called meanwhile).
       const key = `when:${step.id}`;
       if (this.starting.has(key)) return;
@@ -333,7 +344,7 @@ export class ExecutionRunner {
         },
         (err) => {
           this.starting.delete(key);
-          const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
+          const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
           if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
         },
       );
@@ -343,8 +354,8 @@ export class ExecutionRunner {
   }
 
   private decide(step: Step, snap: WorkflowSnapshot, scope?: TemplateScope): void {
-    const attempt = (snap.context.attempts[step.id] ?? 0) + 1;
-    if (step.when !== undefined && !evaluateWhen(step.when, scope ?? this.scope(snap))) {
+    const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
+    if (step.when !== undefined && !evaluateWhen(step.when, scope ?? this.scope(snap, step))) {
       return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
     }
     const { budget, usage } = snap.context;
@@ -365,7 +376,7 @@ export class ExecutionRunner {
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
-      if (step.type === 'sleep' || step.type === 'signal') timer = timerFields(step, snap, this.scope(snap), this.now().getTime());
+      if (step.type === 'sleep' || step.type === 'signal') timer = timerFields(step, snap, this.scope(snap, step), this.now().getTime());
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
@@ -375,7 +386,7 @@ export class ExecutionRunner {
   private execute(step: Step, snap: WorkflowSnapshot): void {
     const controller = (this.stepsController ??= stepsController());
     this.inflight.add(step.id);
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const signal = step.timeoutMs ? AbortSignal.any([controller.signal, AbortSignal.timeout(step.timeoutMs)]) : controller.signal;
 
     const work = async (): Promise<WorkflowEvent> => {
@@ -407,7 +418,7 @@ export class ExecutionRunner {
   }
 
   private scheduleRetry(step: Step, snap: WorkflowSnapshot): void {
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const retry = () => {
       this.timers.delete(step.id);
       if (!this.stopped) this.start(step, this.snapshot, attempt + 1);
@@ -428,7 +439,7 @@ export class ExecutionRunner {
    * time (other workers fire it through the timer store when nobody hosts the execution).
    */
   private scheduleTimer(step: Step, snap: WorkflowSnapshot): void {
-    const attempt = snap.context.attempts[step.id] ?? 1;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const recorded = recordedTimer(step, snap);
     // Recorded before timers were durable: a signal's timeout counts from now, as it did then.
     const at = recorded?.at ?? (step.type === 'signal' && step.timeoutMs ? this.now().getTime() + step.timeoutMs : undefined);
@@ -505,7 +516,7 @@ function smallerEvent(event: WorkflowEvent, err: MessageTooLargeError, snap: Wor
     case 'StepCompleted':
     case 'StepFailed':
       if (event.type === 'StepFailed' && event.error.code === 'RECORD_TOO_LARGE') return undefined;
-      return { type: 'StepFailed', stepId: event.stepId, attempt: event.attempt ?? snap.context.attempts[event.stepId] ?? 1, error: error(`the ${event.type === 'StepCompleted' ? 'output' : 'error'} of step '${event.stepId}'`) };
+      return { type: 'StepFailed', stepId: event.stepId, attempt: event.attempt ?? stepMapGet(snap.context.attempts, event.stepId) ?? 1, error: error(`the ${event.type === 'StepCompleted' ? 'output' : 'error'} of step '${event.stepId}'`) };
     case 'ExecutionCompleted':
       return { type: 'ExecutionFailed', error: error('the output of the execution') };
     case 'ExecutionFailed':

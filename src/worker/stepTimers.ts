@@ -8,7 +8,7 @@
  * (the signal came first, the attempt is over).
  */
 import type { Step } from '../../machines/definition.js';
-import type { ErrorInfo, StepStarted, WorkflowEvent, WorkflowSnapshot } from '../../machines/index.js';
+import { stepMapGet, stepMapHas, type ErrorInfo, type StepStarted, type WorkflowEvent, type WorkflowSnapshot } from '../../machines/index.js';
 import { planSleep } from '../definition/sleep.js';
 import { resolveTemplates, type TemplateScope } from '../definition/templates.js';
 
@@ -18,7 +18,7 @@ export function timerFields(step: Step, snap: WorkflowSnapshot, scope: TemplateS
     return planSleep({ ...step, durationMs: resolveTemplates(step.durationMs, scope) as number | undefined, until: resolveTemplates(step.until, scope) as string | undefined }, now);
   }
   // A signal that is already here completes the step as it starts: no timeout to keep.
-  if (step.type === 'signal' && step.timeoutMs && !Object.hasOwn(snap.context.signals, step.name ?? step.id)) {
+  if (step.type === 'signal' && step.timeoutMs && !stepMapHas(snap.context.signals, step.name ?? step.id)) {
     return { deadline: new Date(now + step.timeoutMs).toISOString() };
   }
   return {};
@@ -26,7 +26,7 @@ export function timerFields(step: Step, snap: WorkflowSnapshot, scope: TemplateS
 
 /** The timer of a waiting step, as recorded for its current attempt. */
 export function recordedTimer(step: Step, snap: WorkflowSnapshot): { at: number; attempt: number; durationMs?: number } | undefined {
-  const attempt = snap.context.attempts[step.id];
+  const attempt = stepMapGet(snap.context.attempts, step.id);
   const t = snap.context.timers?.[step.id];
   return t && t.attempt === attempt ? { at: Date.parse(t.at), attempt, ...(t.durationMs !== undefined ? { durationMs: t.durationMs } : {}) } : undefined;
 }

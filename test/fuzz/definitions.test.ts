@@ -19,6 +19,7 @@ import { useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService } from '../support/service.js';
 import { arbitraryDocArb, bounded, checkProperty, MUTATIONS, mutationArb, validSpecArb, validWithSignalsArb, type ValidSpec } from './arbitraries.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -118,7 +119,7 @@ describe('fuzz: definitions through the validator and the compiler', () => {
           }
         }
         expect(snap.value).toEqual({ running: '(end)' });
-        for (const s of definition.steps) expect(snap.context.outputs[s.id], `output of ${s.id}`).toEqual({ from: s.id });
+        for (const s of definition.steps) expect(plainContext(snap.context).outputs[s.id], `output of ${s.id}`).toEqual({ from: s.id });
         step({ type: 'ExecutionCompleted', output: null });
         expect(statusOf(snap)).toBe('COMPLETED');
         walked++;

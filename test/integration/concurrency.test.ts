@@ -14,6 +14,7 @@ import { replayExecution } from '../../src/log/replay.js';
 import { loadExecution, summarize } from '../../src/log/views.js';
 import type { Engine } from '../../src/worker/engine.js';
 import type { ExecutionRunner } from '../../src/worker/runner.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -196,7 +197,7 @@ describe('two engines recovering one interrupted execution', () => {
 
       const outcome = await won[0].value.done;
       expect(outcome.status).toBe('COMPLETED');
-      expect(outcome.snapshot.context.outputs).toMatchObject({ a: 'A', b: 'A' });
+      expect(plainContext(outcome.snapshot.context).outputs).toMatchObject({ a: 'A', b: 'A' });
       // only the winner ran steps; each step ran once after the crash (the sleep is a recorded timer, not re-run)
       const runs = [Object.fromEntries(a.runs), Object.fromEntries(b.runs)];
       expect(runs).toContainEqual({ b: 1 });

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { def, indexOf, useEngine } from '../support/engine.js';
 import { replayExecution } from '../../src/log/replay.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -97,7 +98,7 @@ describe('fork-join', () => {
         expect(lastStart).toBeLessThan(firstDone);
       }
       // outputs of all branches reach the step after them
-      const outputs = outcome.snapshot.context.outputs as Record<string, { saw?: Record<string, unknown> }>;
+      const outputs = plainContext(outcome.snapshot.context).outputs as Record<string, { saw?: Record<string, unknown> }>;
       for (let i = 1; i < shape.stages.length; i++) {
         for (const id of shape.stages[i]) {
           if (!outputs[id]?.saw) continue; // sleeping branch
@@ -124,7 +125,7 @@ describe('fork-join', () => {
       const outcome = await runner.done;
       expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
       expect(barrier.stats()).toEqual({ mostOpenAtOnce: 3, requests: 3 });
-      expect(outcome.snapshot.context.outputs.e).toBe(3);
+      expect(plainContext(outcome.snapshot.context).outputs.e).toBe(3);
     } finally {
       await barrier.close();
     }

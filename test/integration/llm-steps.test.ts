@@ -19,6 +19,7 @@ import type { StepExecutors } from '../../src/steps/types.js';
 import { def, indexOf, stepEvents, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { startFakeOpenAI, waitUntil, type FakeOpenAI } from './llm/support/fake-openai.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -122,7 +123,7 @@ describe('llm steps on the local provider', () => {
       const digest = ((completed(records, id).output as LlmStepResultOutput).json as { digest: string }).digest;
       expect(merge.text).toContain(`${id}=${digest}`);
     }
-    expect(outcome.snapshot.context.outputs.report).toEqual({ summary: merge.text });
+    expect(plainContext(outcome.snapshot.context).outputs.report).toEqual({ summary: merge.text });
 
     // Usage and latency on every llm StepCompleted (and only there), equal to what the provider reported.
     const llmIds = ['draft', ...branches, 'merge'];

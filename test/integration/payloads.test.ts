@@ -19,6 +19,7 @@ import { until } from '../support/processes.js';
 import { ExecutionIndex } from '../../src/registry/executionIndex.js';
 import { Engine } from '../../src/worker/engine.js';
 import { DEFAULT_MAX_PAYLOAD, useNatsServerWithDefaultPayload } from '../support/natsDefaultPayload.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServerWithDefaultPayload();
 const fx = useEngine(nats);
@@ -99,7 +100,7 @@ describe('large values by reference', () => {
     expect(ref.bytes).toBeGreaterThan(10_000_000);
     for (const r of records) expect(recordBytes(r.record), r.record.type).toBeLessThan(DEFAULT_MAX_PAYLOAD);
 
-    const ctx = outcome.snapshot.context;
+    const ctx = plainContext(outcome.snapshot.context);
     expect(ctx.outputs.pick).toEqual({ marker: 'the-marker', third: BIG.items[2] });
     expect((ctx.outputs.send as { body: unknown }).body).toEqual({ bytes: Buffer.byteLength(BIG_JSON), marker: 'the-marker', items: 10_000 });
     expect(requests.get('/big')).toBe(1);
@@ -175,7 +176,7 @@ describe('large values by reference', () => {
     });
     const outcome = await runner.settled();
     expect(outcome.status).toBe('FAILED');
-    expect(outcome.snapshot.context.errors.boom).toMatchObject({ code: 'RECORD_TOO_LARGE', retryable: false });
+    expect(plainContext(outcome.snapshot.context).errors.boom).toMatchObject({ code: 'RECORD_TOO_LARGE', retryable: false });
     const records = await fx.log.read(runner.executionId);
     expect(stepEvents(records, 'StepStarted')).toEqual(['fetch', 'boom']);
     expect(records.at(-1)!.record.type).toBe('ExecutionFailed');
@@ -210,7 +211,7 @@ describe('large values by reference', () => {
     await engine.signal(runner.executionId, 'approve', { by: 'legal', size: 3, attachment: 's'.repeat(3 * MB) });
     const outcome = await runner.settled();
     expect(outcome.status).toBe('COMPLETED');
-    expect(outcome.snapshot.context.outputs.use).toEqual({ user: 'ana', by: 'legal', size: 3 });
+    expect(plainContext(outcome.snapshot.context).outputs.use).toEqual({ user: 'ana', by: 'legal', size: 3 });
 
     const records = await fx.log.read(runner.executionId);
     const started = records.find((r) => r.record.type === 'ExecutionStarted')!.record as { input: unknown };

@@ -15,6 +15,7 @@ import { listCheckpoints, loadExecution, summarize } from '../../src/log/views.j
 import { SmartSpecError } from '../../src/errors.js';
 import type { Definition } from '../../machines/definition.js';
 import type { StoredRecord } from '../../src/log/records.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -116,7 +117,7 @@ describe('resume', () => {
     expect(http.hits.get(`${tag}-typecheck`)).toBe(1);
     expect(http.hits.get(`${tag}-tests`)).toBe(2);
     // publish saw build's output from the first run and tests' from the resumed one
-    expect(outcome.snapshot.context.outputs.publish).toEqual({ artifact: { name: `${tag}-build`, n: 1 }, tests: { name: `${tag}-tests`, n: 2 } });
+    expect(plainContext(outcome.snapshot.context).outputs.publish).toEqual({ artifact: { name: `${tag}-build`, n: 1 }, tests: { name: `${tag}-tests`, n: 2 } });
 
     const records = await expectVerifies(id);
     const resumed = records[indexOf(records, 'ExecutionResumed')].record;
@@ -145,7 +146,7 @@ describe('resume', () => {
     expect(outcome.status).toBe('COMPLETED');
 
     expect(Object.fromEntries(runs)).toEqual({ build: 1, lint: 2, typecheck: 2, tests: 2, publish: 1 });
-    const outputs = outcome.snapshot.context.outputs as Record<string, { body: { n: number } }>;
+    const outputs = plainContext(outcome.snapshot.context).outputs as Record<string, { body: { n: number } }>;
     expect(outputs.build.body.n).toBe(1); // kept from the first run
     expect(outputs.lint.body.n).toBe(2); // re-run
     expect(outputs.typecheck.body.n).toBe(2);
@@ -174,7 +175,7 @@ describe('resume', () => {
     };
     const outcome = await (await engine.resume(id, { fromStep: 'tests', steps: corrected })).done;
     expect(outcome.status).toBe('COMPLETED');
-    expect(outcome.snapshot.context.outputs.publish).toEqual({ tests: { passed: 42 }, build: 1 });
+    expect(plainContext(outcome.snapshot.context).outputs.publish).toEqual({ tests: { passed: 42 }, build: 1 });
     expect(Object.fromEntries(runs)).toEqual({ build: 1, lint: 1, typecheck: 1, tests: 2, publish: 1 });
 
     const records = await expectVerifies(id);
@@ -199,7 +200,7 @@ describe('resume', () => {
     };
     const outcome = await (await engine.resume(id, { steps })).done;
     expect(outcome.status).toBe('COMPLETED');
-    expect(outcome.snapshot.context.outputs).toMatchObject({ notify: 'sent', publish: 'sent' });
+    expect(plainContext(outcome.snapshot.context).outputs).toMatchObject({ notify: 'sent', publish: 'sent' });
     await expectVerifies(id);
   });
 

@@ -20,6 +20,7 @@ import { Engine } from '../../src/worker/engine.js';
 import type { ExecutionRunner } from '../../src/worker/runner.js';
 import { def, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
+import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -82,7 +83,7 @@ describe('resume right as the execution ends', () => {
     for (let i = 0; i < 5; i++) {
       const { id, outcome } = await resumedOnEnd(host, failing(), host, { fromStep: 'check', steps: corrected });
       expect(outcome.status).toBe('COMPLETED');
-      expect(outcome.snapshot.context.outputs.publish).toEqual({ checked: { passed: true } });
+      expect(plainContext(outcome.snapshot.context).outputs.publish).toEqual({ checked: { passed: true } });
       const { records } = await loadExecution(fx.log, id);
       expect(types(records).filter((t) => t.startsWith('Execution'))).toEqual(['ExecutionStarted', 'ExecutionFailed', 'ExecutionResumed', 'ExecutionCompleted']);
     }

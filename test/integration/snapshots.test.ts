@@ -22,7 +22,7 @@ describe('SnapshotStore.nearest', () => {
     const runner = await engine.start({ executionId: 'snap-1', definition: def({ id: 'snap', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'signal' }] }) });
     await runner.settled();
     const [started] = await fx.log.read('snap-1');
-    const at = (executionId: string, seq: number) => store.save({ seq, record: { ...started.record, executionId } }, runner.snapshot);
+    const at = (executionId: string, seq: number) => store.save({ seq, record: { ...started.record, executionId } }, runner.snapshot, seq);
     for (const seq of [500, 1000, 1500]) await at('snap-1', seq);
     await at('snap-10', 1200); // shares the prefix "snap-1"
 

@@ -27,6 +27,7 @@ import {
 import type { Definition } from '../../machines/definition.js';
 import { validateDefinition } from '../../src/definition/validate.js';
 import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '../../src/errors.js';
+import { plainContext } from '../support/context.js';
 
 const def = (d: unknown): Definition => validateDefinition(d);
 const t = (id: string, extra: Record<string, unknown> = {}) => ({ id, type: 'transform', value: id, ...extra });
@@ -53,7 +54,7 @@ class Drive {
   get value() { return this.snap.value; }
   get status() { return statusOf(this.snap); }
   get phases() { return stepPhases(this.snap); }
-  get ctx() { return this.snap.context; }
+  get ctx() { return plainContext(this.snap.context); }
 }
 
 describe('compiled shapes and their state values', () => {
@@ -319,8 +320,8 @@ describe('resumeSnapshot', () => {
     expect(d.value).toBe('failed');
     const next = resumeSnapshot(d.snap, { definition });
     expect(next.value).toEqual({ running: { d: 'pending' } });
-    expect(next.context.outputs).toEqual({ a: 'a', b: 'b', c: 'c' });
-    expect(next.context.errors).toEqual({}); // the failed step's error is cleared with it
+    expect(plainContext(next.context).outputs).toEqual({ a: 'a', b: 'b', c: 'c' });
+    expect(plainContext(next.context).errors).toEqual({}); // the failed step's error is cleared with it
     expect(next.context.error).toBeUndefined();
     expect(statusOf(next)).toBe('RUNNING');
   });
@@ -329,15 +330,15 @@ describe('resumeSnapshot', () => {
     const next = resumeSnapshot(failedAtD().snap, { definition, fromStep: 'c' });
     // a named step re-runs its whole group
     expect(next.value).toEqual({ running: { 'group(b,c)': { b: 'pending', c: 'pending' } } });
-    expect(next.context.outputs).toEqual({ a: 'a' });
-    expect(next.context.attempts).toEqual({ a: 1 });
+    expect(plainContext(next.context).outputs).toEqual({ a: 'a' });
+    expect(plainContext(next.context).attempts).toEqual({ a: 1 });
   });
 
   it('from a checkpoint mid-group: completed branches stay done', () => {
     const d = new Drive(definition).run('a').start('b').start('c').complete('c');
     const next = resumeSnapshot(d.snap, { definition });
     expect(next.value).toEqual({ running: { 'group(b,c)': { b: 'pending', c: 'done' } } });
-    expect(next.context.outputs).toEqual({ a: 'a', c: 'c' });
+    expect(plainContext(next.context).outputs).toEqual({ a: 'a', c: 'c' });
   });
 
   it('an interrupted step (running when the process died) is pending again', () => {
@@ -350,7 +351,7 @@ describe('resumeSnapshot', () => {
     const next = resumeSnapshot(failedAtD().snap, { definition: replaced });
     expect(next.value).toEqual({ running: { d2: 'pending' } });
     expect(next.context.definition).toBe(replaced);
-    expect(next.context.outputs).toEqual({ a: 'a', b: 'b', c: 'c' });
+    expect(plainContext(next.context).outputs).toEqual({ a: 'a', b: 'b', c: 'c' });
   });
 
   it('refuses replacement steps that change a stage before the resume point', () => {
@@ -399,7 +400,7 @@ describe('foldEvents', () => {
     expect(fold.mismatches).toEqual([]);
     expect(fold.snapshot.value).toBe('failed');
     expect(fold.snapshot.context.input).toEqual({ x: 1 });
-    expect(fold.snapshot.context.outputs).toEqual({ a: 'A' });
+    expect(plainContext(fold.snapshot.context).outputs).toEqual({ a: 'A' });
     expect(fold.lastSeq).toBe(15);
     expect([...fold.checkpoints.keys()]).toEqual([10, 12]); // ExecutionStarted, StepCompleted
   });
@@ -424,7 +425,7 @@ describe('foldEvents', () => {
     const fold = foldEvents('exec-1', records);
     expect(fold.mismatches).toEqual([]);
     expect(fold.snapshot.value).toEqual({ running: { b: 'running' } });
-    expect(fold.snapshot.context.outputs).toEqual({ a: 'A' });
+    expect(plainContext(fold.snapshot.context).outputs).toEqual({ a: 'A' });
   });
 
   it('refuses a log that does not begin with ExecutionStarted', () => {

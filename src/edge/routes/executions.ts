@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { isTerminal, statusOf, STATUSES } from '../../../machines/index.js';
+import { isTerminal, statusOf, stepMapHas, STATUSES } from '../../../machines/index.js';
 import type { Definition } from '../../../machines/definition.js';
 import { validateDefinition } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
@@ -245,7 +245,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status}: it takes no signals`, { status });
     const step = snap.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
     if (!step) throw new InvalidExecutionStateError(`no step of execution '${id}' awaits signal '${name}'`, { signal: name });
-    if (Object.hasOwn(snap.context.outputs, step.id) || Object.hasOwn(snap.context.signals, name)) {
+    if (stepMapHas(snap.context.outputs, step.id) || stepMapHas(snap.context.signals, name)) {
       throw new InvalidExecutionStateError(`signal '${name}' was already delivered to execution '${id}'`, { signal: name });
     }
     checkNesting(ctx.request.body, `the payload of signal '${name}'`);
