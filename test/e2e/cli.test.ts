@@ -11,11 +11,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { useEngine } from '../support/engine.js';
 import { parseDefinition } from '../../src/definition/validate.js';
 import { EXECUTIONS_STREAM } from '../../src/nats/names.js';
+
+// Each test spawns several CLI processes in a row (about 1.5 s each on an idle 2-core machine).
+vi.setConfig({ testTimeout: 90_000 });
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/smartspec.mjs');

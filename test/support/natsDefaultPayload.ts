@@ -17,7 +17,7 @@ export function useNatsServerWithDefaultPayload(): NatsFixture {
   beforeAll(async () => {
     fixture.storeDir = await mkdtemp(join(tmpdir(), 'smartspec-test-'));
     const conf = join(fixture.storeDir, 'nats.conf');
-    await writeFile(conf, 'listen: 127.0.0.1:-1\njetstream {\n  max_file_store: 2GB\n}\n');
+    await writeFile(conf, 'listen: 127.0.0.1:-1\njetstream {\n  max_file_store: 10GB\n}\n');
     fixture.server = await startNatsServer({ storeDir: fixture.storeDir, configFile: conf });
     fixture.url = fixture.server.url;
   });

@@ -31,10 +31,10 @@ describe('the event-log stream', () => {
       const log = await EventLog.open(nc, { maxBytes: 2 * MB }); // a new setting: the stream is updated
       expect((await jsm.streams.info(EXECUTIONS_STREAM)).config).toMatchObject({ max_bytes: 2 * MB, discard: DiscardPolicy.New });
 
-      // Steps whose outputs are 300 kB each: the 2 MB log fills up part-way.
+      // Steps whose outputs are 60 kB each (inline: under SMARTSPEC_INLINE_MAX_BYTES, so not kept by reference): the 2 MB log fills up part-way.
       const engine = await Engine.create({ nc, log, executors: defaultExecutors() });
-      const definition = def({ id: 'fills', steps: Array.from({ length: 12 }, (_, i) => ({ id: `s${i}`, type: 'transform', value: '{{input.big}}' })) });
-      const runner = await engine.start({ definition, input: { big: 'x'.repeat(300_000) } });
+      const definition = def({ id: 'fills', steps: Array.from({ length: 50 }, (_, i) => ({ id: `s${i}`, type: 'transform', value: '{{input.big}}' })) });
+      const runner = await engine.start({ definition, input: { big: 'x'.repeat(60_000) } });
       const err = await runner.done.then(() => undefined, (e: unknown) => e);
       await engine.close();
       expect(err).toBeInstanceOf(SmartSpecError);
