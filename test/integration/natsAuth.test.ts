@@ -123,6 +123,18 @@ describe('the service against a nats-server that requires credentials', () => {
     expect(still.status).toBe('WAITING');
     expect(still.steps.approve.phase).toBe('waiting');
   });
+
+  it('a stopping worker hands its waiting execution to another worker, and the edge signals it there: still no violation', async () => {
+    const before = (await violations()).length;
+    await worker.stop(0);
+    worker = await startService({ edge: false, worker: true }, { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ACK_WAIT_MS: '2000', NATS_URL: server.url, ...as('worker') });
+    const s = await http(edge.url, 'POST', '/executions/integration-start/signals/approve', { approved: false });
+    expect(s.status, s.text).toBe(202);
+    const done = await waitForStatus(edge.url, 'integration-start', ['COMPLETED', 'FAILED', 'CANCELLED'], 30_000);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.steps.done.output).toEqual({ approved: false });
+    expect((await violations()).slice(before)).toEqual([]);
+  });
 });
 
 describe('the CLI with wrong or unusable credentials', () => {
