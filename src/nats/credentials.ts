@@ -167,5 +167,9 @@ export function explainConnectError(err: unknown, auth: NatsAuth): unknown {
       err,
     );
   }
+  // With TLS 1.3 a server that wants a client certificate just drops the connection: the client sees a timeout.
+  if (auth.options.tls && !auth.options.tls.cert && /timeout/i.test(message)) {
+    return new NatsAuthError(`no answer from NATS over TLS (${message}): if the server asks for a client certificate, set NATS_TLS_CERT and NATS_TLS_KEY`, err);
+  }
   return err;
 }
