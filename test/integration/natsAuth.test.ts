@@ -6,7 +6,7 @@
  * start an execution but its signal (and any other command) is refused by the
  * server; wrong or missing credentials fail naming the variables used.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -15,11 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../../src/cli/service.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
+import { runCommand } from '../support/commands.js';
 import { REPO, spawnCli, until } from '../support/processes.js';
+import { runnableConfig } from '../support/nats.js';
 import { http, waitForStatus } from '../support/service.js';
 
-const PASSWORDS = { SMARTSPEC_EDGE_PASSWORD: 'edge-secret', SMARTSPEC_WORKER_PASSWORD: 'worker-secret', SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret' };
-const as = (user: 'edge' | 'worker' | 'integration') => ({ NATS_USER: user, NATS_PASSWORD: PASSWORDS[`SMARTSPEC_${user.toUpperCase()}_PASSWORD` as keyof typeof PASSWORDS] });
+const PASSWORDS = { SMARTSPEC_EDGE_PASSWORD: 'edge-secret', SMARTSPEC_WORKER_PASSWORD: 'worker-secret', SMARTSPEC_SERVICE_PASSWORD: 'service-secret', SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret' };
+const as = (user: 'edge' | 'worker' | 'service' | 'integration') => ({ NATS_USER: user, NATS_PASSWORD: PASSWORDS[`SMARTSPEC_${user.toUpperCase()}_PASSWORD` as keyof typeof PASSWORDS] });
 
 let tmp: string;
 let server: NatsServer;
@@ -30,10 +32,7 @@ const connections: NatsConnection[] = [];
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-natsauth-'));
-  // The shipped file, minus its store_dir (startNatsServer gives --store_dir; nats-server refuses both).
-  const shipped = await readFile(join(REPO, 'nats-auth.conf'), 'utf8');
-  const configFile = join(tmp, 'nats-auth.conf');
-  await writeFile(configFile, shipped.split('\n').filter((l) => !/^\s*store_dir\s*:/.test(l)).join('\n'));
+  const configFile = await runnableConfig(join(REPO, 'nats-auth.conf'), tmp);
   logFile = join(tmp, 'nats.log');
   server = await startNatsServer({ storeDir: join(tmp, 'store'), configFile, env: PASSWORDS, logFile });
   const base = { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', NATS_URL: server.url };
@@ -133,6 +132,19 @@ describe('the service against a nats-server that requires credentials', () => {
     const done = await waitForStatus(edge.url, 'integration-start', ['COMPLETED', 'FAILED', 'CANCELLED'], 30_000);
     expect(done.status).toBe('COMPLETED');
     expect(done.steps.done.output).toEqual({ approved: false });
+    expect((await violations()).slice(before)).toEqual([]);
+  });
+});
+
+describe('the CLI as the service user', () => {
+  it('`smartspec run` and `status` work, with no permission violation', async () => {
+    const before = (await violations()).length;
+    const env = { NATS_URL: server.url, ...as('service') };
+    const run = await runCommand(['run', 'examples/fork-join.json', '--id', 'auth-cli', '--input', '{"feature":"x"}'], env);
+    expect(run.code, run.stderr).toBe(0);
+    const status = await runCommand(['status', 'auth-cli'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^auth-cli\s+\S+\s+COMPLETED/m);
     expect((await violations()).slice(before)).toEqual([]);
   });
 });

@@ -2,9 +2,9 @@
  * Test harness: a real nats-server per test file, on a free loopback port with
  * a temporary store, stopped (and its store removed) after the file's tests.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 
@@ -28,4 +28,26 @@ export function useNatsServer(): NatsFixture {
     if (fixture.storeDir) await rm(fixture.storeDir, { recursive: true, force: true });
   });
   return fixture;
+}
+
+/**
+ * A shipped config file, runnable by startNatsServer in a temporary folder:
+ * without its store_dir (startNatsServer gives --store_dir; nats-server refuses
+ * both) and with its includes inlined (nats-server resolves them relative to
+ * the including file, which is no longer next to them).
+ */
+export async function runnableConfig(shipped: string, tmpDir: string): Promise<string> {
+  const configFile = join(tmpDir, basename(shipped));
+  await writeFile(configFile, await inlined(shipped));
+  return configFile;
+}
+
+async function inlined(file: string): Promise<string> {
+  const lines: string[] = [];
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const include = /^\s*include\s+["']?([^"'\s;]+)/.exec(line);
+    if (include) lines.push(await inlined(resolve(dirname(file), include[1])));
+    else if (!/^\s*store_dir\s*:/.test(line)) lines.push(line);
+  }
+  return lines.join('\n');
 }
