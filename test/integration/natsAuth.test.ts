@@ -17,11 +17,10 @@ import { connectNats } from '../../src/nats/connect.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { runCommand } from '../support/commands.js';
 import { REPO, spawnCli, until } from '../support/processes.js';
-import { runnableConfig } from '../support/nats.js';
+import { natsUser, runnableConfig, TEST_NATS_PASSWORDS } from '../support/nats.js';
 import { http, waitForStatus } from '../support/service.js';
 
-const PASSWORDS = { SMARTSPEC_EDGE_PASSWORD: 'edge-secret', SMARTSPEC_WORKER_PASSWORD: 'worker-secret', SMARTSPEC_SERVICE_PASSWORD: 'service-secret', SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret' };
-const as = (user: 'edge' | 'worker' | 'service' | 'integration') => ({ NATS_USER: user, NATS_PASSWORD: PASSWORDS[`SMARTSPEC_${user.toUpperCase()}_PASSWORD` as keyof typeof PASSWORDS] });
+const as = natsUser;
 
 let tmp: string;
 let server: NatsServer;
@@ -34,7 +33,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-natsauth-'));
   const configFile = await runnableConfig(join(REPO, 'nats-auth.conf'), tmp);
   logFile = join(tmp, 'nats.log');
-  server = await startNatsServer({ storeDir: join(tmp, 'store'), configFile, env: PASSWORDS, logFile });
+  server = await startNatsServer({ storeDir: join(tmp, 'store'), configFile, env: TEST_NATS_PASSWORDS, logFile });
   const base = { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', NATS_URL: server.url };
   worker = await startService({ edge: false, worker: true }, { ...base, ...as('worker') });
   edge = (await startService({ edge: true, worker: false }, { ...base, ...as('edge') })) as RunningService & { url: string };

@@ -51,3 +51,17 @@ async function inlined(file: string): Promise<string> {
   }
   return lines.join('\n');
 }
+
+/** The passwords nats-users.conf reads from the server's environment, for tests. */
+export const TEST_NATS_PASSWORDS = {
+  SMARTSPEC_EDGE_PASSWORD: 'edge-secret',
+  SMARTSPEC_WORKER_PASSWORD: 'worker-secret',
+  SMARTSPEC_SERVICE_PASSWORD: 'service-secret',
+  SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret',
+};
+
+/** NATS_USER and NATS_PASSWORD of one of nats-users.conf's users. */
+export const natsUser = (user: 'edge' | 'worker' | 'service' | 'integration') => ({
+  NATS_USER: user,
+  NATS_PASSWORD: TEST_NATS_PASSWORDS[`SMARTSPEC_${user.toUpperCase()}_PASSWORD` as keyof typeof TEST_NATS_PASSWORDS],
+});
