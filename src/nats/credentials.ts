@@ -7,10 +7,12 @@
 import { readFileSync } from 'node:fs';
 import {
   AuthorizationError,
+  PermissionViolationError,
   credsAuthenticator,
   nkeyAuthenticator,
   nkeys,
   type Authenticator,
+  type NatsConnection,
   type NodeConnectionOptions,
 } from '@nats-io/transport-node';
 import { SmartSpecError } from '../errors.js';
@@ -172,4 +174,20 @@ export function explainConnectError(err: unknown, auth: NatsAuth): unknown {
     return new NatsAuthError(`no answer from NATS over TLS (${message}): if the server asks for a client certificate, set NATS_TLS_CERT and NATS_TLS_KEY`, err);
   }
   return err;
+}
+
+/**
+ * A publish or subscription the server's permissions refuse surfaces only as
+ * a timeout or a 503 somewhere else; say plainly which user lacks what.
+ */
+export function reportPermissionViolations(nc: NatsConnection, env: NodeJS.ProcessEnv, report: (message: string) => void): void {
+  const user = value(env, 'NATS_USER');
+  const who = user ? `NATS user '${user}'` : 'this NATS identity';
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'error' && s.error instanceof PermissionViolationError) {
+        report(`NATS refused ${s.error.operation} to "${s.error.subject}" for ${who}: it lacks that permission (a role set up for another process? see nats-users.conf)`);
+      }
+    }
+  })();
 }

@@ -16,7 +16,7 @@ import { startService, type RunningService } from '../../src/cli/service.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 import { runCommand } from '../support/commands.js';
-import { REPO, spawnCli, until } from '../support/processes.js';
+import { killChild, REPO, spawnCli, until } from '../support/processes.js';
 import { natsUser, runnableConfig, TEST_NATS_PASSWORDS } from '../support/nats.js';
 import { http, waitForStatus } from '../support/service.js';
 
@@ -155,6 +155,16 @@ describe('the CLI with wrong or unusable credentials', () => {
     expect(child.proc.exitCode, child.output()).toBe(2);
     expect(child.output()).toMatch(re);
   };
+
+  it('a worker run as the edge user: its refused log append is logged naming the user and subject', async () => {
+    await worker.stop(0); // so the misconfigured worker is the one that takes the command
+    const child = spawnCli('edge-as-worker', 'worker', { NATS_URL: server.url, ...as('edge'), ACK_WAIT_MS: '2000' });
+    await child.waitForOutput(/worker consuming commands/, 30_000);
+    const nc = await connectAs(as('integration'));
+    await jetstream(nc).publish('smartspec.cmd.start', JSON.stringify({ executionId: 'wrong-role', definition: approval('wrong-role'), input: {} }), { msgID: 'start:wrong-role' });
+    await child.waitForOutput(/NATS refused publish to \\"smartspec\.exec\.wrong-role\\" for NATS user 'edge': it lacks that permission/, 30_000);
+    await killChild(child);
+  });
 
   it('a wrong password: exit 2, naming NATS_USER and NATS_PASSWORD', async () => {
     await fails({ NATS_URL: server.url, NATS_USER: 'worker', NATS_PASSWORD: 'wrong' }, /error: NATS refused the credentials from NATS_USER, NATS_PASSWORD/);
