@@ -28,13 +28,13 @@ export async function openNats(name: string, env = process.env, command = name):
     const nc = await connectNats(env.NATS_URL, name, env);
     return { nc, url: env.NATS_URL, started: false, close: () => nc.close() };
   }
-  // The embedded server listens on loopback without credentials: ones set for it are a mistake.
+  // The embedded server has its own token (embeddedToken.ts): credentials set for it are a mistake.
   const stray = NATS_AUTH_VARIABLES.find((v) => env[v]?.trim());
-  if (stray) throw new NatsConfigError(stray, 'set, but NATS_URL is not: credentials and TLS are for your own NATS server (set NATS_URL); the embedded one takes none');
+  if (stray) throw new NatsConfigError(stray, "set, but NATS_URL is not: credentials and TLS are for your own NATS server (set NATS_URL); the embedded one uses the data folder's own token");
   const lease = await acquireServer(dataDir(env), command);
   let nc: NatsConnection;
   try {
-    nc = await connectNats(lease.url, name, {});
+    nc = await connectNats(lease.url, name, lease.token ? { NATS_TOKEN: lease.token } : {});
   } catch (err) {
     await lease.release();
     throw err;
