@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type RunningService } from '../../src/cli/service.js';
 import { connectNats } from '../../src/nats/connect.js';
@@ -47,8 +47,9 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-async function connectAs(env: NodeJS.ProcessEnv): Promise<NatsConnection> {
-  const nc = await connectNats(server.url, 'natsauth-test', env);
+/** The integration user, with its replies on its own inbox prefix (nats-users.conf), not on `_INBOX.>`. */
+async function connectAsIntegration(): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, user: 'integration', pass: TEST_NATS_PASSWORDS.SMARTSPEC_INTEGRATION_PASSWORD, inboxPrefix: '_INBOX_integration' });
   connections.push(nc);
   return nc;
 }
@@ -98,7 +99,9 @@ describe('the service against a nats-server that requires credentials', () => {
   });
 
   it('the integration user may start an execution, but the server refuses its signal, cancel and log append', async () => {
-    const nc = await connectAs(as('integration'));
+    const nc = await connectAsIntegration();
+    expect(() => nc.subscribe('_INBOX.snoop')).not.toThrow();
+    await until('the server to refuse a subscription to _INBOX.>', async () => (await violations()).some((l) => /Subscription Violation.*_INBOX\.snoop/.test(l)), 10_000);
     const js = jetstream(nc);
     const waiting = { executionId: 'integration-start', definition: approval('integration-start'), input: { feature: 'api' } };
     const ack = await js.publish('smartspec.cmd.start', JSON.stringify(waiting), { msgID: 'start:integration-start' });
@@ -111,7 +114,7 @@ describe('the service against a nats-server that requires credentials', () => {
       expect(err, subject).toBeInstanceOf(Error);
       expect(String((err as Error).message) + String((err as Error).cause ?? ''), subject).toMatch(/permission|timeout|no responders/i);
     }
-    await until('the server to log the refusals', async () => (await violations()).length >= 4, 10_000);
+    await until('the server to log the refusals', async () => (await violations()).length >= 5, 10_000);
     const refused = (await violations()).join('\n');
     for (const subject of ['smartspec.cmd.signal', 'smartspec.cmd.cancel', 'smartspec.ctl.integration-start', 'smartspec.exec.integration-start']) {
       expect(refused).toContain(`Subject "${subject}"`);
@@ -160,7 +163,7 @@ describe('the CLI with wrong or unusable credentials', () => {
     await worker.stop(0); // so the misconfigured worker is the one that takes the command
     const child = spawnCli('edge-as-worker', 'worker', { NATS_URL: server.url, ...as('edge'), ACK_WAIT_MS: '2000' });
     await child.waitForOutput(/worker consuming commands/, 30_000);
-    const nc = await connectAs(as('integration'));
+    const nc = await connectAsIntegration();
     await jetstream(nc).publish('smartspec.cmd.start', JSON.stringify({ executionId: 'wrong-role', definition: approval('wrong-role'), input: {} }), { msgID: 'start:wrong-role' });
     await child.waitForOutput(/NATS refused publish to \\"smartspec\.exec\.wrong-role\\" for NATS user 'edge': it lacks that permission/, 30_000);
     await killChild(child);
