@@ -177,7 +177,7 @@ describe('the CLI with wrong or unusable credentials', () => {
     await fails({ NATS_URL: server.url, NATS_CREDS: join(tmp, 'missing.creds') }, /error: invalid environment: NATS_CREDS: cannot read .*missing\.creds: no such file/);
   });
 
-  it('credentials with no NATS_URL (the embedded server takes none): exit 2, naming the variable', async () => {
+  it('credentials with no NATS_URL (the embedded server has its own token): exit 2, naming the variable', async () => {
     await fails({ NATS_TOKEN: 'abc' }, /error: invalid environment: NATS_TOKEN: set, but NATS_URL is not/);
   });
 });
