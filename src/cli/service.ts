@@ -13,6 +13,7 @@ import { workflowsRouter } from '../edge/routes/workflows.js';
 import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
+import { reportPermissionViolations } from '../nats/credentials.js';
 import { openNats } from '../nats/embedded.js';
 import { reconcileReplicas } from '../nats/replicas.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
@@ -66,6 +67,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const { nc } = nats;
   if (nats.started) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
+  reportPermissionViolations(nc, env, (m) => logger.error(m));
   const stops: ((graceMs: number) => Promise<void>)[] = [];
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = 0) =>
