@@ -68,7 +68,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       log,
       index,
       snapshots,
-      executors: cliExecutors(),
+      executors: cliExecutors(env),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
       onRecord: engineMetrics(registry),

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
 import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
+import { checkOutbound } from './outboundRules.js';
 
 export interface Issue { path: string; message: string }
 
@@ -34,7 +35,7 @@ export function validateDefinition(doc: unknown): Definition {
   if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
   const def = parsed.data;
   const issues = [...checkIds(def), ...checkGroups(def)];
-  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def));
+  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
 }
