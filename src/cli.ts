@@ -18,6 +18,8 @@ import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
+import { SecretStore } from './secrets/secretStore.js';
+import { secretsCommand } from './cli/secretsCommand.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -29,6 +31,7 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
+  smartspec secrets set <NAME> | list | rm <NAME>        secrets for {{secrets.NAME}} (set reads the value from stdin)
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
 
@@ -128,6 +131,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'secrets': {
+      need(1, 'set <NAME> (value on stdin) | list | rm <NAME>');
+      return withNats(async ({ nc }) => secretsCommand(await SecretStore.open(nc), args, out));
+    }
     case 'serve': case 'edge': case 'worker': {
       await runService({ edge: command !== 'worker', worker: command !== 'edge' });
       return new Promise<number>(() => undefined); // serves until a signal stops it
@@ -181,7 +188,7 @@ async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
   return withNats(async ({ nc }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), secrets: await SecretStore.open(nc), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     const interrupt = () => {
       out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
       void engine.close().then(() => process.exit(130));

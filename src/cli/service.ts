@@ -22,6 +22,7 @@ import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
+import { SecretStore } from '../secrets/secretStore.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -69,6 +70,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       index,
       snapshots,
       executors: cliExecutors(env),
+      secrets: await SecretStore.open(nc, env, replicas),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),
       onRecord: engineMetrics(registry),

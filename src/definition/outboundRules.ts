@@ -16,8 +16,8 @@ interface Issue { path: string; message: string }
 
 const TEMPLATE = /\{\{[^{}]*\}\}/g;
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization']);
-/** What may stand around the templates of a credential header: a scheme such as Bearer, Basic, token. */
-const SCHEME_ONLY = /^\s*([A-Za-z][A-Za-z0-9_-]*\s*)?$/;
+/** A credential header's value: an optional scheme word (Bearer, Basic, token) and then templates only. */
+const SCHEME_THEN_TEMPLATES = /^\s*([A-Za-z][A-Za-z0-9_-]*\s+)?(\0\s*)+$/;
 
 export function checkOutbound(def: Definition): Issue[] {
   const issues: Issue[] = [];
@@ -32,7 +32,7 @@ export function checkOutbound(def: Definition): Issue[] {
     for (const [name, value] of Object.entries(headers)) {
       if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) continue;
       const path = `steps[${i}].request.headers.${name}`;
-      if (!SCHEME_ONLY.test(value.replace(TEMPLATE, ''))) {
+      if (!SCHEME_THEN_TEMPLATES.test(value.replace(TEMPLATE, '\0'))) {
         issues.push({ path, message: `a literal credential would be stored in plain text with the definition: write it as a secret, e.g. 'Bearer {{secrets.TOKEN}}' (smartspec secrets set TOKEN)` });
         continue;
       }
@@ -44,4 +44,17 @@ export function checkOutbound(def: Definition): Issue[] {
     }
   });
   return issues;
+}
+
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/**
+ * `{{secrets.NAME}}` names one secret, and stands only where a step sends
+ * something out (not in `when` or `model`, which are evaluated or recorded
+ * outside the step's run).
+ */
+export function secretTemplateProblem(ref: { raw: string; path: string[] }, field: string): string | undefined {
+  if (ref.path.length !== 2 || !SECRET_NAME.test(ref.path[1])) return `${ref.raw}: write {{secrets.NAME}} (letters, digits and _)`;
+  if (field === 'when' || field === 'model') return `${ref.raw}: secrets may not stand in '${field}'`;
+  return undefined;
 }

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
 import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
-import { checkOutbound } from './outboundRules.js';
+import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
 
 export interface Issue { path: string; message: string }
 
@@ -162,6 +162,9 @@ function checkTemplates(def: Definition): Issue[] {
           if (id === undefined || !stage.has(id)) issues.push({ path, message: `${ref.raw} refers to unknown step '${id ?? ''}'` });
           else if (stage.get(id)! >= stage.get(step.id)!) issues.push({ path, message: `${ref.raw} refers to step '${id}', which does not run before '${step.id}'` });
           else if (out !== 'output') issues.push({ path, message: `${ref.raw}: write steps.${id}.output…` });
+        } else if (root === 'secrets') {
+          const problem = secretTemplateProblem(ref, field);
+          if (problem) issues.push({ path, message: problem });
         }
       }
     }

@@ -24,3 +24,5 @@ export const IDEMPOTENCY_BUCKET = 'smartspec_idempotency';
 /** Execution ids become subject tokens: keep them to safe characters. */
 export const EXECUTION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export const SNAPSHOTS_BUCKET = 'smartspec_snapshots';
+/** Secrets set with `smartspec secrets set`, sealed with SMARTSPEC_SECRETS_KEY (src/secrets). */
+export const SECRETS_BUCKET = 'smartspec_secrets';

@@ -47,7 +47,7 @@ export function parseAllowList(raw: string | undefined): OutboundPolicy {
   const ranges: [Address, number][] = [];
   for (const entry of (raw ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
     const bare = entry.replace(/^\[(.*)\]$/, '$1');
-    if (bare.includes('/')) {
+    if (/^[0-9a-f.:]+\/\d+$/i.test(bare)) {
       try {
         const [addr, bits] = ipaddr.parseCIDR(bare);
         ranges.push([normalize(addr), addr.kind() === 'ipv6' && normalize(addr).kind() === 'ipv4' ? Math.max(0, bits - 96) : bits]);

@@ -21,6 +21,7 @@ import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
+import type { SecretResolver } from '../secrets/secretStore.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -35,6 +36,8 @@ export interface EngineOptions {
   index?: ExecutionIndex;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
+  /** Where `{{secrets.NAME}}` comes from (src/secrets); default: SMARTSPEC_SECRET_* of the environment. */
+  secrets?: SecretResolver;
 }
 
 export interface StartRequest {
@@ -185,7 +188,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError };
+    return { log: this.log, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, secrets: this.options.secrets };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

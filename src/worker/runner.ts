@@ -32,6 +32,8 @@ import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
 import type { StepExecutors } from '../steps/types.js';
 import { SNAPSHOT_EVERY, type SnapshotStore } from '../log/snapshots.js';
+import { ExecutionSecrets } from '../secrets/executionSecrets.js';
+import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -42,6 +44,8 @@ export interface RunnerDeps {
   /** Snapshots every SNAPSHOT_EVERY records, at a checkpoint, so long histories resume fast. */
   snapshots?: SnapshotStore;
   onError?: (err: unknown, context: string) => void;
+  /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
+  secrets?: SecretResolver;
 }
 
 export interface RunnerOutcome {
@@ -74,6 +78,8 @@ export class ExecutionRunner {
   readonly done: Promise<RunnerOutcome>;
   private idleWaiters: ((o: RunnerOutcome) => void)[] = [];
   readonly workflowId: string;
+  /** Secrets used so far, and the redaction of everything recorded after them. */
+  private readonly secrets: ExecutionSecrets;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -82,6 +88,7 @@ export class ExecutionRunner {
     private position: LogPosition | null,
   ) {
     this.workflowId = snapshot.context.definition.id;
+    this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -235,18 +242,19 @@ export class ExecutionRunner {
 
     const work = async (): Promise<WorkflowEvent> => {
       try {
-        const resolved = resolveStep(step, this.scope(snap));
+        const secrets = await this.secrets.forStep(step);
+        const resolved = resolveStep(step, { ...this.scope(snap), ...(secrets ? { secrets } : {}) });
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
           executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget }),
           signal,
         );
-        return { type: 'StepCompleted', stepId: step.id, attempt, output: result.output ?? null, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
+        return { type: 'StepCompleted', stepId: step.id, attempt, output: this.secrets.redactOutput(result.output ?? null), ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
       } catch (err) {
         const error: ErrorInfo = signal.aborted && !controller.signal.aborted
           ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
-          : toErrorRecord(err);
+          : this.secrets.redactError(toErrorRecord(err));
         const retryInMs = canRetry(step.retry, attempt, error) ? retryDelayMs(step.retry, attempt) : undefined;
         return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}) };
       }
