@@ -29,6 +29,10 @@ export function checkOutbound(def: Definition): Issue[] {
     if (scheme !== undefined && !['http', 'https'].includes(scheme.toLowerCase())) {
       issues.push({ path: `steps[${i}].request.url`, message: `scheme '${scheme}' is refused: http steps use http or https` });
     }
+    // user:password@ written into the URL is a literal credential too (a template after the @ is fine).
+    if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/.test(url.replace(TEMPLATE, '')) && /^[^/]*\/\/[^/?#{]*@/.test(url)) {
+      issues.push({ path: `steps[${i}].request.url`, message: `credentials written into the URL would be stored in plain text with the definition: use a header with {{secrets.NAME}}` });
+    }
     for (const [name, value] of Object.entries(headers)) {
       if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) continue;
       const path = `steps[${i}].request.headers.${name}`;

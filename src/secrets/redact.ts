@@ -32,6 +32,7 @@ export function redactKnown(text: string, known: KnownSecrets = new Map()): stri
 
 const CREDENTIAL_SHAPES: [RegExp, string][] = [
   [/\b(Bearer|Basic|Token)\s+(?!\[REDACTED)[A-Za-z0-9._~+/=:-]{6,}/gi, '$1 [REDACTED]'],
+  [/(\/\/)[^\s/@:]+:[^\s/@]+@/g, '$1[REDACTED]@'],
   [/\bsk-(?!\[REDACTED)[A-Za-z0-9_-]{6,}/g, '[REDACTED]'],
   [/((?:proxy-)?authorization|x-api-key|api[-_]?key)(["']?\s*[:=]\s*["']?)(?!\[REDACTED|Bearer |Basic |Token )[^\s"',}]{4,}/gi, '$1$2[REDACTED]'],
 ];

@@ -82,5 +82,7 @@ describe('definition validation', () => {
     expect(() => validateDefinition(http({ url: 'https://x', headers: { authorization: 'Basic {{input.token}}' } }))).toThrow(/credential from the input/);
     expect(() => validateDefinition(http({ url: 'https://x', headers: { 'proxy-authorization': 'abc{{secrets.T}}' } }))).toThrow(/literal credential/);
     expect(() => validateDefinition(http({ url: 'https://x', headers: { Authorization: 'Bearer {{secrets.TOKEN}}' } }))).not.toThrow();
+    expect(() => validateDefinition(http({ url: 'https://user:hunter2@example.com/x' }))).toThrow(/request\.url: credentials written into the URL/);
+    expect(() => validateDefinition(http({ url: 'https://{{secrets.USERINFO}}@example.com/x' }))).not.toThrow();
   });
 });

@@ -39,9 +39,9 @@ describe('redaction', () => {
   });
 
   it('removes credential shapes from error texts', () => {
-    const text = 'denied: Authorization: Bearer abc.def-123456, key sk-proj-ABCDEFGHIJ, "api_key": "zzzz9999", x-api-key=qqqq1111';
+    const text = 'denied: Authorization: Bearer abc.def-123456, key sk-proj-ABCDEFGHIJ, "api_key": "zzzz9999", x-api-key=qqqq1111 at https://ana:pw-77777@host/x';
     const out = redactErrorText(text);
-    for (const leaked of ['abc.def-123456', 'sk-proj-ABCDEFGHIJ', 'zzzz9999', 'qqqq1111']) expect(out).not.toContain(leaked);
+    for (const leaked of ['abc.def-123456', 'sk-proj-ABCDEFGHIJ', 'zzzz9999', 'qqqq1111', 'pw-77777']) expect(out).not.toContain(leaked);
     expect(out).toContain('Bearer [REDACTED]');
   });
 });
