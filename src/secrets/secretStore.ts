@@ -9,6 +9,7 @@ import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { InvalidInputError, SmartSpecError } from '../errors.js';
 import { SECRETS_BUCKET } from '../nats/names.js';
+import { registerProcessSecret } from './redact.js';
 import { KEY_VARIABLE, seal, SecretsKeyError, secretsKeyFromEnv, unseal } from './sealing.js';
 
 export const ENV_PREFIX = 'SMARTSPEC_SECRET_';
@@ -44,6 +45,8 @@ export class SecretStore implements SecretResolver {
   static async open(nc: NatsConnection, env: NodeJS.ProcessEnv = process.env, replicas = 1): Promise<SecretStore> {
     const key = secretsKeyFromEnv(env);
     const kv = await new Kvm(nc).create(SECRETS_BUCKET, { history: 1, storage: StorageType.File, replicas });
+    // The environment's secrets are this process's own: redacted wherever they turn up, used or not.
+    for (const [k, v] of Object.entries(env)) if (k.startsWith(ENV_PREFIX) && v) registerProcessSecret(k.slice(ENV_PREFIX.length), v);
     return new SecretStore(env, key, kv);
   }
 
