@@ -48,6 +48,7 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const logger = createEdgeLogger(config);
   const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
   const { nc } = nats;
@@ -69,7 +70,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       log,
       index,
       snapshots,
-      executors: cliExecutors(env),
+      executors,
       secrets: await SecretStore.open(nc, env, replicas),
       owner: `worker pid ${process.pid} on ${hostname()}`,
       onError: (err, what) => logger.warn({ err }, what),

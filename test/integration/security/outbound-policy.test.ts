@@ -141,6 +141,10 @@ describe('through the service (real NATS, real HTTP), with the policy on', () =>
     expect(totalHits()).toBe(0);
   });
 
+  it('an invalid HTTP_STEP_ALLOW stops the service at start, naming the variable and the entry', async () => {
+    await expect(start({ env: { HTTP_STEP_ALLOW: '127.0.0.1, 10.0.0.0/99' } })).rejects.toThrow(/HTTP_STEP_ALLOW: '10.0.0.0\/99' is not a CIDR range/);
+  });
+
   it.each(['file:///etc/passwd', 'gopher://127.0.0.1:70/_x', 'ftp://example.com/'])('refuses %s at submission: 422 INVALID_DEFINITION naming the field', async (url) => {
     const r = await http(base, 'POST', '/executions', { definition: { id: 'scheme', steps: [{ id: 'call', type: 'http', request: { url } }] } });
     expect(r.status).toBe(422);
