@@ -7,7 +7,7 @@
 import type { Step } from '../../machines/definition.js';
 import type { ErrorInfo } from '../../machines/index.js';
 import { collectTemplates } from '../definition/templates.js';
-import { redactDeep, redactErrorText, redactKnown } from './redact.js';
+import { knownRedactor, redactDeep, redactErrorText } from './redact.js';
 import type { SecretResolver } from './secretStore.js';
 
 export class ExecutionSecrets {
@@ -30,7 +30,8 @@ export class ExecutionSecrets {
   }
 
   redactOutput<T>(output: T): T {
-    return redactDeep(output, (s) => redactKnown(s, this.used));
+    const redact = knownRedactor(this.used);
+    return redact ? redactDeep(output, redact) : output;
   }
 
   /** Error texts are upstream texts: known values and anything shaped like a credential go. */
@@ -40,7 +41,16 @@ export class ExecutionSecrets {
   }
 }
 
+/** By step object: a definition's steps are the same objects for every run of them. */
+const namesOf = new WeakMap<Step, string[]>();
+
 function secretNames(step: Step): string[] {
+  let names = namesOf.get(step);
+  if (!names) namesOf.set(step, (names = collectSecretNames(step)));
+  return names;
+}
+
+function collectSecretNames(step: Step): string[] {
   const { when: _when, ...fields } = step;
   let refs: ReturnType<typeof collectTemplates>;
   try {

@@ -20,14 +20,25 @@ export function registerProcessSecret(name: string, value: string): void {
   if (value.length >= MIN_LENGTH) processSecrets.set(value, name);
 }
 
+/** value → name. */
 export type KnownSecrets = ReadonlyMap<string, string>;
 
-/** Replace every known value (longest first, so a value inside another is not split). */
-export function redactKnown(text: string, known: KnownSecrets = new Map()): string {
+/**
+ * A function replacing every known value (longest first, so a value inside
+ * another is not split); undefined when nothing is known, so callers skip the walk.
+ */
+export function knownRedactor(known: KnownSecrets = new Map()): ((text: string) => string) | undefined {
   const pairs = [...known, ...processSecrets].filter(([v]) => v.length >= MIN_LENGTH).sort((a, b) => b[0].length - a[0].length);
-  let out = text;
-  for (const [value, name] of pairs) if (out.includes(value)) out = out.split(value).join(`[REDACTED:${name}]`);
-  return out;
+  if (pairs.length === 0) return undefined;
+  return (text) => {
+    let out = text;
+    for (const [value, name] of pairs) if (out.includes(value)) out = out.split(value).join(`[REDACTED:${name}]`);
+    return out;
+  };
+}
+
+export function redactKnown(text: string, known?: KnownSecrets): string {
+  return knownRedactor(known)?.(text) ?? text;
 }
 
 const CREDENTIAL_SHAPES: [RegExp, string][] = [
