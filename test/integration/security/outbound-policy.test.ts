@@ -14,6 +14,7 @@ import { useNatsServer } from '../../support/nats.js';
 import { http, useService, waitForStatus } from '../../support/service.js';
 
 const hits = new Map<string, number>();
+const authorizations: (string | undefined)[] = [];
 let server: Server;
 let port = 0;
 const totalHits = () => [...hits.values()].reduce((a, b) => a + b, 0);
@@ -22,6 +23,7 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
+    authorizations.push(req.headers.authorization);
     if (url.pathname === '/redirect') {
       res.writeHead(302, { location: url.searchParams.get('to')!.replace('PORT', String(port)) }).end();
       return;
@@ -34,9 +36,9 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((res) => server.close(() => res())));
 
-async function call(allow: string, url: string) {
+async function call(allow: string, url: string, headers?: Record<string, string>) {
   // As the runner hands it over: templates resolved (so the scheme was not checked at validation).
-  const step = { id: 'call', type: 'http', request: { method: 'GET', url }, onError: 'fail' };
+  const step = { id: 'call', type: 'http', request: { method: 'GET', url, ...(headers ? { headers } : {}) }, onError: 'fail' };
   const run = httpExecutor(parseAllowList(allow));
   return run({ executionId: 'e', workflowId: 'wf', step: step as never, attempt: 1, signal: new AbortController().signal, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } });
 }
@@ -102,6 +104,13 @@ describe('redirects', () => {
     const res = await call('127.0.0.1', `http://127.0.0.1:${port}/redirect?to=${encodeURIComponent('http://127.0.0.1:PORT/target')}`);
     expect(res.output).toEqual({ status: 200, body: { ok: true, path: '/target' } });
     expect(hits.get('/target')).toBe(1);
+  });
+
+  it('the Authorization header does not follow a redirect to another origin', async () => {
+    authorizations.length = 0;
+    const to = encodeURIComponent('http://localhost:PORT/target');
+    await call('127.0.0.1,localhost', `http://127.0.0.1:${port}/redirect?to=${to}`, { Authorization: 'Bearer t0ken' });
+    expect(authorizations).toEqual(['Bearer t0ken', undefined]);
   });
 });
 
