@@ -97,7 +97,7 @@ describe('smartspec secrets', () => {
     const r = await cli(['secrets', 'set', 'API_TOKEN'], {}, API_TOKEN);
     expect(r.code).toBe(2);
     expect(r.out).toMatch(/SMARTSPEC_SECRETS_KEY is not set/);
-  });
+  }, 60_000);
 
   it('sets from stdin, lists names only, removes', async () => {
     expect(await cli(['secrets', 'set', 'API_TOKEN'], { SMARTSPEC_SECRETS_KEY: KEY }, API_TOKEN + '\n')).toMatchObject({ code: 0 });
@@ -107,7 +107,7 @@ describe('smartspec secrets', () => {
     expect(await cli(['secrets', 'rm', 'OTHER'], {})).toMatchObject({ code: 0 });
     expect((await cli(['secrets', 'list'], {})).out).toBe('API_TOKEN\n');
     expect(await cli(['secrets', 'rm', 'OTHER'], {})).toMatchObject({ code: 2, out: expect.stringMatching(/'OTHER' is not set/) });
-  });
+    }, 120_000); // seven CLI processes, each a Node start: slow on a loaded machine
 });
 
 describe('a workflow using secrets, upstreams echoing them', () => {
