@@ -23,6 +23,8 @@ import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
 import { natsCommand } from './cli/natsCommand.js';
 import { reconcileReplicas, replicasFromEnv } from './nats/replicas.js';
+import { SecretStore } from './secrets/secretStore.js';
+import { secretsCommand } from './cli/secretsCommand.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -34,6 +36,7 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
+  smartspec secrets set <NAME> | list | rm <NAME>        secrets for {{secrets.NAME}} (set reads the value from stdin)
   smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
   smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
@@ -149,6 +152,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'nats':
       return natsCommand(args[0], out, (s) => process.stderr.write(s + '\n'));
+    case 'secrets': {
+      need(1, 'set <NAME> (value on stdin) | list | rm <NAME>');
+      return withNats(async ({ nc }) => secretsCommand(await SecretStore.open(nc), args, out));
+    }
     case 'serve': case 'edge': case 'worker': {
       await runService({ edge: command !== 'worker', worker: command !== 'edge' });
       return new Promise<number>(() => undefined); // serves until a signal stops it
@@ -221,7 +228,7 @@ async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<numb
   return withNats(async ({ nc, replicas }) => {
     const printer = new TransitionPrinter(out);
     // Timers go to the shared store too: a worker fires those of an execution this command leaves waiting.
-    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), timers: await TimerStore.open(nc, replicas), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), timers: await TimerStore.open(nc, replicas), executors: cliExecutors(), secrets: await SecretStore.open(nc), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     onInterrupt = () => engine.close();
     try {
       return await fn(engine);

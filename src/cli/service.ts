@@ -28,6 +28,7 @@ import { cliExecutors } from './executors.js';
 import { SmartSpecError } from '../errors.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
+import { SecretStore } from '../secrets/secretStore.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -61,6 +62,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
   const payloadLimits = payloadLimitsFromEnv(env);
+  const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
   const nats = await openNats(`smartspec-${role}:${process.pid}`, env, role);
@@ -105,7 +107,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         index,
         snapshots,
         payloads,
-        executors: cliExecutors(),
+        executors,
+        secrets: await SecretStore.open(nc, env, replicas),
         owner: `worker pid ${process.pid} on ${hostname()}`,
         onError: (err, what) => logger.warn({ err }, what),
         onRecord: engineMetrics(registry),

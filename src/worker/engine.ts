@@ -25,6 +25,7 @@ import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
 import { assertNesting } from '../payloads/refs.js';
 import type { TimerStore } from '../timers/timerStore.js';
+import type { SecretResolver } from '../secrets/secretStore.js';
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -43,6 +44,8 @@ export interface EngineOptions {
   timers?: TimerStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
+  /** Where `{{secrets.NAME}}` comes from (src/secrets); default: SMARTSPEC_SECRET_* of the environment. */
+  secrets?: SecretResolver;
 }
 
 export interface StartRequest {
@@ -248,7 +251,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, secrets: this.options.secrets };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

@@ -38,6 +38,8 @@ import { resolveScopeRefs, scopeHoldsRefs } from '../payloads/scope.js';
 import type { PayloadStore } from '../payloads/store.js';
 import type { TimerStore } from '../timers/timerStore.js';
 import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTimers.js';
+import { ExecutionSecrets } from '../secrets/executionSecrets.js';
+import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -52,6 +54,8 @@ export interface RunnerDeps {
   onError?: (err: unknown, context: string) => void;
   /** Where steps' timers are kept for every worker to fire (sleeps, signal timeouts); without it only this runner fires them. */
   timers?: TimerStore;
+  /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
+  secrets?: SecretResolver;
 }
 
 export interface RunnerOutcome {
@@ -88,6 +92,8 @@ export class ExecutionRunner {
   /** Steps whose timer is armed in the timer store, with the attempt: disarmed when that attempt stops waiting. */
   private readonly armed = new Map<string, number>();
   readonly workflowId: string;
+  /** Secrets used so far, and the redaction of everything recorded after them. */
+  private readonly secrets: ExecutionSecrets;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -96,6 +102,7 @@ export class ExecutionRunner {
     private position: LogPosition | null,
   ) {
     this.workflowId = snapshot.context.definition.id;
+    this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -380,20 +387,22 @@ export class ExecutionRunner {
 
     const work = async (): Promise<WorkflowEvent> => {
       try {
-        const resolved = resolveStep(step, await this.scopeFor(step, snap));
+        const secrets = await this.secrets.forStep(step);
+        const resolved = resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) });
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
           executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget, maxOutputBytes: this.deps.payloads.limits.maxBytes }),
           signal,
         );
+        // Secrets are redacted first, so neither the record nor a stored large value holds one.
         // Over the inline threshold: stored, and the record carries a ref. Too large or too deep: a failure no retry mends.
-        const output = await this.deps.payloads.prepare(this.executionId, result.output ?? null, { what: `the output of step '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
+        const output = await this.deps.payloads.prepare(this.executionId, this.secrets.redactOutput(result.output ?? null), { what: `the output of step '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
         return { type: 'StepCompleted', stepId: step.id, attempt, output, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
       } catch (err) {
         const error: ErrorInfo = signal.aborted && !controller.signal.aborted
           ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
-          : toErrorRecord(err);
+          : this.secrets.redactError(toErrorRecord(err));
         const retryInMs = canRetry(step.retry, attempt, error) ? retryDelayMs(step.retry, attempt) : undefined;
         return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}) };
       }
