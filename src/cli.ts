@@ -18,6 +18,8 @@ import type { ExecutionRunner } from './worker/runner.js';
 import { stateText, TransitionPrinter } from './cli/format.js';
 import { cliExecutors } from './cli/executors.js';
 import { runService } from './cli/service.js';
+import { KeyStore, viewOf } from './auth/keys.js';
+import { cliPrincipal, parseScopes, type Scope } from './auth/principal.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -29,8 +31,14 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec replay <id> [--json]                         verify the hash chain and re-derive every state
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
-  smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
-  smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
+  smartspec serve [--insecure]                           HTTP edge + worker in one process (PORT, default 3000)
+  smartspec edge [--insecure] | smartspec worker         the edge or a worker alone (run several against one NATS)
+  smartspec keys create --tenant T --scopes read,write [--name N]   make an API key (printed once)
+  smartspec keys list [--json]                           API keys (ids, tenants, scopes; never the keys)
+  smartspec keys revoke <keyId>                          stop a key working, on every edge within a second
+
+Without any API key the edge is open and listens on 127.0.0.1 only; --insecure
+(SMARTSPEC_INSECURE=true) lets it listen elsewhere anyway. README, "Security".
 
 NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data.`;
 
@@ -50,6 +58,10 @@ async function main(argv: string[]): Promise<number> {
       steps: { type: 'string' },
       'max-tokens': { type: 'string' },
       payload: { type: 'string' },
+      tenant: { type: 'string' },
+      scopes: { type: 'string' },
+      name: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -128,8 +140,34 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'keys': {
+      const [action, keyId] = args;
+      return withNats(async ({ nc }) => {
+        const keys = await KeyStore.open(nc);
+        if (action === 'create') {
+          if (!opts.tenant) throw new InvalidInputError('usage: smartspec keys create --tenant T --scopes read,write [--name N]');
+          const scopes = parseScopesArg(opts.scopes ?? '');
+          const { key, record } = await keys.create({ tenant: opts.tenant, scopes, name: opts.name });
+          if (opts.json) out(JSON.stringify({ key, ...viewOf(record) }, null, 2));
+          else out(`${key}\nkey id ${record.keyId}, tenant ${record.tenant}, scopes ${record.scopes.join(',')}\nstore the key now: it is shown only this once (only its hash is kept)`);
+          return 0;
+        }
+        if (action === 'list') {
+          const all = (await keys.list()).map(viewOf);
+          if (opts.json) out(JSON.stringify(all, null, 2));
+          else for (const k of all) out(`${k.keyId}  ${k.tenant.padEnd(16)} ${k.scopes.join(',').padEnd(22)} ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}${k.name ? `  ${k.name}` : ''}`);
+          return 0;
+        }
+        if (action === 'revoke' && keyId) {
+          const revoked = await keys.revoke(keyId);
+          out(`key ${revoked.keyId} (tenant ${revoked.tenant}) revoked at ${revoked.revokedAt}`);
+          return 0;
+        }
+        throw new InvalidInputError('usage: smartspec keys create --tenant T --scopes read,write | keys list | keys revoke <keyId>');
+      });
+    }
     case 'serve': case 'edge': case 'worker': {
-      await runService({ edge: command !== 'worker', worker: command !== 'edge' });
+      await runService({ edge: command !== 'worker', worker: command !== 'edge' }, opts.insecure ? { ...process.env, SMARTSPEC_INSECURE: 'true' } : process.env);
       return new Promise<number>(() => undefined); // serves until a signal stops it
     }
     default:
@@ -145,6 +183,7 @@ function replay(records: StoredRecord[], executionId: string, json: boolean): nu
   else {
     for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
     for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
+    if (report.principals === 'absent') out('note: this log names no principals (it was written before they were recorded)');
     out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
   }
   return report.ok ? 0 : 1;
@@ -181,7 +220,7 @@ async function withLog(fn: (log: EventLog) => Promise<number>): Promise<number> 
 async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<number> {
   return withNats(async ({ nc }) => {
     const printer = new TransitionPrinter(out);
-    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const engine = await Engine.create({ nc, snapshots: await SnapshotStore.open(nc), executors: cliExecutors(), principal: cliPrincipal(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     const interrupt = () => {
       out('interrupted: the execution stays as recorded; continue it with smartspec resume <id>');
       void engine.close().then(() => process.exit(130));
@@ -209,6 +248,14 @@ function parseJsonArg(text: string, flag: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new InvalidInputError(`${flag} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function parseScopesArg(text: string): Scope[] {
+  try {
+    return parseScopes(text);
+  } catch (err) {
+    throw new InvalidInputError(`--scopes: ${(err as Error).message}`);
   }
 }
 

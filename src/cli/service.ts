@@ -22,6 +22,9 @@ import { Worker } from '../worker/worker.js';
 import { engineMetrics } from '../worker/metrics.js';
 import { Registry } from 'prom-client';
 import { cliExecutors } from './executors.js';
+import { bindAddress, loadAuthConfig } from '../auth/config.js';
+import { KeyStore } from '../auth/keys.js';
+import { keysRouter } from '../edge/routes/keys.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -47,6 +50,7 @@ export interface RunningService {
 export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
+  const authConfig = loadAuthConfig(env);
   const logger = createEdgeLogger(config);
   const nats = await openNats(`smartspec-${roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker'}:${process.pid}`, env);
   const { nc } = nats;
@@ -80,22 +84,27 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   }
 
   if (roles.edge) {
-    const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
-    await index.watch();
-    stops.push(async () => index.close());
-    const deps = { nc, log, bus, index, workflows, idempotency, snapshots };
+    const [workflows, idempotency, keys] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas)]);
+    await Promise.all([index.watch(), keys.watch()]);
+    stops.push(async () => { index.close(); keys.close(); });
+    const required = authConfig.mode === 'required';
+    const bind = bindAddress(authConfig, required || keys.anyKeys);
+    if (bind.warning) logger.warn(bind.warning);
+    if (bind.note) logger.info(bind.note);
+    const deps = { nc, log, bus, index, workflows, idempotency, snapshots, tenantMaxRunning: authConfig.tenantMaxRunning };
     const app = createEdgeApp({
       config,
       logger,
       metricsRegistry: registry,
-      routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
+      auth: { keys, required, metricsToken: authConfig.metricsToken },
+      routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
       readiness: async () => {
         if (nc.isClosed()) return 'NATS connection closed';
         await nc.flush();
         return true;
       },
     });
-    const server = await startEdgeServer(app, config.port);
+    const server = await startEdgeServer(app, config.port, bind.host);
     url = server.url;
     stops.unshift(async () => { await server.close(); await app.close(); });
     logger.info({ url: server.url }, 'edge listening');

@@ -38,6 +38,9 @@ const RULES: Record<string, Rule> = {
   // 400: the request itself is unusable
   INVALID_INPUT: { status: 400, title: 'Invalid input' },
   MALFORMED_JSON: { status: 400, title: 'Malformed JSON body' },
+  // 401 / 403: identity and access (src/auth)
+  UNAUTHENTICATED: { status: 401, title: 'Unauthorized' },
+  FORBIDDEN: { status: 403, title: 'Forbidden' },
   // 404
   NOT_FOUND: { status: 404, title: 'Not Found' },
   EXECUTION_NOT_FOUND: { status: 404, title: 'Execution not found' },
@@ -58,6 +61,7 @@ const RULES: Record<string, Rule> = {
   VALIDATION_FAILED: { status: 422, title: 'Request validation failed' },
   NO_STEPS: { status: 422, title: 'No steps selected' },
   RATE_LIMITED: { status: 429, title: 'Too Many Requests' },
+  TENANT_LIMIT_REACHED: { status: 429, title: 'Too many running executions' },
   // Integrity failure of the checkpoint log: the operator and client must see which record.
   LOG_TAMPERED: { status: 500, title: 'Execution log failed verification', expose: true },
   NOT_READY: { status: 503, title: 'Service not ready', expose: true },

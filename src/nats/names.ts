@@ -24,3 +24,5 @@ export const IDEMPOTENCY_BUCKET = 'smartspec_idempotency';
 /** Execution ids become subject tokens: keep them to safe characters. */
 export const EXECUTION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export const SNAPSHOTS_BUCKET = 'smartspec_snapshots';
+/** API keys (hashes only): see src/auth/keys.ts. */
+export const KEYS_BUCKET = 'smartspec_keys';

@@ -5,8 +5,9 @@
  */
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { controlSubject } from '../nats/names.js';
+import type { Principal } from '../auth/principal.js';
 
-export type ControlRequest = { op: 'ping' } | { op: 'cancel'; reason?: string } | { op: 'signal'; name: string; payload: unknown };
+export type ControlRequest = { op: 'ping' } | { op: 'cancel'; reason?: string; principal?: Principal } | { op: 'signal'; name: string; payload: unknown; principal?: Principal };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 
 export function isNoResponders(err: unknown): boolean {

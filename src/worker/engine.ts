@@ -21,6 +21,10 @@ import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
 import { ExecutionRunner } from './runner.js';
+import { DEFAULT_TENANT, systemPrincipal, type Principal } from '../auth/principal.js';
+
+/** Who acts when a caller of the engine names nobody (tests, embedders); the CLI names the OS user. */
+const LOCAL_PRINCIPAL: Principal = { tenant: DEFAULT_TENANT, keyId: 'local' };
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -35,6 +39,8 @@ export interface EngineOptions {
   index?: ExecutionIndex;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
+  /** Recorded as who acted when a start, resume, cancel or signal names no principal (default: default/local). */
+  principal?: Principal;
 }
 
 export interface StartRequest {
@@ -42,6 +48,8 @@ export interface StartRequest {
   input?: unknown;
   executionId?: string;
   budget?: Budget;
+  /** Who starts it: recorded in ExecutionStarted, and its tenant owns the execution. */
+  principal?: Principal;
 }
 
 export type { ResumeRequest };
@@ -81,7 +89,7 @@ export class Engine {
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input: req.input ?? {}, ...(req.budget ? { budget: req.budget } : {}) });
+      await runner.commit({ type: 'ExecutionStarted', definition, input: req.input ?? {}, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw err;
@@ -96,33 +104,39 @@ export class Engine {
    * either: continue an interrupted execution from its last transition, or a
    * FAILED/CANCELLED one from its last checkpoint.
    */
-  async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
+  async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
     const plan = planResume(loaded, req);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }));
-    await runner.commit(plan.event, plan.next);
+    // Nobody asked for a recovery (a crash did): the system acts, for the execution's tenant.
+    const by = principal ?? (plan.event.reason === 'recovery' ? systemPrincipal(tenantOf(loaded.records)) : this.defaultPrincipal);
+    await runner.commit({ ...plan.event, principal: by }, plan.next);
     runner.kick();
     return runner;
   }
 
-  async cancel(executionId: string, reason?: string): Promise<void> {
+  async cancel(executionId: string, reason?: string, principal: Principal = this.defaultPrincipal): Promise<void> {
     const local = this.runners.get(executionId);
-    if (local) return local.cancel(reason);
-    if (await this.forward(executionId, { op: 'cancel', reason })) return;
+    if (local) return local.cancel(reason, principal);
+    if (await this.forward(executionId, { op: 'cancel', reason, principal })) return;
     // Nobody hosts it: record the cancellation directly after the last record.
     const runner = await this.adopt(executionId);
-    await runner.cancel(reason);
+    await runner.cancel(reason, principal);
   }
 
-  async signal(executionId: string, name: string, payload: unknown): Promise<ExecutionRunner | undefined> {
+  async signal(executionId: string, name: string, payload: unknown, principal: Principal = this.defaultPrincipal): Promise<ExecutionRunner | undefined> {
     const local = this.runners.get(executionId);
-    if (local) { await local.signal(name, payload); return local; }
-    if (await this.forward(executionId, { op: 'signal', name, payload })) return undefined;
+    if (local) { await local.signal(name, payload, principal); return local; }
+    if (await this.forward(executionId, { op: 'signal', name, payload, principal })) return undefined;
     const runner = await this.adopt(executionId);
-    await runner.signal(name, payload);
+    await runner.signal(name, payload, principal);
     return runner;
+  }
+
+  private get defaultPrincipal(): Principal {
+    return this.options.principal ?? LOCAL_PRINCIPAL;
   }
 
   /** Whether a live process (this one or another) hosts the execution, and which. */
@@ -198,7 +212,7 @@ export class Engine {
     const key = record.executionId;
     const started = record.type === 'ExecutionStarted';
     if (this.indexed.get(key) === status && !started) return;
-    if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq });
+    if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq, tenant: record.principal?.tenant ?? DEFAULT_TENANT });
     // Resumed or adopted here: the index keeps the existing entry's creation time and first record.
     const start = this.started.get(key) ?? {};
     if (isTerminal(status)) { this.indexed.delete(key); this.started.delete(key); }
@@ -209,7 +223,7 @@ export class Engine {
   };
   /** The status last written to the index, per execution hosted here. */
   private readonly indexed = new Map<string, string>();
-  private readonly started = new Map<string, { createdAt: string; firstSeq: number }>();
+  private readonly started = new Map<string, { createdAt: string; firstSeq: number; tenant: string }>();
 
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;
@@ -244,8 +258,8 @@ export class Engine {
       return notHosted;
     }
     try {
-      if (req.op === 'cancel') await runner.cancel(req.reason);
-      else if (req.op === 'signal') await runner.signal(req.name, req.payload);
+      if (req.op === 'cancel') await runner.cancel(req.reason, req.principal ?? this.defaultPrincipal);
+      else if (req.op === 'signal') await runner.signal(req.name, req.payload, req.principal ?? this.defaultPrincipal);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);
@@ -283,3 +297,9 @@ export class Engine {
   }
 }
 
+
+/** The tenant an execution belongs to, from the records at hand: its start's principal (old logs: the default tenant). */
+function tenantOf(records: StoredRecord[]): string {
+  for (const { record } of records) if (record.type === 'ExecutionStarted') return record.principal?.tenant ?? DEFAULT_TENANT;
+  return DEFAULT_TENANT;
+}

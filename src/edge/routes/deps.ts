@@ -15,4 +15,6 @@ export interface RouteDeps {
   workflows: WorkflowRegistry;
   idempotency: IdempotencyStore;
   snapshots?: SnapshotStore;
+  /** At most this many PENDING or RUNNING executions per tenant (0: no cap). Default 10000. */
+  tenantMaxRunning?: number;
 }
