@@ -88,7 +88,15 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     await Promise.all([index.watch(), keys.watch()]);
     stops.push(async () => { index.close(); keys.close(); });
     const required = authConfig.mode === 'required';
-    const bind = bindAddress(authConfig, required || keys.anyKeys);
+    let bind: ReturnType<typeof bindAddress>;
+    try {
+      bind = bindAddress(authConfig, required || keys.anyKeys);
+    } catch (err) {
+      // Refusing to listen openly: leave nothing running behind the error.
+      for (const s of stops) await s().catch(() => undefined);
+      await nats.close();
+      throw err;
+    }
     if (bind.warning) logger.warn(bind.warning);
     if (bind.note) logger.info(bind.note);
     const deps = { nc, log, bus, index, workflows, idempotency, snapshots, tenantMaxRunning: authConfig.tenantMaxRunning };
