@@ -53,7 +53,8 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 export const viewOf = ({ hash: _hash, ...view }: ApiKeyRecord): ApiKeyView => view;
 
 export class KeyStore {
-  private readonly keys = new Map<string, { record: ApiKeyRecord; revision: number }>();
+  /** Key id → its entry; `record` is undefined for an entry deleted from the bucket (refused like a revoked one). */
+  private readonly keys = new Map<string, { record?: ApiKeyRecord; revision: number }>();
   private watching?: Promise<void>;
   private ready!: () => void;
   private current?: { stop(): void };
@@ -154,8 +155,8 @@ export class KeyStore {
   private apply(keyId: string, record: ApiKeyRecord | undefined, revision: number): void {
     const known = this.keys.get(keyId);
     if (known && known.revision >= revision) return;
-    // A purged entry counts as revoked: it still marks that keys exist.
-    this.keys.set(keyId, { record: record ?? { ...(known?.record ?? ({ keyId, tenant: '', scopes: [], hash: '', createdAt: '' } as ApiKeyRecord)), revokedAt: new Date(0).toISOString() }, revision });
+    // A deleted entry stays in the map: it still means keys exist.
+    this.keys.set(keyId, { record, revision });
   }
 
   close(): void {

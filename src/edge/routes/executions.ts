@@ -91,6 +91,8 @@ export function executionsRouter(deps: RouteDeps): Router {
     } else {
       definition = (await workflows.get(body.workflowId!, body.version, tenant)).definition;
     }
+    // Before claiming an idempotency key: a refused submission must not hold the key.
+    if (tenantMaxRunning > 0 && index.activeCount(tenant) >= tenantMaxRunning) throw new TenantLimitError(tenant, tenantMaxRunning);
     let executionId = body.executionId ?? randomUUID();
     const key = ctx.get('Idempotency-Key');
     let replayed = false;
@@ -112,7 +114,6 @@ export function executionsRouter(deps: RouteDeps): Router {
     } else if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) {
       throw new ExecutionExistsError(executionId);
     }
-    if (!replayed && tenantMaxRunning > 0 && index.activeCount(tenant) >= tenantMaxRunning) throw new TenantLimitError(tenant, tenantMaxRunning);
     const now = new Date().toISOString();
     if (!replayed || !(await index.get(executionId))) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now, tenant });
     await bus.publish('start', { executionId, definition, input: body.input ?? {}, ...(body.budget ? { budget: body.budget } : {}), principal }, `start:${executionId}`);
