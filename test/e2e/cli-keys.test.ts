@@ -1,8 +1,12 @@
 /**
  * `smartspec keys create | list | revoke` as a user runs them (a child
  * process against this file's nats-server), and the key they print working,
- * then refused, on a running edge.
+ * then refused, on a running edge; and the CLI's own principal in the log.
  */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
+import { EventLog } from '../../src/log/eventLog.js';
+import { connectNats } from '../../src/nats/connect.js';
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,4 +57,19 @@ describe('smartspec keys', () => {
     const unknown = cli('keys', 'revoke', '0123456789abcdef');
     expect([unknown.code, unknown.stderr.trim()]).toEqual([2, "error: API key '0123456789abcdef' not found"]);
   }, 120_000);
+
+  it('records what the CLI does as the OS user on the default tenant', async () => {
+    const id = `cli-principal-${process.pid}`;
+    const file = join(await mkdtemp(join(tmpdir(), 'cli-principal-')), 'one.json');
+    await writeFile(file, JSON.stringify({ id: 'one', steps: [{ id: 'a', type: 'transform', value: 1 }] }));
+    const run = cli('run', file, '--id', id);
+    expect(run.code, run.stderr).toBe(0);
+    const nc = await connectNats(nats.url, 'cli-keys-test');
+    try {
+      const records = await (await EventLog.open(nc)).read(id);
+      expect(records[0].record).toMatchObject({ type: 'ExecutionStarted', principal: { tenant: 'default', keyId: `cli:${userInfo().username}` } });
+    } finally {
+      await nc.close();
+    }
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyStore } from '../../src/auth/keys.js';
+import { CommandBus } from '../../src/bus/commands.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService } from '../support/service.js';
@@ -47,6 +48,18 @@ describe('without any key', () => {
     });
     expect(evs[0].principal).toEqual({ tenant: 'default', keyId: 'anonymous' });
     expect((await http(svc.url, 'GET', '/executions')).status).toBe(200);
+  });
+
+  it('records a command published on NATS without a principal as the default tenant\'s "nats"', async () => {
+    const svc = await startService();
+    const executionId = uniq('from-nats');
+    const bus = await CommandBus.open(nc);
+    await bus.publish('start', { executionId, definition: { id: 'n', steps: [{ id: 'a', type: 'transform', value: 1 }] }, input: {} }, `start:${executionId}`);
+    const evs = await until('the start recorded', async () => {
+      const e = await http(svc.url, 'GET', `/executions/${executionId}/events`);
+      return e.status === 200 && e.json.events.length > 0 ? e.json.events : undefined;
+    });
+    expect(evs[0]).toMatchObject({ type: 'ExecutionStarted', principal: { tenant: 'default', keyId: 'nats' } });
   });
 
   it('refuses to listen on a non-loopback address unless told --insecure', async () => {
