@@ -8,10 +8,14 @@ export class UnauthenticatedError extends SmartSpecError {
   }
 }
 
-/** A valid key without the scope the route needs. */
+/** A valid key without the scope the request needs. */
 export class ForbiddenError extends SmartSpecError {
-  constructor(scope: string, method: string, path: string) {
-    super('FORBIDDEN', `this API key lacks the '${scope}' scope that ${method} ${path} requires`, { details: { requiredScope: scope } });
+  constructor(scope: string, message: string) {
+    super('FORBIDDEN', message, { details: { requiredScope: scope } });
+  }
+
+  static forRoute(scope: string, method: string, path: string): ForbiddenError {
+    return new ForbiddenError(scope, `this API key lacks the '${scope}' scope that ${method} ${path} requires`);
   }
 }
 

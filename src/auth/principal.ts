@@ -50,8 +50,7 @@ export function hasScope(caller: Caller, scope: Scope): boolean {
 }
 
 /** An admin sees every tenant's resources; everyone else only their own tenant's. */
-export function canSeeTenant(caller: Caller | undefined, tenant: string): boolean {
-  if (!caller) return tenant === DEFAULT_TENANT;
+export function canSeeTenant(caller: Caller, tenant: string): boolean {
   return caller.principal.tenant === tenant || caller.scopes.has('admin');
 }
 

@@ -8,11 +8,11 @@
 import { JetStreamApiError, jetstreamManager, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ExecutionNotFoundError } from '../errors.js';
+import { ForbiddenError } from './errors.js';
 import type { LogRecord } from '../log/records.js';
 import { EXECUTIONS_STREAM, executionSubject } from '../nats/names.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
 import { canSeeTenant, DEFAULT_TENANT, type Caller } from './principal.js';
-import { SmartSpecError } from '../errors.js';
 
 export class Tenancy {
   private jsm?: Promise<JetStreamManager>;
@@ -53,6 +53,6 @@ export class Tenancy {
  */
 export function tenantForRead(caller: Caller, requested: string | undefined): string {
   if (requested === undefined || requested === caller.principal.tenant) return caller.principal.tenant;
-  if (!caller.scopes.has('admin')) throw new SmartSpecError('FORBIDDEN', `only an admin key may read tenant '${requested}'`, { details: { requiredScope: 'admin' } });
+  if (!caller.scopes.has('admin')) throw new ForbiddenError('admin', `only an admin key may read another tenant ('${requested}')`);
   return requested;
 }

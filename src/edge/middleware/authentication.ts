@@ -68,7 +68,7 @@ export function authentication(options: AuthenticationOptions = {}): Middleware 
     if (!caller) throw new UnauthenticatedError('the API key is not valid (unknown, malformed or revoked)');
     ctx.remove('WWW-Authenticate');
     const scope = requiredScope(ctx.method, ctx.path);
-    if (!hasScope(caller, scope)) throw new ForbiddenError(scope, ctx.method, ctx.path);
+    if (!hasScope(caller, scope)) throw ForbiddenError.forRoute(scope, ctx.method, ctx.path);
     ctx.state.caller = caller;
     ctx.state.apiKeyId = caller.principal.keyId; // the rate limit counts per key
     await next();
