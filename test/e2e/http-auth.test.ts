@@ -206,7 +206,7 @@ describe('keys', () => {
     const r = await http(base, 'POST', '/executions', { definition: { id: uniq('k'), steps: [{ id: 'a', type: 'transform', value: 1 }] } }, auth(key));
     expect(r.status).toBe(202);
     await until('completed', async () => (await http(base, 'GET', `/executions/${r.json.executionId}`, undefined, auth(key))).json?.status === 'COMPLETED');
-    const secrets = [key, K.aWrite.key, K.admin.key].flatMap((k) => [k, k.slice(k.lastIndexOf('_') + 1)]);
+    const secrets = [key, K.aWrite.key, K.admin.key].flatMap((k) => [k, secretOf(k)]);
     const hash = createHash('sha256').update(key).digest('hex');
     // The server's file store on disk: every stream (KV buckets, commands, the log) lives there.
     const contents = await until('the key hash written to disk', async () => {
@@ -216,6 +216,9 @@ describe('keys', () => {
     for (const s of secrets) expect(contents.includes(s), 'a key or its secret part was found in the store').toBe(false);
   });
 });
+
+/** The random part of `ssk_<16 hex>_<secret>` (the secret itself may contain '_'). */
+const secretOf = (key: string) => key.slice('ssk_'.length + 16 + 1);
 
 async function readAll(dir: string): Promise<string> {
   const parts: string[] = [];
