@@ -59,8 +59,14 @@ export class KeyStore {
   private ready!: () => void;
   private current?: { stop(): void };
   private closed = false;
+  /** Highest revision delivered, compared with the bucket's to catch a watch that went quiet (a fail-over). */
+  private seen = 0;
+  private seenAtLastCheck = -1;
+  private stallCheck?: NodeJS.Timeout;
+  /** Bumped to abandon a watch (a stopped iterator may never end): its loop quits, its deliveries are ignored. */
+  private generation = 0;
 
-  private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs = 500) {}
 
   static async open(nc: NatsConnection, replicas = 1): Promise<KeyStore> {
     const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: 1, storage: StorageType.File, replicas });
@@ -130,19 +136,34 @@ export class KeyStore {
   watch(): Promise<void> {
     if (this.watching) return this.watching;
     this.watching = new Promise((res) => (this.ready = res));
-    void this.follow();
+    void this.follow(this.generation);
+    // A revocation must reach this edge within a second even if its watch silently stalled.
+    this.stallCheck = setInterval(() => void this.restartIfStalled(), this.stallCheckMs);
+    this.stallCheck.unref();
     return this.watching;
   }
 
-  private async follow(): Promise<void> {
-    while (!this.closed && !this.nc.isClosed()) {
+  private async restartIfStalled(): Promise<void> {
+    const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
+    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
+    this.seenAtLastCheck = this.seen;
+    if (!stalled || this.closed) return;
+    this.current?.stop();
+    void this.follow(++this.generation); // a new watch replays the current values
+  }
+
+  private async follow(generation: number): Promise<void> {
+    const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
+    while (live()) {
       try {
         const iter = await this.kv.watch();
+        if (!live()) return iter.stop();
         this.current = iter;
-        if (this.closed) return iter.stop();
         if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends nothing
         for await (const e of iter) {
+          if (!live()) break;
           this.apply(e.key, e.operation === 'PUT' ? (e.json() as ApiKeyRecord) : undefined, e.revision);
+          this.seen = Math.max(this.seen, e.revision);
           if (e.delta === 0) this.ready();
         }
       } catch {
@@ -161,6 +182,7 @@ export class KeyStore {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.stallCheck);
     this.current?.stop();
   }
 }
