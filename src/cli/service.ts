@@ -29,6 +29,9 @@ import { SmartSpecError } from '../errors.js';
 import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
 import { SecretStore } from '../secrets/secretStore.js';
+import { bindAddress, loadAuthConfig } from '../auth/config.js';
+import { KeyStore } from '../auth/keys.js';
+import { keysRouter } from '../edge/routes/keys.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -62,6 +65,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
   const payloadLimits = payloadLimitsFromEnv(env);
+  const authConfig = loadAuthConfig(env);
   const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
@@ -120,23 +124,29 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
-      const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
-      await index.watch();
+      const [workflows, idempotency, keys] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas)]);
+      await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
-      stops.push(async () => { await closeServer(); index.close(); });
-      const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads };
+      stops.push(async () => { await closeServer(); index.close(); keys.close(); });
+      const required = authConfig.mode === 'required';
+      // Refusing to listen openly throws here; the caller's stop() leaves nothing running behind the error.
+      const bind = bindAddress(authConfig, required || keys.anyKeys);
+      if (bind.warning) logger.warn(bind.warning);
+      if (bind.note) logger.info(bind.note);
+      const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads, tenantMaxRunning: authConfig.tenantMaxRunning };
       const app = createEdgeApp({
         config,
         logger,
         metricsRegistry: registry,
-        routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
+        auth: { keys, required, metricsToken: authConfig.metricsToken },
+        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();
           return true;
         },
       });
-      const server = await startEdgeServer(app, config.port).catch((err: NodeJS.ErrnoException) => {
+      const server = await startEdgeServer(app, config.port, bind.host).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EADDRINUSE') throw err;
         throw new SmartSpecError('PORT_IN_USE', `port ${config.port} is already in use: set PORT to a free port (PORT=0 picks one)`);
       });

@@ -32,3 +32,5 @@ export const PAYLOADS_BUCKET = 'smartspec_payloads';
 export const TIMERS_BUCKET = 'smartspec_timers';
 /** Secrets set with `smartspec secrets set`, sealed with SMARTSPEC_SECRETS_KEY (src/secrets). */
 export const SECRETS_BUCKET = 'smartspec_secrets';
+/** API keys (hashes only): see src/auth/keys.ts. */
+export const KEYS_BUCKET = 'smartspec_keys';

@@ -40,6 +40,7 @@ import type { TimerStore } from '../timers/timerStore.js';
 import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTimers.js';
 import { ExecutionSecrets } from '../secrets/executionSecrets.js';
 import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
+import type { Principal } from '../../machines/events.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -154,16 +155,16 @@ export class ExecutionRunner {
     this.react();
   }
 
-  async cancel(reason?: string): Promise<void> {
-    const event: WorkflowEvent = { type: 'ExecutionCancelled', ...(reason ? { reason } : {}) };
+  async cancel(reason?: string, principal?: Principal): Promise<void> {
+    const event: WorkflowEvent = { type: 'ExecutionCancelled', ...(reason ? { reason } : {}), ...(principal ? { principal } : {}) };
     if (!this.snapshot.can(event)) throw new InvalidExecutionStateError(`execution '${this.executionId}' is ${this.status} and cannot be cancelled`);
     this.abortSteps('cancelled'); // at once: in-flight requests are aborted before the record is written
     await this.commit(event);
   }
 
-  async signal(name: string, payload: unknown): Promise<void> {
+  async signal(name: string, payload: unknown, principal?: Principal): Promise<void> {
     const waiting = this.snapshot.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
-    const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}) };
+    const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}), ...(principal ? { principal } : {}) };
     await this.commit(event);
   }
 
