@@ -300,7 +300,8 @@ describe('tenants', () => {
     expect(over.detail).toContain("tenant 'capped'");
     expect(over.limit).toBe(1);
     expect((await http(svc.url, 'POST', '/executions', { definition: { id: uniq('ok'), steps: [{ id: 'a', type: 'transform', value: 1 }] } }, auth(K.bWrite))).status).toBe(202);
-    await waitForStatusAs(first.json.executionId, capped, 'RUNNING');
+    // A sleep waits as WAITING (durable timer), passivated: it no longer counts toward the cap.
+    await waitForStatusAs(first.json.executionId, capped, 'WAITING');
     expect((await http(base, 'POST', `/executions/${first.json.executionId}/cancel`, {}, auth(capped))).status).toBe(202);
   });
 });
