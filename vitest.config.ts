@@ -10,5 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     maxWorkers: 2,
+    // http steps in tests call servers the tests start on loopback; the outbound
+    // policy refuses loopback unless allowed (test/integration/outbound-policy.test.ts turns it off).
+    env: { HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost' },
   },
 });

@@ -19,6 +19,19 @@ export interface Usage {
   totalTokens: number;
 }
 
+/**
+ * Who caused a record: the API key (and its tenant) behind the command. Only
+ * records an outside actor causes carry it (ExecutionStarted, ExecutionResumed,
+ * ExecutionCancelled, SignalReceived); the machine ignores it.
+ */
+export interface Principal {
+  tenant: string;
+  keyId: string;
+}
+
+/** Record types that must name their principal (once a log has one: see src/log/replay.ts). */
+export const PRINCIPAL_EVENT_TYPES = ['ExecutionStarted', 'ExecutionResumed', 'ExecutionCancelled', 'SignalReceived'] as const;
+
 export const EVENT_TYPES = [
   'ExecutionStarted',
   'StepStarted',
@@ -32,7 +45,7 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget }
+export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal }
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;
@@ -64,7 +77,7 @@ export interface StepFailed {
   /** Fired by a timer (a signal's timeout): how long after its `deadline` it was recorded. */
   lateMs?: number;
 }
-export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string }
+export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**
  * Not a transition of the machine: the actor is rebuilt at the checkpoint
  * (see resume.ts). Carries everything needed to rebuild it again on replay.
@@ -77,10 +90,11 @@ export interface ExecutionResumed {
   definition?: Definition;
   budget?: Budget;
   reason: 'resume' | 'recovery';
+  principal?: Principal;
 }
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
-export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string }
+export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }
 
 export type WorkflowEvent =
   | ExecutionStarted

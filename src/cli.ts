@@ -26,6 +26,10 @@ import { natsCommand } from './cli/natsCommand.js';
 import { reconcileReplicas, replicasFromEnv } from './nats/replicas.js';
 import { parseDuration } from './limits.js';
 import { purgeEndedExecutions } from './retention/purge.js';
+import { SecretStore } from './secrets/secretStore.js';
+import { secretsCommand } from './cli/secretsCommand.js';
+import { KeyStore, viewOf } from './auth/keys.js';
+import { cliPrincipal, parseScopes, type Scope } from './auth/principal.js';
 
 const USAGE = `smartspec — durable workflows on NATS JetStream
 
@@ -38,9 +42,16 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec signal <id> <name> [--payload JSON]          deliver a signal to a waiting step
   smartspec cancel <id>                                  cancel a running or waiting execution
   smartspec purge --older-than 30d [--dry-run] [--json]  purge executions that ended longer ago than that
-  smartspec serve                                        HTTP edge + worker in one process (PORT, default 3000)
-  smartspec edge | smartspec worker                      the edge or a worker alone (run several against one NATS)
+  smartspec secrets set <NAME> | list | rm <NAME>        secrets for {{secrets.NAME}} (set reads the value from stdin)
+  smartspec serve [--insecure]                           HTTP edge + worker in one process (PORT, default 3000)
+  smartspec edge [--insecure] | smartspec worker         the edge or a worker alone (run several against one NATS)
   smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
+  smartspec keys create --tenant T --scopes read,write [--name N]   make an API key (printed once)
+  smartspec keys list [--json]                           API keys (ids, tenants, scopes; never the keys)
+  smartspec keys revoke <keyId>                          stop a key working, on every edge within a second
+
+Without any API key the edge is open and listens on 127.0.0.1 only; --insecure
+(SMARTSPEC_INSECURE=true) lets it listen elsewhere anyway. README, "Security".
 
 NATS: NATS_URL, or (unset) an embedded nats-server with its data in ./smartspec-data,
 shared by the commands of that folder and stopped when the last of them ends.`;
@@ -75,6 +86,10 @@ async function main(argv: string[]): Promise<number> {
       payload: { type: 'string' },
       'older-than': { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
+      tenant: { type: 'string' },
+      scopes: { type: 'string' },
+      name: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -172,8 +187,38 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case 'secrets': {
+      need(1, 'set <NAME> (value on stdin) | list | rm <NAME>');
+      return withNats(async ({ nc }) => secretsCommand(await SecretStore.open(nc), args, out));
+    }
+    case 'keys': {
+      const [action, keyId] = args;
+      return withNats(async ({ nc }) => {
+        const keys = await KeyStore.open(nc);
+        if (action === 'create') {
+          if (!opts.tenant) throw new InvalidInputError('usage: smartspec keys create --tenant T --scopes read,write [--name N]');
+          const scopes = parseScopesArg(opts.scopes ?? '');
+          const { key, record } = await keys.create({ tenant: opts.tenant, scopes, name: opts.name });
+          if (opts.json) out(JSON.stringify({ key, ...viewOf(record) }, null, 2));
+          else out(`${key}\nkey id ${record.keyId}, tenant ${record.tenant}, scopes ${record.scopes.join(',')}\nstore the key now: it is shown only this once (only its hash is kept)`);
+          return 0;
+        }
+        if (action === 'list') {
+          const all = (await keys.list()).map(viewOf);
+          if (opts.json) out(JSON.stringify(all, null, 2));
+          else for (const k of all) out(`${k.keyId}  ${k.tenant.padEnd(16)} ${k.scopes.join(',').padEnd(22)} ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}${k.name ? `  ${k.name}` : ''}`);
+          return 0;
+        }
+        if (action === 'revoke' && keyId) {
+          const revoked = await keys.revoke(keyId);
+          out(`key ${revoked.keyId} (tenant ${revoked.tenant}) revoked at ${revoked.revokedAt}`);
+          return 0;
+        }
+        throw new InvalidInputError('usage: smartspec keys create --tenant T --scopes read,write | keys list | keys revoke <keyId>');
+      });
+    }
     case 'serve': case 'edge': case 'worker': {
-      await runService({ edge: command !== 'worker', worker: command !== 'edge' });
+      await runService({ edge: command !== 'worker', worker: command !== 'edge' }, opts.insecure ? { ...process.env, SMARTSPEC_INSECURE: 'true' } : process.env);
       return new Promise<number>(() => undefined); // serves until a signal stops it
     }
     default:
@@ -190,6 +235,7 @@ async function replay(records: StoredRecord[], executionId: string, json: boolea
     for (const e of report.events) out(`#${String(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
     for (const p of report.payloads) if (!p.ok) out(`#${String(p.seq).padEnd(5)} stored value FAIL ${p.error}`);
     for (const b of report.chainBreaks) out(`hash chain broken at #${b.seq}: recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
+    if (report.principals === 'absent') out('note: this log names no principals (it was written before they were recorded)');
     out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
   }
   return report.ok ? 0 : 1;
@@ -244,7 +290,7 @@ async function withEngine(fn: (engine: Engine) => Promise<number>): Promise<numb
   return withNats(async ({ nc, replicas }) => {
     const printer = new TransitionPrinter(out);
     // Timers go to the shared store too: a worker fires those of an execution this command leaves waiting.
-    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), timers: await TimerStore.open(nc, replicas), executors: cliExecutors(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
+    const engine = await Engine.create({ nc, log: await EventLog.open(nc, { replicas }), snapshots: await SnapshotStore.open(nc, replicas), timers: await TimerStore.open(nc, replicas), executors: cliExecutors(), secrets: await SecretStore.open(nc), principal: cliPrincipal(), owner: `smartspec-cli pid ${process.pid} on ${hostname()}`, onRecord: (r, s) => printer.line(r, s) });
     onInterrupt = () => engine.close();
     try {
       return await fn(engine);
@@ -279,6 +325,14 @@ function parseJsonArg(text: string, flag: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new InvalidInputError(`${flag} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function parseScopesArg(text: string): Scope[] {
+  try {
+    return parseScopes(text);
+  } catch (err) {
+    throw new InvalidInputError(`--scopes: ${(err as Error).message}`);
   }
 }
 

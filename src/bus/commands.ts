@@ -10,16 +10,19 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { MessageTooLargeError } from '../errors.js';
 import { ensureStream } from '../log/eventLog.js';
+import { principalSchema } from '../auth/principal.js';
 import { COMMAND_SUBJECTS, COMMANDS_STREAM, commandSubject, EXECUTION_ID, type CommandType } from '../nats/names.js';
 
 const executionId = z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digits, _ or -');
 const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
+/** Who sent the command (the edge adds the API key's); absent from other publishers: see README "Security". */
+const principal = principalSchema.optional();
 
 export const commandSchemas = {
-  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional() }),
-  resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional() }),
-  cancel: z.object({ executionId, reason: z.string().optional() }),
-  signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional() }),
+  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal }),
+  resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional(), principal }),
+  cancel: z.object({ executionId, reason: z.string().optional(), principal }),
+  signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional(), principal }),
   /** A step's durable timer is due (published by workers; `at` is its recorded time). */
   timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
 } satisfies Record<CommandType, z.ZodType>;

@@ -13,6 +13,7 @@ import { workflowsRouter } from '../edge/routes/workflows.js';
 import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
+import { reportPermissionViolations } from '../nats/credentials.js';
 import { openNats } from '../nats/embedded.js';
 import { reconcileReplicas } from '../nats/replicas.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
@@ -29,6 +30,10 @@ import { payloadLimitsFromEnv } from '../payloads/config.js';
 import { PayloadStore } from '../payloads/store.js';
 import { loadLimits, useLimits } from '../limits.js';
 import { startRetention } from '../retention/schedule.js';
+import { SecretStore } from '../secrets/secretStore.js';
+import { bindAddress, loadAuthConfig } from '../auth/config.js';
+import { KeyStore } from '../auth/keys.js';
+import { keysRouter } from '../edge/routes/keys.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -64,12 +69,15 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const limits = loadLimits(env);
   useLimits(limits);
   const payloadLimits = payloadLimitsFromEnv(env);
+  const authConfig = loadAuthConfig(env);
+  const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
   const nats = await openNats(`smartspec-${role}:${process.pid}`, env, role);
   const { nc } = nats;
   if (nats.started) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
+  reportPermissionViolations(nc, env, (m) => logger.error(m));
   const stops: ((graceMs: number) => Promise<void>)[] = [];
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = 0) =>
@@ -107,7 +115,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         index,
         snapshots,
         payloads,
-        executors: cliExecutors(),
+        executors,
+        secrets: await SecretStore.open(nc, env, replicas),
         owner: `worker pid ${process.pid} on ${hostname()}`,
         onError: (err, what) => logger.warn({ err }, what),
         onRecord: engineMetrics(registry),
@@ -124,23 +133,29 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
-      const [workflows, idempotency] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas)]);
-      await index.watch();
+      const [workflows, idempotency, keys] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas)]);
+      await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
-      stops.push(async () => { await closeServer(); index.close(); });
-      const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads };
+      stops.push(async () => { await closeServer(); index.close(); keys.close(); });
+      const required = authConfig.mode === 'required';
+      // Refusing to listen openly throws here; the caller's stop() leaves nothing running behind the error.
+      const bind = bindAddress(authConfig, required || keys.anyKeys);
+      if (bind.warning) logger.warn(bind.warning);
+      if (bind.note) logger.info(bind.note);
+      const deps = { nc, log, bus, index, workflows, idempotency, snapshots, payloads, tenantMaxRunning: authConfig.tenantMaxRunning };
       const app = createEdgeApp({
         config,
         logger,
         metricsRegistry: registry,
-        routers: [workflowsRouter(deps), executionsRouter(deps), createLlmProxyRouter(createLlmRouter(env))],
+        auth: { keys, required, metricsToken: authConfig.metricsToken },
+        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();
           return true;
         },
       });
-      const server = await startEdgeServer(app, config.port).catch((err: NodeJS.ErrnoException) => {
+      const server = await startEdgeServer(app, config.port, bind.host).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EADDRINUSE') throw err;
         throw new SmartSpecError('PORT_IN_USE', `port ${config.port} is already in use: set PORT to a free port (PORT=0 picks one)`);
       });

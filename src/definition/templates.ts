@@ -1,13 +1,15 @@
 /**
- * Templates: `{{input.x}}`, `{{steps.<id>.output.<path>}}`, `{{execution.id}}`.
- * They are path lookups into plain data, never code evaluation. Pure.
+ * Templates: `{{input.x}}`, `{{steps.<id>.output.<path>}}`, `{{execution.id}}`,
+ * `{{secrets.NAME}}`. They are path lookups into plain data, never code
+ * evaluation. Pure. `secrets` is in the scope only while a step runs (the
+ * worker fetches the values the step names, src/secrets): never stored.
  */
 import { SmartSpecError } from '../errors.js';
 
 const TEMPLATE = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const WHOLE = /^\{\{\s*([^{}]*?)\s*\}\}$/;
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
-export const TEMPLATE_ROOTS = ['input', 'steps', 'execution'] as const;
+export const TEMPLATE_ROOTS = ['input', 'steps', 'execution', 'secrets'] as const;
 
 export interface TemplateRef {
   /** The template as written, e.g. `{{steps.a.output.text}}`. */
@@ -22,6 +24,8 @@ export interface TemplateScope {
   input: unknown;
   steps: Record<string, { output: unknown }>;
   execution: { id: string; workflowId: string };
+  /** The values of the secrets the running step names; absent everywhere else. */
+  secrets?: Record<string, string>;
 }
 
 export class TemplateError extends SmartSpecError {

@@ -10,6 +10,7 @@ import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
+import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
 
 export interface Issue { path: string; message: string }
 
@@ -44,7 +45,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
   const def = parsed.data;
   const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def)];
-  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def));
+  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
 }
@@ -184,6 +185,9 @@ function checkTemplates(def: Definition): Issue[] {
           if (id === undefined || !stage.has(id)) issues.push({ path, message: `${ref.raw} refers to unknown step '${id ?? ''}'` });
           else if (stage.get(id)! >= stage.get(step.id)!) issues.push({ path, message: `${ref.raw} refers to step '${id}', which does not run before '${step.id}'` });
           else if (out !== 'output') issues.push({ path, message: `${ref.raw}: write steps.${id}.output…` });
+        } else if (root === 'secrets') {
+          const problem = secretTemplateProblem(ref, field);
+          if (problem) issues.push({ path, message: problem });
         }
       }
     }

@@ -3,7 +3,7 @@
  * first, then the built-in ops routes, then the routers the caller mounts.
  *
  *   1 error handling → 2 request logging → 3 security headers →
- *   4 request validation → 5 rate limit → 6 CORS → routes
+ *   4 request validation → 5 authentication → 6 rate limit → 7 CORS → routes
  *
  * Consequences of this order, on purpose:
  * - every response, including 413/415/429/500 and 404, carries the security
@@ -13,6 +13,9 @@
  * - malformed or oversized requests are refused before they spend rate-limit
  *   budget, but a body is read (bounded by MAX_BODY_BYTES) before the limit
  *   is checked;
+ * - authentication sits just before the rate limit, which counts per API key
+ *   (per IP without one); a 401/403 costs no rate-limit budget and carries
+ *   the security headers, but (like a 429) no CORS headers;
  * - CORS headers are set only for requests that pass the limit, so a browser
  *   sees a 429 as a CORS failure, and preflights count against the budget.
  */
@@ -23,6 +26,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EdgeConfig } from './config.js';
 import { createHttpMetrics } from './metrics.js';
+import { authentication, type AuthenticationOptions } from './middleware/authentication.js';
 import { corsPolicy } from './middleware/cors.js';
 import { errorHandling } from './middleware/errorHandling.js';
 import { rateLimit } from './middleware/rateLimit.js';
@@ -46,6 +50,8 @@ export interface EdgeAppOptions {
   redis?: Redis;
   /** Rate-limit key prefix in Redis (default smartspec:ratelimit). */
   rateLimitNamespace?: string;
+  /** API keys and whether they are required (src/auth); default: open, as before keys existed. */
+  auth?: AuthenticationOptions;
 }
 
 export type EdgeApp = Koa & {
@@ -54,7 +60,7 @@ export type EdgeApp = Koa & {
 };
 
 /** Function names of the stack, outermost first: the contract, checked by tests. */
-export const MIDDLEWARE_ORDER = ['errorHandling', 'requestLogging', 'securityHeaders', 'requestValidation', 'rateLimit', 'cors'] as const;
+export const MIDDLEWARE_ORDER = ['errorHandling', 'requestLogging', 'securityHeaders', 'requestValidation', 'authentication', 'rateLimit', 'cors'] as const;
 
 export function createEdgeApp(options: EdgeAppOptions): EdgeApp {
   const { config, logger, routers = [], readiness, readinessTimeoutMs } = options;
@@ -69,6 +75,7 @@ export function createEdgeApp(options: EdgeAppOptions): EdgeApp {
   app.use(requestLogging({ logger, onComplete: metrics.observe, quietPaths: OPS_PATHS }));
   app.use(securityHeaders());
   app.use(requestValidation({ maxBodyBytes: config.maxBodyBytes }));
+  app.use(authentication(options.auth));
   app.use(
     rateLimit({
       max: config.rateLimitMax,

@@ -38,6 +38,9 @@ const RULES: Record<string, Rule> = {
   // 400: the request itself is unusable
   INVALID_INPUT: { status: 400, title: 'Invalid input' },
   MALFORMED_JSON: { status: 400, title: 'Malformed JSON body' },
+  // 401 / 403: identity and access (src/auth)
+  UNAUTHENTICATED: { status: 401, title: 'Unauthorized' },
+  FORBIDDEN: { status: 403, title: 'Forbidden' },
   // 404
   NOT_FOUND: { status: 404, title: 'Not Found' },
   EXECUTION_NOT_FOUND: { status: 404, title: 'Execution not found' },
@@ -61,6 +64,7 @@ const RULES: Record<string, Rule> = {
   NO_STEPS: { status: 422, title: 'No steps selected' },
   INPUT_TOO_DEEP: { status: 422, title: 'Input nested too deeply' },
   RATE_LIMITED: { status: 429, title: 'Too Many Requests' },
+  TENANT_LIMIT_REACHED: { status: 429, title: 'Too many running executions' },
   // Integrity failure of the checkpoint log: the operator and client must see which record.
   LOG_TAMPERED: { status: 500, title: 'Execution log failed verification', expose: true },
   PAYLOAD_TAMPERED: { status: 500, title: 'Stored value failed verification', expose: true },

@@ -30,3 +30,7 @@ export const PAYLOADS_BUCKET = 'smartspec_payloads';
 
 /** Pending step timers (sleeps, signal timeouts), one key per execution, step and attempt. */
 export const TIMERS_BUCKET = 'smartspec_timers';
+/** Secrets set with `smartspec secrets set`, sealed with SMARTSPEC_SECRETS_KEY (src/secrets). */
+export const SECRETS_BUCKET = 'smartspec_secrets';
+/** API keys (hashes only): see src/auth/keys.ts. */
+export const KEYS_BUCKET = 'smartspec_keys';

@@ -21,6 +21,8 @@ export interface NatsServerOptions {
   port?: number;
   /** Extra command-line arguments (e.g. cluster settings). */
   args?: string[];
+  /** Extra environment for the server: values a config references as $NAME (passwords). */
+  env?: Record<string, string>;
   /** Where the server writes its log; default: discarded. */
   logFile?: string;
   /**
@@ -70,7 +72,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     ...(options.args ?? []),
   ];
   const stderrFd = options.detached ? openSync(options.detached.stderrFile, 'w') : undefined;
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', stderrFd ?? 'pipe'], detached: Boolean(options.detached) });
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', stderrFd ?? 'pipe'], detached: Boolean(options.detached), env: options.env ? { ...process.env, ...options.env } : process.env });
   if (stderrFd !== undefined) closeSync(stderrFd);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });

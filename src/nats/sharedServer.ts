@@ -18,6 +18,7 @@ import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { SmartSpecError } from '../errors.js';
+import { readEmbeddedToken, writeEmbeddedConfig } from './embeddedToken.js';
 import { startNatsServer } from './server.js';
 
 export interface ServerState {
@@ -49,13 +50,13 @@ const leaseFile = (dir: string, pid: number) => join(leasesDir(dir), `${pid}.jso
  * Use the data folder's server, starting it when none runs. The lease holds
  * the server up until `release()`, which stops it when this was its last user.
  */
-export async function acquireServer(dir: string, command: string): Promise<{ url: string; started: boolean; release(): Promise<void> }> {
+export async function acquireServer(dir: string, command: string): Promise<{ url: string; token?: string; started: boolean; release(): Promise<void> }> {
   await mkdir(leasesDir(dir), { recursive: true });
   const { url, started } = await withLock(dir, async () => {
     await writeFile(leaseFile(dir, process.pid), JSON.stringify({ pid: process.pid, start: processStart(process.pid), command, since: new Date().toISOString() } satisfies Lease));
     try {
       const running = await readState(dir);
-      if (running && (await answers(running))) return { url: running.url, started: false };
+      if (running && (await answers(dir, running))) return { url: running.url, started: false };
       if (running) await stopServer(dir, running); // stuck or gone: never two servers on one store
       return { url: (await startServer(dir)).url, started: true };
     } catch (err) {
@@ -64,7 +65,7 @@ export async function acquireServer(dir: string, command: string): Promise<{ url
     }
   });
   let released: Promise<void> | undefined;
-  return { url, started, release: () => (released ??= releaseLease(dir)) };
+  return { url, token: readEmbeddedToken(dir), started, release: () => (released ??= releaseLease(dir)) };
 }
 
 async function releaseLease(dir: string): Promise<void> {
@@ -80,7 +81,7 @@ async function releaseLease(dir: string): Promise<void> {
 export async function serverStatus(dir: string): Promise<{ server?: ServerState; answering: boolean; users: Lease[] }> {
   const server = await readState(dir);
   const users = await liveLeases(dir);
-  return { server, answering: server ? await answers(server) : false, users };
+  return { server, answering: server ? await answers(dir, server) : false, users };
 }
 
 /**
@@ -101,12 +102,14 @@ export async function stopUnusedServer(dir: string): Promise<{ stopped?: ServerS
 async function startServer(dir: string): Promise<ServerState> {
   // A server whose starter was killed before recording it would share the store with a second one.
   for (const pid of unrecordedServers(dir)) await stopServer(dir, { pid } as ServerState);
+  const { configFile, token } = await writeEmbeddedConfig(dir);
   const server = await startNatsServer({
+    configFile,
     storeDir: join(dir, 'nats'),
     logFile: join(dir, 'nats-server.log'),
     detached: { stderrFile: join(dir, 'nats-server.stderr') },
   });
-  const serverId = await serverIdAt(server.url);
+  const serverId = await serverIdAt(server.url, token);
   if (!serverId) {
     await server.kill();
     throw new SmartSpecError('NATS_SERVER_FAILED', `the embedded nats-server (pid ${server.pid}) does not answer at ${server.url}; see ${join(dir, 'nats-server.log')}`);
@@ -130,17 +133,17 @@ async function stopServer(dir: string, state: ServerState): Promise<void> {
 }
 
 /** The recorded server is alive and is the one at its URL (retried: a busy server may answer late). */
-async function answers(state: ServerState): Promise<boolean> {
+async function answers(dir: string, state: ServerState): Promise<boolean> {
   for (let attempt = 0; attempt < 3 && isAlive(state.pid); attempt++) {
-    const id = await serverIdAt(state.url);
+    const id = await serverIdAt(state.url, readEmbeddedToken(dir));
     if (id !== undefined) return id === state.serverId;
   }
   return false;
 }
 
-async function serverIdAt(url: string): Promise<string | undefined> {
+async function serverIdAt(url: string, token: string | undefined): Promise<string | undefined> {
   try {
-    const nc = await connect({ servers: url, timeout: 2000, reconnect: false, name: 'smartspec-probe' });
+    const nc = await connect({ servers: url, timeout: 2000, reconnect: false, name: 'smartspec-probe', ...(token ? { token } : {}) });
     const id = nc.info?.server_id;
     await nc.close();
     return id;

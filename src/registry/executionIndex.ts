@@ -9,6 +9,7 @@ import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ExecutionStatus } from '../../machines/index.js';
 import { EXECUTION_INDEX_BUCKET } from '../nats/names.js';
+import { DEFAULT_TENANT } from '../auth/principal.js';
 
 export interface IndexEntry {
   executionId: string;
@@ -18,9 +19,11 @@ export interface IndexEntry {
   updatedAt: string;
   /** Stream sequence of the execution's first record, so reads of its history start there. */
   firstSeq?: number;
+  /** The tenant that started it; absent on entries written before tenants (the default tenant's). */
+  tenant?: string;
 }
 
-/** A status change to record; `createdAt` and `firstSeq` are kept from the entry when absent. */
+/** A status change to record; `createdAt`, `firstSeq` and `tenant` are kept from the entry when absent. */
 export type IndexUpdate = Omit<IndexEntry, 'createdAt'> & { createdAt?: string };
 
 export class ExecutionIndex {
@@ -76,9 +79,10 @@ export class ExecutionIndex {
         while (slot.next) {
           const e = slot.next;
           slot.next = undefined;
-          const existing = e.createdAt && e.firstSeq ? undefined : await this.retrying(() => this.get(e.executionId));
+          const existing = e.createdAt && e.firstSeq && e.tenant ? undefined : await this.retrying(() => this.get(e.executionId));
           const firstSeq = e.firstSeq ?? existing?.firstSeq;
-          await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}) }));
+          const tenant = e.tenant ?? existing?.tenant;
+          await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) }));
         }
       } finally {
         this.updates.delete(entry.executionId);
@@ -160,6 +164,13 @@ export class ExecutionIndex {
     void this.follow(++this.generation);
   }
 
+  /** How many of a tenant's executions are PENDING or RUNNING (the per-tenant cap counts these). */
+  activeCount(tenant: string): number {
+    let n = 0;
+    for (const { entry: e } of this.entries.values()) if ((e.tenant ?? DEFAULT_TENANT) === tenant && (e.status === 'PENDING' || e.status === 'RUNNING')) n++;
+    return n;
+  }
+
   /** Stop the watch (it would otherwise restart). */
   close(): void {
     this.closed = true;
@@ -167,9 +178,11 @@ export class ExecutionIndex {
     this.current?.stop();
   }
 
-  list(filter: { status?: ExecutionStatus; workflowId?: string; limit?: number } = {}): IndexEntry[] {
+  /** `tenant`: only that tenant's executions (entries without one are the default tenant's). */
+  list(filter: { status?: ExecutionStatus; workflowId?: string; limit?: number; tenant?: string } = {}): IndexEntry[] {
     const out: IndexEntry[] = [];
     for (const { entry: e } of this.entries.values()) {
+      if (filter.tenant && (e.tenant ?? DEFAULT_TENANT) !== filter.tenant) continue;
       if (filter.status && e.status !== filter.status) continue;
       if (filter.workflowId && e.workflowId !== filter.workflowId) continue;
       out.push(e);

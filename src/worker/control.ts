@@ -5,11 +5,12 @@
  */
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { controlSubject } from '../nats/names.js';
+import type { Principal } from '../auth/principal.js';
 
 export type ControlRequest =
   | { op: 'ping' }
-  | { op: 'cancel'; reason?: string }
-  | { op: 'signal'; name: string; payload: unknown }
+  | { op: 'cancel'; reason?: string; principal?: Principal }
+  | { op: 'signal'; name: string; payload: unknown; principal?: Principal }
   | { op: 'timer'; stepId: string; attempt: number; at: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 

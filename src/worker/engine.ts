@@ -26,6 +26,11 @@ import { PayloadStore } from '../payloads/store.js';
 import { assertNesting } from '../payloads/refs.js';
 import type { TimerStore } from '../timers/timerStore.js';
 import { limits } from '../limits.js';
+import type { SecretResolver } from '../secrets/secretStore.js';
+import { DEFAULT_TENANT, systemPrincipal, type Principal } from '../auth/principal.js';
+
+/** Who acts when a caller of the engine names nobody (tests, embedders); the CLI names the OS user. */
+const LOCAL_PRINCIPAL: Principal = { tenant: DEFAULT_TENANT, keyId: 'local' };
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -46,6 +51,10 @@ export interface EngineOptions {
   onError?: (err: unknown, context: string) => void;
   /** Records one execution's history may hold (default SMARTSPEC_HISTORY_LIMIT). */
   historyLimit?: number;
+  /** Where `{{secrets.NAME}}` comes from (src/secrets); default: SMARTSPEC_SECRET_* of the environment. */
+  secrets?: SecretResolver;
+  /** Recorded as who acted when a start, resume, cancel or signal names no principal (default: default/local). */
+  principal?: Principal;
 }
 
 export interface StartRequest {
@@ -53,6 +62,8 @@ export interface StartRequest {
   input?: unknown;
   executionId?: string;
   budget?: Budget;
+  /** Who starts it: recorded in ExecutionStarted, and its tenant owns the execution. */
+  principal?: Principal;
 }
 
 export type { ResumeRequest };
@@ -107,7 +118,7 @@ export class Engine {
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}) });
+      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw this.refusedStart(executionId, err);
@@ -133,34 +144,36 @@ export class Engine {
    * either: continue an interrupted execution from its last transition, or a
    * FAILED/CANCELLED one from its last checkpoint.
    */
-  async resume(executionId: string, req: ResumeRequest = {}): Promise<ExecutionRunner> {
+  async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
     const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
     const plan = planResume(loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
-    await runner.commit(plan.event, plan.next);
+    // Nobody asked for a recovery (a crash did): the system acts, for the execution's tenant.
+    const by = principal ?? (plan.event.reason === 'recovery' ? systemPrincipal(tenantOf(loaded.records)) : this.defaultPrincipal);
+    await runner.commit({ ...plan.event, principal: by }, plan.next);
     runner.kick();
     return runner;
   }
 
-  async cancel(executionId: string, reason?: string): Promise<void> {
+  async cancel(executionId: string, reason?: string, principal: Principal = this.defaultPrincipal): Promise<void> {
     const local = this.runners.get(executionId);
-    if (local) return local.cancel(reason);
-    if (await this.forward(executionId, { op: 'cancel', reason })) return;
+    if (local) return local.cancel(reason, principal);
+    if (await this.forward(executionId, { op: 'cancel', reason, principal })) return;
     // Nobody hosts it: record the cancellation directly after the last record.
     const runner = await this.adopt(executionId);
-    await runner.cancel(reason);
+    await runner.cancel(reason, principal);
   }
 
-  async signal(executionId: string, name: string, given: unknown): Promise<ExecutionRunner | undefined> {
+  async signal(executionId: string, name: string, given: unknown, principal: Principal = this.defaultPrincipal): Promise<ExecutionRunner | undefined> {
     // Stored first when large: the record, and a request forwarded to the host, carry a ref.
     const payload = await this.payloads.accept(executionId, given, { what: `the payload of signal '${name}'`, tooDeepCode: 'INPUT_TOO_DEEP' });
     const local = this.runners.get(executionId);
-    if (local) { await local.signal(name, payload); return local; }
-    if (await this.forward(executionId, { op: 'signal', name, payload })) return undefined;
+    if (local) { await local.signal(name, payload, principal); return local; }
+    if (await this.forward(executionId, { op: 'signal', name, payload, principal })) return undefined;
     const runner = await this.adopt(executionId);
-    await runner.signal(name, payload);
+    await runner.signal(name, payload, principal);
     return runner;
   }
 
@@ -175,6 +188,10 @@ export class Engine {
     const runner = await this.adopt(executionId);
     await runner.fireTimer(stepId, attempt, at);
     return runner;
+  }
+
+  private get defaultPrincipal(): Principal {
+    return this.options.principal ?? LOCAL_PRINCIPAL;
   }
 
   /** Whether a live process (this one or another) hosts the execution, and which. */
@@ -253,7 +270,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, historyLimit: this.historyLimit };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, historyLimit: this.historyLimit, secrets: this.options.secrets };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
@@ -266,7 +283,7 @@ export class Engine {
     const key = record.executionId;
     const started = record.type === 'ExecutionStarted';
     if (this.indexed.get(key) === status && !started) return;
-    if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq });
+    if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq, tenant: record.principal?.tenant ?? DEFAULT_TENANT });
     // Resumed or adopted here: the index keeps the existing entry's creation time and first record.
     const start = this.started.get(key) ?? {};
     if (isTerminal(status)) { this.indexed.delete(key); this.started.delete(key); }
@@ -277,7 +294,7 @@ export class Engine {
   };
   /** The status last written to the index, per execution hosted here. */
   private readonly indexed = new Map<string, string>();
-  private readonly started = new Map<string, { createdAt: string; firstSeq: number }>();
+  private readonly started = new Map<string, { createdAt: string; firstSeq: number; tenant: string }>();
 
   private host(runner: ExecutionRunner): ExecutionRunner {
     const id = runner.executionId;
@@ -307,8 +324,8 @@ export class Engine {
     const notHosted: ControlReply = { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
     if (!(await this.hosts(runner))) return notHosted;
     try {
-      if (req.op === 'cancel') await runner.cancel(req.reason);
-      else if (req.op === 'signal') await runner.signal(req.name, req.payload);
+      if (req.op === 'cancel') await runner.cancel(req.reason, req.principal ?? this.defaultPrincipal);
+      else if (req.op === 'signal') await runner.signal(req.name, req.payload, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
       return { ok: true, owner: this.owner };
     } catch (err) {
@@ -366,4 +383,10 @@ export class Engine {
     const owner = await this.liveOwner(executionId);
     if (owner) throw new ExecutionOwnedError(executionId, owner);
   }
+}
+
+/** The tenant an execution belongs to, from the records at hand: its start's principal (old logs: the default tenant). */
+function tenantOf(records: StoredRecord[]): string {
+  for (const { record } of records) if (record.type === 'ExecutionStarted') return record.principal?.tenant ?? DEFAULT_TENANT;
+  return DEFAULT_TENANT;
 }

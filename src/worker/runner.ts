@@ -42,6 +42,9 @@ import type { PayloadStore } from '../payloads/store.js';
 import type { TimerStore } from '../timers/timerStore.js';
 import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTimers.js';
 import { withinHistoryLimit } from './historyLimit.js';
+import { ExecutionSecrets } from '../secrets/executionSecrets.js';
+import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
+import type { Principal } from '../../machines/events.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -58,6 +61,8 @@ export interface RunnerDeps {
   timers?: TimerStore;
   /** Records one execution's history may hold; the last one ends it FAILED (HISTORY_LIMIT). */
   historyLimit?: number;
+  /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
+  secrets?: SecretResolver;
 }
 
 export interface RunnerOutcome {
@@ -94,6 +99,8 @@ export class ExecutionRunner {
   /** Steps whose timer is armed in the timer store, with the attempt: disarmed when that attempt stops waiting. */
   private readonly armed = new Map<string, number>();
   readonly workflowId: string;
+  /** Secrets used so far, and the redaction of everything recorded after them. */
+  private readonly secrets: ExecutionSecrets;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -104,6 +111,7 @@ export class ExecutionRunner {
     private recorded = 0,
   ) {
     this.workflowId = snapshot.context.definition.id;
+    this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -155,16 +163,16 @@ export class ExecutionRunner {
     this.react();
   }
 
-  async cancel(reason?: string): Promise<void> {
-    const event: WorkflowEvent = { type: 'ExecutionCancelled', ...(reason ? { reason } : {}) };
+  async cancel(reason?: string, principal?: Principal): Promise<void> {
+    const event: WorkflowEvent = { type: 'ExecutionCancelled', ...(reason ? { reason } : {}), ...(principal ? { principal } : {}) };
     if (!this.snapshot.can(event)) throw new InvalidExecutionStateError(`execution '${this.executionId}' is ${this.status} and cannot be cancelled`);
     this.abortSteps('cancelled'); // at once: in-flight requests are aborted before the record is written
     await this.commit(event);
   }
 
-  async signal(name: string, payload: unknown): Promise<void> {
+  async signal(name: string, payload: unknown, principal?: Principal): Promise<void> {
     const waiting = this.snapshot.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
-    const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}) };
+    const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}), ...(principal ? { principal } : {}) };
     await this.commit(event);
   }
 
@@ -391,20 +399,22 @@ export class ExecutionRunner {
 
     const work = async (): Promise<WorkflowEvent> => {
       try {
-        const resolved = resolveStep(step, await this.scopeFor(step, snap));
+        const secrets = await this.secrets.forStep(step);
+        const resolved = resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) });
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
           executor({ executionId: this.executionId, workflowId: this.workflowId, step: resolved, attempt, signal, usage: snap.context.usage, budget: snap.context.budget, maxOutputBytes: this.deps.payloads.limits.maxBytes }),
           signal,
         );
+        // Secrets are redacted first, so neither the record nor a stored large value holds one.
         // Over the inline threshold: stored, and the record carries a ref. Too large or too deep: a failure no retry mends.
-        const output = await this.deps.payloads.prepare(this.executionId, result.output ?? null, { what: `the output of step '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
+        const output = await this.deps.payloads.prepare(this.executionId, this.secrets.redactOutput(result.output ?? null), { what: `the output of step '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
         return { type: 'StepCompleted', stepId: step.id, attempt, output, ...(result.usage ? { usage: result.usage } : {}), ...(result.latencyMs !== undefined ? { latencyMs: result.latencyMs } : {}) };
       } catch (err) {
         const error: ErrorInfo = signal.aborted && !controller.signal.aborted
           ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
-          : toErrorRecord(err);
+          : this.secrets.redactError(toErrorRecord(err));
         const retryInMs = canRetry(step.retry, attempt, error) ? retryDelayMs(step.retry, attempt) : undefined;
         return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}) };
       }

@@ -19,6 +19,7 @@ import { loadExecution } from '../log/views.js';
 import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
 import { COMMAND_TYPES, type CommandType } from '../nats/names.js';
 import type { Engine } from './engine.js';
+import { NATS_PRINCIPAL } from '../auth/principal.js';
 import type { ExecutionRunner } from './runner.js';
 import { assertNesting } from '../payloads/refs.js';
 import type { TimerStore } from '../timers/timerStore.js';
@@ -154,7 +155,7 @@ export class Worker {
         // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
         assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
         try {
-          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget });
+          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL });
         } catch (err) {
           // Redelivered (its worker died) or repeated: the execution exists; hostWhileRunning continues it.
           if (!(err instanceof ExecutionExistsError)) throw err;
@@ -163,16 +164,16 @@ export class Worker {
       }
       case 'resume': {
         const c = command as Command<'resume'>;
-        return engine.resume(c.executionId, { checkpointId: c.checkpointId, fromStep: c.fromStep, steps: c.steps, budget: c.budget });
+        return engine.resume(c.executionId, { checkpointId: c.checkpointId, fromStep: c.fromStep, steps: c.steps, budget: c.budget }, c.principal ?? NATS_PRINCIPAL);
       }
       case 'cancel': {
         const c = command as Command<'cancel'>;
-        await engine.cancel(c.executionId, c.reason);
+        await engine.cancel(c.executionId, c.reason, c.principal ?? NATS_PRINCIPAL);
         return undefined;
       }
       case 'signal': {
         const c = command as Command<'signal'>;
-        return engine.signal(c.executionId, c.name, c.payload ?? {});
+        return engine.signal(c.executionId, c.name, c.payload ?? {}, c.principal ?? NATS_PRINCIPAL);
       }
       case 'timer': {
         const c = command as Command<'timer'>;

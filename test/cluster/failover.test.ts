@@ -14,7 +14,7 @@
  * free loopback ports and temporary store directories given on the command
  * line, so the example is exercised too. Run it with `npm run test:cluster`.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,7 @@ import { replayExecution } from '../../src/log/replay.js';
 import { COMMANDS_STREAM, EXECUTIONS_STREAM, executionSubject } from '../../src/nats/names.js';
 import { WORKERS_CONSUMER } from '../../src/bus/commands.js';
 import { http } from '../support/service.js';
+import { natsUser, runnableConfig, TEST_NATS_PASSWORDS } from '../support/nats.js';
 import { freePort, until } from '../support/processes.js';
 
 const NODES = 3;
@@ -55,16 +56,14 @@ async function startCluster(): Promise<void> {
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
   await Promise.all(
     clusterPorts.map(async (clusterPort, i) => {
-      // The shipped config, minus its store_dir (startNatsServer gives --store_dir; nats-server refuses both).
-      const shipped = await readFile(join(CLUSTER_DIR, `node-${i + 1}.conf`), 'utf8');
-      const configFile = join(tmp, `node-${i + 1}.conf`);
-      await writeFile(configFile, shipped.split('\n').filter((l) => !/^\s*store_dir\s*:/.test(l)).join('\n'));
+      const configFile = await runnableConfig(join(CLUSTER_DIR, `node-${i + 1}.conf`), tmp);
       const storeDir = join(tmp, `store-${i + 1}`);
       const logFile = join(tmp, `node-${i + 1}.log`);
       const server = await startNatsServer({
         storeDir,
         configFile,
         logFile,
+        env: TEST_NATS_PASSWORDS,
         // Client port: free (-1); cluster listen and routes on the ports picked above.
         args: ['--cluster', `nats://127.0.0.1:${clusterPort}`, '--routes', routes],
       });
@@ -97,7 +96,7 @@ const STEP_IDS = definition.steps.map((s) => s.id);
 
 beforeAll(async () => {
   await startCluster();
-  nc = await connectNats(natsUrl, 'failover-test');
+  nc = await connectNats(natsUrl, 'failover-test', natsUser('service'));
   jsm = await jetstreamManager(nc, { checkAPI: false });
   // The JetStream meta leader is elected once the routes are up: account info answers then.
   await until('the JetStream meta leader', async () => (await jsm.getAccountInfo(), true), 30_000, 200);
@@ -112,9 +111,9 @@ beforeAll(async () => {
     ACK_WAIT_MS: '1000',
   };
   // One at a time: the first creates the streams, buckets and the consumer at R3.
-  services.push(await startService({ edge: true, worker: false }, env));
-  services.push(await startService({ edge: false, worker: true }, env));
-  services.push(await startService({ edge: false, worker: true }, env));
+  services.push(await startService({ edge: true, worker: false }, { ...env, ...natsUser('edge') }));
+  services.push(await startService({ edge: false, worker: true }, { ...env, ...natsUser('worker') }));
+  services.push(await startService({ edge: false, worker: true }, { ...env, ...natsUser('worker') }));
 }, 90_000);
 
 afterAll(async () => {

@@ -89,7 +89,7 @@ beforeAll(async () => {
   hits = await startHitServer();
   svc = (await startService(
     { edge: true, worker: true },
-    { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: String(ACK_WAIT_MS), NATS_URL: nats.url },
+    { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: String(ACK_WAIT_MS), HTTP_STEP_ALLOW: '127.0.0.1', NATS_URL: nats.url },
   )) as RunningService & { url: string };
   nc = await connectNats(nats.url, 'service-restart-test');
 }, 30_000);

@@ -223,7 +223,8 @@ describe('two engines recovering one interrupted execution', () => {
     await waitFor(async () => indexOf(await fx.log.read(runner.executionId), 'StepStarted', 'wait') >= 0);
     const last = (await fx.log.last(runner.executionId))!;
     await fx.log.append(
-      { type: 'ExecutionCancelled', reason: 'other writer', executionId: runner.executionId, workflowId: 'hijack', at: new Date().toISOString(), state: 'cancelled' } as Body,
+      // Like every writer since principals exist, it names who cancelled (replay requires it once the log has one).
+      { type: 'ExecutionCancelled', reason: 'other writer', principal: { tenant: 'default', keyId: 'other-writer' }, executionId: runner.executionId, workflowId: 'hijack', at: new Date().toISOString(), state: 'cancelled' } as Body,
       { seq: last.seq, hash: last.record.hash },
     );
     await expect(runner.done).rejects.toMatchObject({ code: 'CONCURRENT_WRITE' });

@@ -43,7 +43,7 @@ describe('the embedded server after a killed command', () => {
 
     const lease = await acquireServer(dir, 'test');
     expect(lease.started).toBe(true);
-    const nc = await connectNats(lease.url, 'shared-test');
+    const nc = await connectNats(lease.url, 'shared-test', { NATS_TOKEN: lease.token });
     await nc.flush();
     await nc.close();
     const status = await serverStatus(dir);

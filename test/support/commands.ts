@@ -25,7 +25,7 @@ const started: Command[] = [];
 export function startCommand(args: string[], env: Record<string, string>): Command {
   const proc = spawn(process.execPath, ['bin/smartspec.mjs', ...args], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

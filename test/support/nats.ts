@@ -2,9 +2,9 @@
  * Test harness: a real nats-server per test file, on a free loopback port with
  * a temporary store, stopped (and its store removed) after the file's tests.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/nats/server.js';
 
@@ -29,3 +29,39 @@ export function useNatsServer(): NatsFixture {
   });
   return fixture;
 }
+
+/**
+ * A shipped config file, runnable by startNatsServer in a temporary folder:
+ * without its store_dir (startNatsServer gives --store_dir; nats-server refuses
+ * both) and with its includes inlined (nats-server resolves them relative to
+ * the including file, which is no longer next to them).
+ */
+export async function runnableConfig(shipped: string, tmpDir: string): Promise<string> {
+  const configFile = join(tmpDir, basename(shipped));
+  await writeFile(configFile, await inlined(shipped));
+  return configFile;
+}
+
+async function inlined(file: string): Promise<string> {
+  const lines: string[] = [];
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const include = /^\s*include\s+["']?([^"'\s;]+)/.exec(line);
+    if (include) lines.push(await inlined(resolve(dirname(file), include[1])));
+    else if (!/^\s*store_dir\s*:/.test(line)) lines.push(line);
+  }
+  return lines.join('\n');
+}
+
+/** The passwords nats-users.conf reads from the server's environment, for tests. */
+export const TEST_NATS_PASSWORDS = {
+  SMARTSPEC_EDGE_PASSWORD: 'edge-secret',
+  SMARTSPEC_WORKER_PASSWORD: 'worker-secret',
+  SMARTSPEC_SERVICE_PASSWORD: 'service-secret',
+  SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret',
+};
+
+/** NATS_USER and NATS_PASSWORD of one of nats-users.conf's users. */
+export const natsUser = (user: 'edge' | 'worker' | 'service' | 'integration') => ({
+  NATS_USER: user,
+  NATS_PASSWORD: TEST_NATS_PASSWORDS[`SMARTSPEC_${user.toUpperCase()}_PASSWORD` as keyof typeof TEST_NATS_PASSWORDS],
+});

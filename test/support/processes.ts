@@ -24,7 +24,7 @@ const children: Child[] = [];
 export function spawnCli(name: string, role: 'serve' | 'edge' | 'worker', env: Record<string, string>): Child {
   const proc = spawn(process.execPath, ['bin/smartspec.mjs', role], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: tmpdir(), HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -21,7 +21,7 @@ export function useService(nats: NatsFixture): (options?: ServiceOptions) => Pro
   return async ({ edge = true, worker = true, env = {} } = {}) => {
     const service = await startService(
       { edge, worker },
-      { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', ...env, NATS_URL: nats.url },
+      { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost', ...env, NATS_URL: nats.url },
     );
     started.push(service);
     return service as RunningService & { url: string };

@@ -214,7 +214,7 @@ describe('rejections name the path and the reason', () => {
 
   describe('bad templates', () => {
     it('unknown root', () => {
-      rejects({ id: 'w', steps: [t('a', { home: '{{env.HOME}}' })] }, 'steps[0].value.home', /\{\{env\.HOME\}\}: unknown root 'env' \(use input, steps, execution\)/);
+      rejects({ id: 'w', steps: [t('a', { home: '{{env.HOME}}' })] }, 'steps[0].value.home', /\{\{env\.HOME\}\}: unknown root 'env' \(use input, steps, execution, secrets\)/);
     });
 
     it('a root that would reach into the runtime', () => {

@@ -1,5 +1,5 @@
 /**
- * Per-client-IP rate limit (koa-ratelimit): RATE_LIMIT_MAX requests per
+ * Per-key (or, without a key, per-client-IP) rate limit (koa-ratelimit): RATE_LIMIT_MAX requests per
  * RATE_LIMIT_WINDOW_MS. In memory by default (one edge); in Redis when given a
  * client, so every edge sharing that Redis spends one budget per client.
  *
@@ -44,7 +44,8 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     max,
     duration: windowMs,
     namespace,
-    id: (ctx) => ctx.ip,
+    // Per API key once authentication admitted one (ctx.state.apiKeyId), else per client IP.
+    id: (ctx) => (typeof ctx.state.apiKeyId === 'string' ? `key:${ctx.state.apiKeyId}` : ctx.ip),
     whitelist: (ctx) => exemptPaths.has(ctx.path),
     throw: false,
   });

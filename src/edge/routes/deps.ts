@@ -18,4 +18,6 @@ export interface RouteDeps {
   snapshots?: SnapshotStore;
   /** Large inputs and signal payloads are stored here and travel as refs (default: limits from the environment). */
   payloads?: PayloadStore;
+  /** At most this many PENDING or RUNNING executions per tenant (0: no cap). Default 10000. */
+  tenantMaxRunning?: number;
 }

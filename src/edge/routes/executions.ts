@@ -19,6 +19,10 @@ import { EXECUTION_ID } from '../../nats/names.js';
 import { pingOwner } from '../../worker/control.js';
 import { planResume } from '../../worker/resumePlan.js';
 import { validateRequest } from '../middleware/validate.js';
+import { callerOf } from '../middleware/authentication.js';
+import { TenantLimitError } from '../../auth/errors.js';
+import { TENANT_ID } from '../../auth/principal.js';
+import { Tenancy, tenantForRead } from '../../auth/tenancy.js';
 import type { RouteDeps } from './deps.js';
 import { payloadLimitsFromEnv } from '../../payloads/config.js';
 import { assertNesting } from '../../payloads/refs.js';
@@ -48,6 +52,7 @@ const resumeBody = z.strictObject({
 const listQuery = z.object({
   status: z.enum(STATUSES).optional(),
   workflowId: z.string().optional(),
+  tenant: z.string().regex(TENANT_ID, 'is not a tenant id').optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -58,23 +63,31 @@ const TERMINAL_RECORDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'Exec
 const SSE_HEARTBEAT_MS = 15_000;
 
 export function executionsRouter(deps: RouteDeps): Router {
-  const { log, bus, index, workflows, idempotency, nc } = deps;
+  const { log, bus, index, workflows, idempotency, nc, tenantMaxRunning = 10_000 } = deps;
   const payloads = deps.payloads ?? new PayloadStore(nc, { limits: payloadLimitsFromEnv() });
   const router = new Router();
+  const tenancy = new Tenancy(nc, index);
 
   const checkNesting = (value: unknown, what: string) => assertNesting(value, payloads.limits.maxNesting, what);
 
-  const idOf = (ctx: Context) => validateRequest(ctx, { params: idParams }).params.id;
+  /** The execution id of the path, once the caller may see it: another tenant's is a 404. */
+  const idOf = async (ctx: Context) => {
+    const { id } = validateRequest(ctx, { params: idParams }).params;
+    await tenancy.assertVisible(callerOf(ctx), id);
+    return id;
+  };
 
   /** The execution's log, or a 404; a submitted execution not yet started has an index entry only. */
   async function load(ctx: Context) {
-    return loadExecution(log, idOf(ctx));
+    return loadExecution(log, await idOf(ctx));
   }
 
   router.post('/executions', async (ctx) => {
     const { body } = validateRequest(ctx, { body: startBody });
     checkNesting(body.definition, 'definition');
     checkNesting(body.input, 'input');
+    const { principal } = callerOf(ctx);
+    const tenant = principal.tenant;
     let definition: Definition;
     if (body.definition) {
       try {
@@ -84,13 +97,15 @@ export function executionsRouter(deps: RouteDeps): Router {
         throw err;
       }
     } else {
-      definition = (await workflows.get(body.workflowId!, body.version)).definition;
+      definition = (await workflows.get(body.workflowId!, body.version, tenant)).definition;
     }
+    // Before claiming an idempotency key: a refused submission must not hold the key.
+    if (tenantMaxRunning > 0 && index.activeCount(tenant) >= tenantMaxRunning) throw new TenantLimitError(tenant, tenantMaxRunning);
     let executionId = body.executionId ?? randomUUID();
     const key = ctx.get('Idempotency-Key');
     let replayed = false;
     if (key) {
-      const claim = await idempotency.claim(key, executionId);
+      const claim = await idempotency.claim(key, executionId, tenant);
       executionId = claim.executionId;
       replayed = !claim.fresh;
       const earlier = replayed ? await index.get(executionId) : undefined;
@@ -112,11 +127,11 @@ export function executionsRouter(deps: RouteDeps): Router {
     // input whose command is then refused stays in the bucket, unreferenced (it is named after the
     // execution, and content-addressed: another submission may refer to the same object).
     const input = await payloads.prepare(executionId, body.input ?? {}, { what: 'input' });
-    const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}) };
+    const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}), principal };
     bus.encode('start', command);
     const now = new Date().toISOString();
     const fresh = !replayed || !(await index.get(executionId));
-    if (fresh) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now });
+    if (fresh) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now, tenant });
     try {
       await bus.publish('start', command, `start:${executionId}`);
     } catch (err) {
@@ -132,12 +147,15 @@ export function executionsRouter(deps: RouteDeps): Router {
 
   router.get('/executions', async (ctx) => {
     const { query } = validateRequest(ctx, { query: listQuery });
+    const caller = callerOf(ctx);
+    // An admin without ?tenant= sees every tenant's; everyone else only their own.
+    const tenant = query.tenant === undefined && caller.scopes.has('admin') ? undefined : tenantForRead(caller, query.tenant);
     await index.watch();
-    ctx.body = { executions: index.list(query) };
+    ctx.body = { executions: index.list({ ...query, tenant }) };
   });
 
   router.get('/executions/:id', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     try {
       // Values kept by reference are read back: the client sees outputs, never refs.
       ctx.body = await payloads.resolveDeep(summarize(await loadExecution(log, id)));
@@ -149,7 +167,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   });
 
   router.get('/executions/:id/events', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     const { query } = validateRequest(ctx, { query: fromQuery });
     const records = await log.read(id, query.from);
     if (records.length === 0 && !(await log.last(id)) && !(await index.get(id))) throw new ExecutionNotFoundError(id);
@@ -157,7 +175,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   });
 
   router.get('/executions/:id/events/stream', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     const { query } = validateRequest(ctx, { query: fromQuery });
     const lastEventId = Number(ctx.get('Last-Event-ID'));
     const from = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : query.from;
@@ -212,7 +230,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   });
 
   router.post('/executions/:id/resume', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     const { body } = validateRequest(ctx, { body: resumeBody.optional() });
     checkNesting(body?.steps, 'steps');
     const req = body ?? {};
@@ -220,24 +238,24 @@ export function executionsRouter(deps: RouteDeps): Router {
     const loaded = await loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId));
     if (owner) throw new ExecutionOwnedError(id, owner);
     planResume(loaded, req); // refuses now what the worker would refuse later
-    await bus.publish('resume', { executionId: id, ...req }, `resume:${id}:${loaded.fold.lastSeq}`);
+    await bus.publish('resume', { executionId: id, ...req, principal: callerOf(ctx).principal }, `resume:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
     ctx.body = { executionId: id, status: 'RUNNING' };
   });
 
   router.post('/executions/:id/cancel', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     const { body } = validateRequest(ctx, { body: z.strictObject({ reason: z.string().max(1000).optional() }).optional() });
     const loaded = await load(ctx);
     const status = statusOf(loaded.fold.snapshot);
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status} and cannot be cancelled`, { status });
-    await bus.publish('cancel', { executionId: id, ...(body?.reason ? { reason: body.reason } : {}) }, `cancel:${id}:${loaded.fold.lastSeq}`);
+    await bus.publish('cancel', { executionId: id, ...(body?.reason ? { reason: body.reason } : {}), principal: callerOf(ctx).principal }, `cancel:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
     ctx.body = { executionId: id, cancelling: true };
   });
 
   router.post('/executions/:id/signals/:name', async (ctx) => {
-    const id = idOf(ctx);
+    const id = await idOf(ctx);
     const name = ctx.params.name;
     const loaded = await load(ctx);
     const snap = loaded.fold.snapshot;
@@ -250,7 +268,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     }
     checkNesting(ctx.request.body, `the payload of signal '${name}'`);
     const payload = await payloads.prepare(id, ctx.request.body ?? {}, { what: `the payload of signal '${name}'` });
-    await bus.publish('signal', { executionId: id, name, payload }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);
+    await bus.publish('signal', { executionId: id, name, payload, principal: callerOf(ctx).principal }, `signal:${id}:${name}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
     ctx.body = { executionId: id, signal: name, stepId: step.id };
   });

@@ -4,6 +4,7 @@
  * openai, SMARTSPEC_LLM_PROVIDERS, new providers from the file, ollama, local.
  */
 import { LocalProvider } from '../providers/localProvider.js';
+import { registerProcessSecret } from '../../secrets/redact.js';
 import { OpenAiProtocolProvider } from '../providers/openAiProtocolProvider.js';
 import { LlmConfigError } from '../errors.js';
 import type { LlmProvider, ProviderConfig } from '../types.js';
@@ -73,6 +74,8 @@ export function createProviders(env: Env = process.env, configFile?: string | Ll
   }
 
   const configs = [...head, ...fromFile, ollama];
+  // An upstream error that echoes the key is redacted wherever it goes (src/secrets/redact.ts).
+  for (const c of configs) if (c.apiKey) registerProcessSecret(c.name === 'openai' ? 'OPENAI_API_KEY' : `${c.name.toUpperCase()}_API_KEY`, c.apiKey);
   const providers: LlmProvider[] = [
     ...configs.map((c) => new OpenAiProtocolProvider(c)),
     new LocalProvider({ timeoutMs: defaults.timeoutMs }),

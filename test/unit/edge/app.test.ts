@@ -8,7 +8,7 @@ describe('createEdgeApp', () => {
     const app = createEdgeApp({ config: loadEdgeConfig({}), logger: pino({ level: 'silent' }) });
     const names = app.middleware.map((m) => m.name);
     expect(names.slice(0, MIDDLEWARE_ORDER.length)).toEqual([...MIDDLEWARE_ORDER]);
-    expect(MIDDLEWARE_ORDER).toEqual(['errorHandling', 'requestLogging', 'securityHeaders', 'requestValidation', 'rateLimit', 'cors']);
+    expect(MIDDLEWARE_ORDER).toEqual(['errorHandling', 'requestLogging', 'securityHeaders', 'requestValidation', 'authentication', 'rateLimit', 'cors']);
   });
 
   it('trusts X-Forwarded-For only with TRUST_PROXY, and only its last hop', () => {

@@ -1,0 +1,188 @@
+/**
+ * API keys, in the KV bucket `smartspec_keys`: one entry per key id holding
+ * its tenant, scopes and the SHA-256 of the key, never the key itself. A key
+ * is `ssk_<keyId>_<secret>` (256 random bits): the id says which entry to
+ * check, the hash comparison is constant-time. A plain hash suffices because
+ * keys are random, not chosen passwords: there is nothing to guess.
+ *
+ * Lookups read an in-memory mirror kept by a KV watch, so authenticating
+ * costs no round trip and a revocation (the entry rewritten with `revokedAt`)
+ * reaches every edge as fast as the watch delivers it (milliseconds). Revoked
+ * entries stay: "any key was ever created" is what turns authentication on,
+ * and revoking the last key must not open the API again.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Kvm, type KV } from '@nats-io/kv';
+import { StorageType } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { SmartSpecError } from '../errors.js';
+import { KEYS_BUCKET } from '../nats/names.js';
+import { SCOPES, TENANT_ID, type Caller, type Scope } from './principal.js';
+
+export interface ApiKeyRecord {
+  keyId: string;
+  tenant: string;
+  scopes: Scope[];
+  /** SHA-256 (hex) of the whole key. */
+  hash: string;
+  name?: string;
+  createdAt: string;
+  revokedAt?: string;
+}
+
+/** What listings show: everything but the hash. */
+export type ApiKeyView = Omit<ApiKeyRecord, 'hash'>;
+
+const KEY_FORMAT = /^ssk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+const KEY_ID = /^[0-9a-f]{16}$/;
+
+export class KeyNotFoundError extends SmartSpecError {
+  constructor(keyId: string) {
+    super('KEY_NOT_FOUND', `API key '${keyId}' not found`, { details: { keyId } });
+  }
+}
+
+export class InvalidKeyRequestError extends SmartSpecError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+export const viewOf = ({ hash: _hash, ...view }: ApiKeyRecord): ApiKeyView => view;
+
+export class KeyStore {
+  /** Key id → its entry; `record` is undefined for an entry deleted from the bucket (refused like a revoked one). */
+  private readonly keys = new Map<string, { record?: ApiKeyRecord; revision: number }>();
+  private watching?: Promise<void>;
+  private ready!: () => void;
+  private current?: { stop(): void };
+  private closed = false;
+  /** Highest revision delivered, compared with the bucket's to catch a watch that went quiet (a fail-over). */
+  private seen = 0;
+  private seenAtLastCheck = -1;
+  private stallCheck?: NodeJS.Timeout;
+  /** Bumped to abandon a watch (a stopped iterator may never end): its loop quits, its deliveries are ignored. */
+  private generation = 0;
+
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs = 500) {}
+
+  static async open(nc: NatsConnection, replicas = 1): Promise<KeyStore> {
+    const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: 1, storage: StorageType.File, replicas });
+    return new KeyStore(kv, nc);
+  }
+
+  /** Make a key; the returned `key` is the only time it exists anywhere. */
+  async create(request: { tenant: string; scopes: Scope[]; name?: string }, now = new Date()): Promise<{ key: string; record: ApiKeyRecord }> {
+    if (!TENANT_ID.test(request.tenant)) throw new InvalidKeyRequestError(`tenant '${request.tenant}' must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit`);
+    const unknown = request.scopes.find((s) => !(SCOPES as readonly string[]).includes(s));
+    if (unknown !== undefined || request.scopes.length === 0) throw new InvalidKeyRequestError(`scopes must be a non-empty list of ${SCOPES.join(', ')}`);
+    const keyId = randomBytes(8).toString('hex');
+    const key = `ssk_${keyId}_${randomBytes(32).toString('base64url')}`;
+    const record: ApiKeyRecord = {
+      keyId,
+      tenant: request.tenant,
+      scopes: [...new Set(request.scopes)],
+      hash: sha256(key),
+      ...(request.name ? { name: request.name } : {}),
+      createdAt: now.toISOString(),
+    };
+    const revision = await this.kv.create(keyId, JSON.stringify(record));
+    if (this.watching) this.apply(keyId, record, revision);
+    return { key, record };
+  }
+
+  async list(): Promise<ApiKeyRecord[]> {
+    const ids: string[] = [];
+    for await (const k of await this.kv.keys()) ids.push(k);
+    const entries = await Promise.all(ids.map((id) => this.kv.get(id)));
+    return entries
+      .filter((e) => e && e.operation === 'PUT')
+      .map((e) => e!.json() as ApiKeyRecord)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Mark the key revoked (idempotent); it stops working on every edge as the watch delivers it. */
+  async revoke(keyId: string, now = new Date()): Promise<ApiKeyRecord> {
+    if (!KEY_ID.test(keyId)) throw new KeyNotFoundError(keyId);
+    const entry = await this.kv.get(keyId);
+    if (!entry || entry.operation !== 'PUT') throw new KeyNotFoundError(keyId);
+    const record = entry.json() as ApiKeyRecord;
+    if (record.revokedAt) return record;
+    const revoked = { ...record, revokedAt: now.toISOString() };
+    const revision = await this.kv.put(keyId, JSON.stringify(revoked));
+    if (this.watching) this.apply(keyId, revoked, revision);
+    return revoked;
+  }
+
+  /** Whether any key was ever created (revoked ones count): then the edge requires a key. */
+  get anyKeys(): boolean {
+    return this.keys.size > 0;
+  }
+
+  /** The caller a bearer token stands for, or undefined (malformed, unknown, wrong secret, revoked). */
+  authenticate(token: string): Caller | undefined {
+    const match = KEY_FORMAT.exec(token);
+    if (!match) return undefined;
+    const record = this.keys.get(match[1])?.record;
+    if (!record || record.revokedAt) return undefined;
+    const given = Buffer.from(sha256(token), 'hex');
+    if (!timingSafeEqual(given, Buffer.from(record.hash, 'hex'))) return undefined;
+    return { principal: { tenant: record.tenant, keyId: record.keyId }, scopes: new Set(record.scopes) };
+  }
+
+  /** Start mirroring the bucket; resolves once the current keys are in. */
+  watch(): Promise<void> {
+    if (this.watching) return this.watching;
+    this.watching = new Promise((res) => (this.ready = res));
+    void this.follow(this.generation);
+    // A revocation must reach this edge within a second even if its watch silently stalled.
+    this.stallCheck = setInterval(() => void this.restartIfStalled(), this.stallCheckMs);
+    this.stallCheck.unref();
+    return this.watching;
+  }
+
+  private async restartIfStalled(): Promise<void> {
+    const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
+    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
+    this.seenAtLastCheck = this.seen;
+    if (!stalled || this.closed) return;
+    this.current?.stop();
+    void this.follow(++this.generation); // a new watch replays the current values
+  }
+
+  private async follow(generation: number): Promise<void> {
+    const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
+    while (live()) {
+      try {
+        const iter = await this.kv.watch();
+        if (!live()) return iter.stop();
+        this.current = iter;
+        if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends nothing
+        for await (const e of iter) {
+          if (!live()) break;
+          this.apply(e.key, e.operation === 'PUT' ? (e.json() as ApiKeyRecord) : undefined, e.revision);
+          this.seen = Math.max(this.seen, e.revision);
+          if (e.delta === 0) this.ready();
+        }
+      } catch {
+        // connection trouble: watch again (it replays the current values)
+      }
+      await new Promise((r) => setTimeout(r, 250).unref());
+    }
+  }
+
+  private apply(keyId: string, record: ApiKeyRecord | undefined, revision: number): void {
+    const known = this.keys.get(keyId);
+    if (known && known.revision >= revision) return;
+    // A deleted entry stays in the map: it still means keys exist.
+    this.keys.set(keyId, { record, revision });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.stallCheck);
+    this.current?.stop();
+  }
+}
