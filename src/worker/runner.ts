@@ -507,7 +507,10 @@ function resolveStep(step: Step, scope: TemplateScope): Step {
 
 /** An executor that ignores its signal must not hold the execution up. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    work.catch(() => undefined); // its outcome no longer matters, and its failure must not go unhandled
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
