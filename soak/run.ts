@@ -180,7 +180,8 @@ export async function main(argv: string[]): Promise<number> {
     effects = await startSideEffectServer();
     nats = await NatsProcess.start(join(dir, 'store'), dir);
     const edgePort = await freePort();
-    const common = { NATS_URL: nats.url, ACK_WAIT_MS: String(o.ackWaitMs), LOG_LEVEL: 'info' };
+    // The side-effect server is on loopback, which the outbound policy refuses unless allowed.
+    const common = { NATS_URL: nats.url, ACK_WAIT_MS: String(o.ackWaitMs), LOG_LEVEL: 'info', HTTP_STEP_ALLOW: '127.0.0.1' };
     edgeProc = new CliProcess('edge', 'edge', { ...common, PORT: String(edgePort), RATE_LIMIT_MAX: '1000000' }, dir, /edge listening/);
     for (let i = 1; i <= o.workers; i++) workers.push(new CliProcess(`worker${i}`, 'worker', common, dir, /worker consuming commands/));
     await Promise.all([edgeProc.start(), ...workers.map((w) => w.start())]);
