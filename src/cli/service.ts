@@ -34,6 +34,10 @@ import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
 import { KeyStore } from '../auth/keys.js';
 import { keysRouter } from '../edge/routes/keys.js';
+import { schedulesRouter } from '../edge/routes/schedules.js';
+import { FiringStarter } from '../schedules/firing.js';
+import { Scheduler } from '../schedules/scheduler.js';
+import { ScheduleStore } from '../schedules/scheduleStore.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -126,6 +130,10 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       await worker.start();
       stops.push((graceMs) => worker.stop(graceMs));
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
+      // Every worker runs the scheduler: each firing is claimed by one of them (src/schedules).
+      const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
+      scheduler.start();
+      stops.push(async () => scheduler.stop());
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push(() => stopRetention());
@@ -133,7 +141,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
-      const [workflows, idempotency, keys] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas)]);
+      const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
       stops.push(async () => { await closeServer(); index.close(); keys.close(); });
@@ -148,7 +156,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
+        routers: [workflowsRouter(deps), executionsRouter(deps), schedulesRouter({ schedules, workflows, bus }), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();

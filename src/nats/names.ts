@@ -34,3 +34,5 @@ export const TIMERS_BUCKET = 'smartspec_timers';
 export const SECRETS_BUCKET = 'smartspec_secrets';
 /** API keys (hashes only): see src/auth/keys.ts. */
 export const KEYS_BUCKET = 'smartspec_keys';
+/** Schedules and their recent firings (src/schedules). */
+export const SCHEDULES_BUCKET = 'smartspec_schedules';
