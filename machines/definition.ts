@@ -92,6 +92,16 @@ export const stepSchema = z.discriminatedUnion('type', [
 
 export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
 
+/** A NATS subject a trigger listens on: tokens, `*` for one token, a final `>` for the rest. */
+const SUBJECT = /^(?:[^\s.*>]+|\*)(?:\.(?:[^\s.*>]+|\*))*(?:\.>)?$/;
+/** Start an execution per matching event published on `subject` (docs/events.md); expressions are `{% … %}` JSONata. */
+export const triggerSchema = z.strictObject({
+  subject: z.string().regex(SUBJECT, 'is not a NATS subject (tokens separated by dots; * for one token, a final > for the rest)'),
+  filter: z.string().optional(),
+  input: z.unknown().optional(),
+  idempotencyKey: z.string().optional(),
+});
+
 export const definitionSchema = z.strictObject({
   id: stepId,
   version: z.number().int().min(1).optional(),
@@ -99,6 +109,7 @@ export const definitionSchema = z.strictObject({
   steps: z.array(stepSchema).min(1, 'a workflow needs at least one step'),
   parallel: z.array(z.array(z.string()).min(1, 'a parallel group needs at least one step')).default([]),
   budget: budgetSchema.optional(),
+  triggers: z.array(triggerSchema).max(16, 'at most 16 triggers per workflow').optional(),
 });
 
 export type RetryPolicy = z.infer<typeof retrySchema>;
@@ -106,4 +117,5 @@ export type Step = z.infer<typeof stepSchema>;
 export type StepType = Step['type'];
 export type Definition = z.infer<typeof definitionSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
+export type Trigger = z.infer<typeof triggerSchema>;
 export const STEP_TYPES = stepSchema.options.map((o) => o.shape.type.value);

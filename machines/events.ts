@@ -45,7 +45,9 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal }
+/** The event a trigger started an execution for: where it was stored, and its headers that are not secrets. */
+export interface TriggeringEvent { subject: string; stream: string; seq: number; headers?: Record<string, string> }
+export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent }
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;

@@ -38,6 +38,9 @@ import { schedulesRouter } from '../edge/routes/schedules.js';
 import { FiringStarter } from '../schedules/firing.js';
 import { Scheduler } from '../schedules/scheduler.js';
 import { ScheduleStore } from '../schedules/scheduleStore.js';
+import { loadEventsConfig } from '../triggers/config.js';
+import { TriggerConsumer } from '../triggers/triggerConsumer.js';
+import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -74,6 +77,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   useLimits(limits);
   const payloadLimits = payloadLimitsFromEnv(env);
   const authConfig = loadAuthConfig(env);
+  const eventsConfig = roles.worker ? loadEventsConfig(env) : undefined;
   const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
@@ -134,6 +138,12 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
       scheduler.start();
       stops.push(async () => scheduler.stop());
+      // Every worker consumes the events stream for the workflows' triggers (src/triggers).
+      const triggers = await WorkflowTriggers.open(nc, replicas);
+      await triggers.start();
+      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      await triggerConsumer.start();
+      stops.push(async () => { await triggerConsumer.stop(); triggers.stop(); });
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push(() => stopRetention());

@@ -10,6 +10,7 @@ import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
+import type { TriggeringEvent } from '../../machines/events.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
@@ -64,6 +65,8 @@ export interface StartRequest {
   budget?: Budget;
   /** Who starts it: recorded in ExecutionStarted, and its tenant owns the execution. */
   principal?: Principal;
+  /** The event a trigger started it for: recorded in ExecutionStarted. */
+  trigger?: TriggeringEvent;
 }
 
 export type { ResumeRequest };
@@ -118,7 +121,7 @@ export class Engine {
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal });
+      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal, ...(req.trigger ? { trigger: req.trigger } : {}) });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw this.refusedStart(executionId, err);
