@@ -28,6 +28,10 @@ const common = {
   onError: z.enum(['fail', 'continue']).default('fail'),
 };
 
+/** A NATS subject a trigger or a wait listens on: tokens, `*` for one token, a final `>` for the rest. */
+const SUBJECT = /^(?:[^\s.*>]+|\*)(?:\.(?:[^\s.*>]+|\*))*(?:\.>)?$/;
+const subject = z.string().regex(SUBJECT, 'is not a NATS subject (tokens separated by dots; * for one token, a final > for the rest)');
+
 export const transformStepSchema = z.strictObject({ ...common, type: z.literal('transform'), value: z.unknown() });
 
 export const httpStepSchema = z.strictObject({
@@ -69,6 +73,15 @@ export const failStepSchema = z.strictObject({
 /** Waits until a signal with this name is delivered; its payload becomes the output. */
 export const signalStepSchema = z.strictObject({ ...common, type: z.literal('signal'), name: stepId.optional() });
 
+/**
+ * Waits for the first event on `subject` published after the step started for which `match`
+ * (a `{% … %}` expression over `event`, `input`, `steps`) is true; `timeoutMs` fails it with
+ * EVENT_TIMEOUT. To the machine it is a signal step whose signal is `eventSignalName(id)`.
+ */
+export const waitForEventStepSchema = z.strictObject({ ...common, type: z.literal('waitForEvent'), subject, match: z.string().optional() });
+/** The internal signal that delivers a waitForEvent step's event (':' never occurs in a user's signal name). */
+export const eventSignalName = (stepId: string) => `event:${stepId}`;
+
 export const llmStepSchema = z.strictObject({
   ...common,
   type: z.literal('llm'),
@@ -88,15 +101,14 @@ export const stepSchema = z.discriminatedUnion('type', [
   failStepSchema,
   signalStepSchema,
   llmStepSchema,
+  waitForEventStepSchema,
 ]);
 
 export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
 
-/** A NATS subject a trigger listens on: tokens, `*` for one token, a final `>` for the rest. */
-const SUBJECT = /^(?:[^\s.*>]+|\*)(?:\.(?:[^\s.*>]+|\*))*(?:\.>)?$/;
 /** Start an execution per matching event published on `subject` (docs/events.md); expressions are `{% … %}` JSONata. */
 export const triggerSchema = z.strictObject({
-  subject: z.string().regex(SUBJECT, 'is not a NATS subject (tokens separated by dots; * for one token, a final > for the rest)'),
+  subject,
   filter: z.string().optional(),
   input: z.unknown().optional(),
   idempotencyKey: z.string().optional(),

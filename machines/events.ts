@@ -57,6 +57,8 @@ export interface StepStarted {
   durationMs?: number;
   /** A signal step with `timeoutMs`: when it times out without its signal (ISO-8601). */
   deadline?: string;
+  /** A waitForEvent step: events stored in the events stream after this sequence count. */
+  afterSeq?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';

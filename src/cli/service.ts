@@ -39,7 +39,9 @@ import { FiringStarter } from '../schedules/firing.js';
 import { Scheduler } from '../schedules/scheduler.js';
 import { ScheduleStore } from '../schedules/scheduleStore.js';
 import { loadEventsConfig } from '../triggers/config.js';
-import { TriggerConsumer } from '../triggers/triggerConsumer.js';
+import { ensureEventsStream, TriggerConsumer } from '../triggers/triggerConsumer.js';
+import { WaitDispatcher } from '../events/waitDispatcher.js';
+import { WaitStore } from '../events/waitStore.js';
 import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 
 const workerEnv = z.object({
@@ -116,8 +118,11 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
 
     if (roles.worker) {
       const timers = await TimerStore.open(nc, replicas);
+      await ensureEventsStream(nc, eventsConfig!, replicas);
+      const waits = await WaitStore.open(nc, eventsConfig!.stream, replicas);
       engine = await Engine.create({
         timers,
+        waits,
         nc,
         log,
         index,
@@ -144,6 +149,10 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await triggerConsumer.start();
       stops.push(async () => { await triggerConsumer.stop(); triggers.stop(); });
+      // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
+      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
+      await dispatcher.start();
+      stops.push(() => dispatcher.stop());
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push(() => stopRetention());

@@ -8,7 +8,8 @@ import jsonata from 'jsonata';
 import { SmartSpecError } from '../errors.js';
 
 const EXPRESSION = /^\{%([\s\S]*)%\}$/;
-const TIMEOUT_MS = 100;
+/** Wall-clock time, awaits included: evaluations run one at a time where many are due (a dispatcher's candidates). */
+const TIMEOUT_MS = 1000;
 const MAX_DEPTH = 200;
 const CACHE_SIZE = 1000;
 

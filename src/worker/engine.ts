@@ -11,6 +11,7 @@ import { isNoResponders, otherOwners, pingOwner, type ControlReply, type Control
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
 import type { TriggeringEvent } from '../../machines/events.js';
+import type { WaitStore } from '../events/waitStore.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
@@ -48,6 +49,8 @@ export interface EngineOptions {
   payloads?: PayloadStore;
   /** Where steps' durable timers are kept, for every worker to fire. */
   timers?: TimerStore;
+  /** Where waitForEvent steps keep their waits, for every worker's dispatcher. */
+  waits?: WaitStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
   /** Records one execution's history may hold (default SMARTSPEC_HISTORY_LIMIT). */
@@ -273,7 +276,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, historyLimit: this.historyLimit, secrets: this.options.secrets };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
