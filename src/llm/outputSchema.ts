@@ -1,0 +1,145 @@
+/**
+ * JSON Schemas for `llm` step answers, with ajv: checking a schema when a
+ * definition is validated, and checking an answer against it when the step
+ * runs. Pure (ajv compiles to code, it does no I/O; remote `$ref`s are refused).
+ *
+ * The draft follows `$schema` (2020-12 when absent). Unknown keywords and
+ * unknown formats are refused (ajv's strictSchema), so a typo such as
+ * `requird` is a definition error rather than a check that silently never runs.
+ */
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import formats from 'ajv-formats';
+
+export type JsonSchema = Record<string, unknown>;
+
+export interface SchemaProblem {
+  /** Where in the schema, as path segments (`['properties', 'category', 'type']`); empty for the schema itself. */
+  at: (string | number)[];
+  message: string;
+}
+
+/** Checks an answer; returns readable problems (empty when it matches). */
+export type AnswerCheck = (value: unknown) => string[];
+
+const OPTIONS: Options = {
+  allErrors: true,
+  strict: false,
+  strictSchema: true,
+  strictNumbers: true,
+  logger: false,
+  // Ajv's own cache is keyed by schema object and never shrinks: ours (below) is bounded.
+  addUsedSchema: false,
+};
+
+const DRAFTS = [
+  { match: /json-schema\.org\/draft-07\/schema/, make: () => new Ajv(OPTIONS) },
+  { match: /json-schema\.org\/draft\/2019-09\/schema/, make: () => new Ajv2019(OPTIONS) },
+  { match: /json-schema\.org\/draft\/2020-12\/schema/, make: () => new Ajv2020(OPTIONS) },
+] as const;
+
+const instances = new Map<number, Ajv>();
+function ajvFor(schema: JsonSchema): Ajv | undefined {
+  const declared = schema.$schema;
+  const index = declared === undefined ? 2 : DRAFTS.findIndex((d) => typeof declared === 'string' && d.match.test(declared));
+  if (index < 0) return undefined;
+  let ajv = instances.get(index);
+  if (!ajv) {
+    ajv = DRAFTS[index].make();
+    formats.default(ajv);
+    instances.set(index, ajv);
+  }
+  return ajv;
+}
+
+/** What is wrong with a schema for an `llm` step (empty when nothing is). */
+export function schemaProblems(schema: JsonSchema): SchemaProblem[] {
+  const ajv = ajvFor(schema);
+  if (!ajv) {
+    return [{ at: ['$schema'], message: `unsupported $schema '${String(schema.$schema)}' (use draft-07, 2019-09 or 2020-12, or leave it out for 2020-12)` }];
+  }
+  if (!ajv.validateSchema(schema)) return metaProblems(schema, ajv.errors ?? []);
+  try {
+    compile(ajv, schema);
+  } catch (err) {
+    // Unknown keywords and formats, references that do not resolve, patterns that do not parse.
+    return [{ at: [], message: (err as Error).message }];
+  }
+  // Providers' structured output and JSON mode both produce an object.
+  if (schema.type !== 'object') return [{ at: ['type'], message: `the answer's schema must describe an object: give "type": "object" at its root` }];
+  return [];
+}
+
+/** The schema's problems against its meta-schema, one per place, with the segments walked in the schema. */
+function metaProblems(schema: JsonSchema, errors: ErrorObject[]): SchemaProblem[] {
+  const byPath = new Map<string, SchemaProblem>();
+  for (const e of errors) {
+    if (byPath.has(e.instancePath)) continue; // an anyOf reports each branch; the first says it best
+    byPath.set(e.instancePath, { at: pointerSegments(schema, e.instancePath), message: describe(e) });
+  }
+  return [...byPath.values()];
+}
+
+const MAX_COMPILED = 256;
+const compiled = new Map<string, ValidateFunction>();
+
+function compile(ajv: Ajv, schema: JsonSchema): ValidateFunction {
+  const key = JSON.stringify(schema);
+  const hit = compiled.get(key);
+  if (hit) {
+    // Least recently used goes first: move a hit to the end.
+    compiled.delete(key);
+    compiled.set(key, hit);
+    return hit;
+  }
+  const validate = ajv.compile(schema);
+  ajv.removeSchema(schema);
+  compiled.set(key, validate);
+  if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+  return validate;
+}
+
+/**
+ * A checker for answers. The schema was checked at definition validation;
+ * one that still does not compile (a definition stored before that check)
+ * throws here.
+ */
+export function answerCheck(schema: JsonSchema): AnswerCheck {
+  const ajv = ajvFor(schema);
+  if (!ajv) throw new Error(`unsupported $schema '${String(schema.$schema)}'`);
+  const validate = compile(ajv, schema);
+  return (value) => (validate(value) ? [] : (validate.errors ?? []).slice(0, MAX_REPORTED).map((e) => `${e.instancePath || '(root)'} ${describe(e)}`));
+}
+
+/** A follow-up message need not list hundreds of problems. */
+const MAX_REPORTED = 20;
+
+/** ajv's message with the facts it leaves in params (allowed values, the extra property). */
+function describe(e: ErrorObject): string {
+  const p = e.params as Record<string, unknown>;
+  if (e.keyword === 'enum' && Array.isArray(p.allowedValues)) return `${e.message}: ${p.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (e.keyword === 'const') return `${e.message}: ${JSON.stringify(p.allowedValue)}`;
+  if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
+    const extra = p.additionalProperty ?? p.unevaluatedProperty;
+    return `${e.message}: ${JSON.stringify(extra)}`;
+  }
+  return e.message ?? e.keyword;
+}
+
+/** `/properties/a/items/0` → ['properties', 'a', 'items', 0]: numbers only where the schema holds an array. */
+function pointerSegments(root: unknown, pointer: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  let node = root;
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node) && /^\d+$/.test(seg)) {
+      out.push(Number(seg));
+      node = node[Number(seg)];
+    } else {
+      out.push(seg);
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
+    }
+  }
+  return out;
+}
