@@ -29,9 +29,12 @@ const OPTIONS: Options = {
   strictSchema: true,
   strictNumbers: true,
   logger: false,
-  // Ajv's own cache is keyed by schema object and never shrinks: ours (below) is bounded.
+  // No registry of `$id`s: two definitions may use the same id for different schemas.
   addUsedSchema: false,
 };
+
+/** Validators kept, and compiles per ajv instance. */
+const MAX_COMPILED = 256;
 
 const DRAFTS = [
   { match: /json-schema\.org\/draft-07\/schema/, make: () => new Ajv(OPTIONS) },
@@ -39,29 +42,37 @@ const DRAFTS = [
   { match: /json-schema\.org\/draft\/2020-12\/schema/, make: () => new Ajv2020(OPTIONS) },
 ] as const;
 
-const instances = new Map<number, Ajv>();
-function ajvFor(schema: JsonSchema): Ajv | undefined {
+/**
+ * An ajv instance keeps every schema it compiled (its code scope), even after
+ * removeSchema: each one is replaced after MAX_COMPILED compiles, so a worker
+ * that sees endless distinct schemas stays within bounded memory.
+ */
+interface Instance { ajv: Ajv; compiles: number }
+const instances = new Map<number, Instance>();
+function ajvFor(schema: JsonSchema): Instance | undefined {
   const declared = schema.$schema;
   const index = declared === undefined ? 2 : DRAFTS.findIndex((d) => typeof declared === 'string' && d.match.test(declared));
   if (index < 0) return undefined;
-  let ajv = instances.get(index);
-  if (!ajv) {
-    ajv = DRAFTS[index].make();
+  let entry = instances.get(index);
+  if (!entry || entry.compiles >= MAX_COMPILED) {
+    const ajv = DRAFTS[index].make();
     formats.default(ajv);
-    instances.set(index, ajv);
+    entry = { ajv, compiles: 0 };
+    instances.set(index, entry);
   }
-  return ajv;
+  return entry;
 }
 
 /** What is wrong with a schema for an `llm` step (empty when nothing is). */
 export function schemaProblems(schema: JsonSchema): SchemaProblem[] {
-  const ajv = ajvFor(schema);
-  if (!ajv) {
+  const instance = ajvFor(schema);
+  if (!instance) {
     return [{ at: ['$schema'], message: `unsupported $schema '${String(schema.$schema)}' (use draft-07, 2019-09 or 2020-12, or leave it out for 2020-12)` }];
   }
+  const { ajv } = instance;
   if (!ajv.validateSchema(schema)) return metaProblems(schema, ajv.errors ?? []);
   try {
-    compile(ajv, schema);
+    compile(instance, schema);
   } catch (err) {
     // Unknown keywords and formats, references that do not resolve, patterns that do not parse.
     return [{ at: [], message: (err as Error).message }];
@@ -81,10 +92,9 @@ function metaProblems(schema: JsonSchema, errors: ErrorObject[]): SchemaProblem[
   return [...byPath.values()];
 }
 
-const MAX_COMPILED = 256;
 const compiled = new Map<string, ValidateFunction>();
 
-function compile(ajv: Ajv, schema: JsonSchema): ValidateFunction {
+function compile(instance: Instance, schema: JsonSchema): ValidateFunction {
   const key = JSON.stringify(schema);
   const hit = compiled.get(key);
   if (hit) {
@@ -93,8 +103,9 @@ function compile(ajv: Ajv, schema: JsonSchema): ValidateFunction {
     compiled.set(key, hit);
     return hit;
   }
-  const validate = ajv.compile(schema);
-  ajv.removeSchema(schema);
+  instance.compiles++;
+  const validate = instance.ajv.compile(schema);
+  instance.ajv.removeSchema(schema);
   compiled.set(key, validate);
   if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
   return validate;
@@ -106,9 +117,9 @@ function compile(ajv: Ajv, schema: JsonSchema): ValidateFunction {
  * throws here.
  */
 export function answerCheck(schema: JsonSchema): AnswerCheck {
-  const ajv = ajvFor(schema);
-  if (!ajv) throw new Error(`unsupported $schema '${String(schema.$schema)}'`);
-  const validate = compile(ajv, schema);
+  const instance = ajvFor(schema);
+  if (!instance) throw new Error(`unsupported $schema '${String(schema.$schema)}'`);
+  const validate = compile(instance, schema);
   return (value) => (validate(value) ? [] : (validate.errors ?? []).slice(0, MAX_REPORTED).map((e) => `${e.instancePath || '(root)'} ${describe(e)}`));
 }
 
