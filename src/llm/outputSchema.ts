@@ -70,8 +70,8 @@ export function schemaProblems(schema: JsonSchema): SchemaProblem[] {
     return [{ at: ['$schema'], message: `unsupported $schema '${String(schema.$schema)}' (use draft-07, 2019-09 or 2020-12, or leave it out for 2020-12)` }];
   }
   const { ajv } = instance;
-  if (!ajv.validateSchema(schema)) return metaProblems(schema, ajv.errors ?? []);
   try {
+    if (!ajv.validateSchema(schema)) return metaProblems(schema, ajv.errors ?? []);
     compile(instance, schema);
   } catch (err) {
     // Unknown keywords and formats, references that do not resolve, patterns that do not parse.

@@ -1,4 +1,5 @@
 /** The schema of an llm step: refused at definition validation with its path, answers checked, the local provider's answers built from it. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DefinitionError } from '../../../src/errors.js';
 import { validateDefinition } from '../../../src/definition/validate.js';
@@ -53,6 +54,23 @@ describe('definition validation of llm schema and fallbackModels', () => {
     ]);
     expect(issues({ fallbackModels: [] })[0].path).toBe('steps[0].fallbackModels');
     expect(issues({ fallbackModels: [''] })[0].path).toBe('steps[0].fallbackModels[0]');
+  });
+
+  it('never throws on any JSON object as a schema: it is accepted or refused with paths', () => {
+    const schemaLike = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        fc.jsonValue({ maxDepth: 2 }),
+        fc.dictionary(fc.constantFrom('type', 'properties', 'items', 'enum', 'required', '$ref', 'anyOf', 'pattern', 'minimum', 'format', 'const', 'x'), tie('node'), { maxKeys: 4 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 8 }), schemaLike, { maxKeys: 4 }), (schema) => {
+        const found = issues({ schema });
+        for (const i of found) expect(i.path.startsWith('steps[0].schema')).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('reports every problem of every llm step in one pass', () => {
