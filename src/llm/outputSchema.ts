@@ -75,7 +75,8 @@ export function schemaProblems(schema: JsonSchema): SchemaProblem[] {
     compile(instance, schema);
   } catch (err) {
     // Unknown keywords and formats, references that do not resolve, patterns that do not parse.
-    return [{ at: [], message: (err as Error).message }];
+    const message = (err as Error).message;
+    return [{ at: whereInSchema(schema, message), message }];
   }
   // Providers' structured output and JSON mode both produce an object.
   if (schema.type !== 'object') return [{ at: ['type'], message: `the answer's schema must describe an object: give "type": "object" at its root` }];
@@ -153,4 +154,40 @@ function pointerSegments(root: unknown, pointer: string): (string | number)[] {
     }
   }
   return out;
+}
+
+/** Keywords whose value is a schema, a list of schemas, or a map of names to schemas: where subschemas are. */
+const SUBSCHEMA = new Set(['not', 'if', 'then', 'else', 'contains', 'propertyNames', 'additionalProperties', 'additionalItems', 'unevaluatedProperties', 'unevaluatedItems', 'items', 'prefixItems', 'allOf', 'anyOf', 'oneOf']);
+const SUBSCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+
+/**
+ * ajv's compile errors name a keyword (`unknown keyword: "requird"`) or a
+ * place (`at path "#/properties/e"`) but not both ways: find it in the schema.
+ */
+function whereInSchema(schema: JsonSchema, message: string): (string | number)[] {
+  const place = /at path "#([^"]*)"/.exec(message)?.[1];
+  if (place !== undefined) return pointerSegments(schema, place);
+  const keyword = /unknown keyword: "([^"]+)"/.exec(message)?.[1];
+  return keyword === undefined ? [] : (findKeyword(schema, keyword, []) ?? []);
+}
+
+function findKeyword(node: unknown, keyword: string, at: (string | number)[]): (string | number)[] | undefined {
+  if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+  const record = node as Record<string, unknown>;
+  if (Object.hasOwn(record, keyword)) return [...at, keyword];
+  for (const [key, value] of Object.entries(record)) {
+    if (SUBSCHEMA_MAPS.has(key) && value && typeof value === 'object') {
+      for (const [name, sub] of Object.entries(value)) {
+        const found = findKeyword(sub, keyword, [...at, key, name]);
+        if (found) return found;
+      }
+    } else if (SUBSCHEMA.has(key)) {
+      const list = Array.isArray(value) ? value.map((v, i) => [[key, i], v] as const) : [[[key], value] as const];
+      for (const [path, sub] of list) {
+        const found = findKeyword(sub, keyword, [...at, ...path]);
+        if (found) return found;
+      }
+    }
+  }
+  return undefined;
 }

@@ -35,8 +35,9 @@ describe('definition validation of llm schema and fallbackModels', () => {
 
   it('refuses what a meta-schema lets through but would silently do nothing or cannot run', () => {
     const one = (schema: Record<string, unknown>) => issues({ schema });
-    expect(one({ type: 'object', requird: ['a'] })).toEqual([{ path: 'steps[0].schema', message: 'not a valid JSON Schema: strict mode: unknown keyword: "requird"' }]);
-    expect(one({ type: 'object', properties: { e: { type: 'string', format: 'emial' } } })[0].message).toMatch(/unknown format "emial"/);
+    expect(one({ type: 'object', requird: ['a'] })).toEqual([{ path: 'steps[0].schema.requird', message: 'not a valid JSON Schema: strict mode: unknown keyword: "requird"' }]);
+    expect(one({ type: 'object', properties: { tags: { type: 'array', items: { type: 'string', maxLenght: 3 } } } })[0].path).toBe('steps[0].schema.properties.tags.items.maxLenght');
+    expect(one({ type: 'object', properties: { e: { type: 'string', format: 'emial' } } })[0]).toEqual({ path: 'steps[0].schema.properties.e', message: expect.stringMatching(/unknown format "emial"/) });
     expect(one({ type: 'object', properties: { p: { type: 'string', pattern: '(' } } })[0].message).toMatch(/Invalid regular expression/);
     expect(one({ type: 'object', properties: { r: { $ref: 'https://example.com/remote.json' } } })[0].message).toMatch(/can't resolve reference https:\/\/example.com\/remote.json/);
     expect(one({ $schema: 'http://json-schema.org/draft-04/schema#', type: 'object' })).toEqual([
