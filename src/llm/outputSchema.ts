@@ -6,11 +6,13 @@
  * The draft follows `$schema` (2020-12 when absent). Unknown keywords and
  * unknown formats are refused (ajv's strictSchema), so a typo such as
  * `requird` is a definition error rather than a check that silently never runs.
+ * Patterns that may backtrack for exponential time are refused too.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import formats from 'ajv-formats';
+import safeRegex from 'safe-regex2';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -80,7 +82,7 @@ export function schemaProblems(schema: JsonSchema): SchemaProblem[] {
   }
   // Providers' structured output and JSON mode both produce an object.
   if (schema.type !== 'object') return [{ at: ['type'], message: `the answer's schema must describe an object: give "type": "object" at its root` }];
-  return [];
+  return riskyPatterns(schema);
 }
 
 /** The schema's problems against its meta-schema, one per place, with the segments walked in the schema. */
@@ -168,26 +170,50 @@ function whereInSchema(schema: JsonSchema, message: string): (string | number)[]
   const place = /at path "#([^"]*)"/.exec(message)?.[1];
   if (place !== undefined) return pointerSegments(schema, place);
   const keyword = /unknown keyword: "([^"]+)"/.exec(message)?.[1];
-  return keyword === undefined ? [] : (findKeyword(schema, keyword, []) ?? []);
+  return keyword === undefined ? [] : (findKeyword(schema, keyword) ?? []);
 }
 
-function findKeyword(node: unknown, keyword: string, at: (string | number)[]): (string | number)[] | undefined {
-  if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+/** Calls `visit` on the schema and every subschema in it, with its place. */
+function eachSubschema(node: unknown, at: (string | number)[], visit: (schema: Record<string, unknown>, at: (string | number)[]) => void): void {
+  if (!node || typeof node !== 'object' || Array.isArray(node)) return;
   const record = node as Record<string, unknown>;
-  if (Object.hasOwn(record, keyword)) return [...at, keyword];
+  visit(record, at);
   for (const [key, value] of Object.entries(record)) {
     if (SUBSCHEMA_MAPS.has(key) && value && typeof value === 'object') {
-      for (const [name, sub] of Object.entries(value)) {
-        const found = findKeyword(sub, keyword, [...at, key, name]);
-        if (found) return found;
-      }
+      for (const [name, sub] of Object.entries(value)) eachSubschema(sub, [...at, key, name], visit);
     } else if (SUBSCHEMA.has(key)) {
-      const list = Array.isArray(value) ? value.map((v, i) => [[key, i], v] as const) : [[[key], value] as const];
-      for (const [path, sub] of list) {
-        const found = findKeyword(sub, keyword, [...at, ...path]);
-        if (found) return found;
-      }
+      if (Array.isArray(value)) value.forEach((sub, i) => eachSubschema(sub, [...at, key, i], visit));
+      else eachSubschema(value, [...at, key], visit);
     }
   }
-  return undefined;
+}
+
+function findKeyword(schema: JsonSchema, keyword: string): (string | number)[] | undefined {
+  let found: (string | number)[] | undefined;
+  eachSubschema(schema, [], (node, at) => {
+    if (!found && Object.hasOwn(node, keyword)) found = [...at, keyword];
+  });
+  return found;
+}
+
+/**
+ * Patterns run against model answers in the worker's thread: one with nested
+ * repetition (`(a+)+`) can take exponential time on some answers and stall
+ * every execution there. safe-regex2 finds those (star height > 1).
+ */
+function riskyPatterns(schema: JsonSchema): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  const risky = (pattern: string) => !safeRegex(pattern);
+  eachSubschema(schema, [], (node, at) => {
+    if (typeof node.pattern === 'string' && risky(node.pattern)) problems.push({ at: [...at, 'pattern'], message: riskyMessage(node.pattern) });
+    const patterns = node.patternProperties;
+    if (patterns && typeof patterns === 'object') {
+      for (const key of Object.keys(patterns)) if (risky(key)) problems.push({ at: [...at, 'patternProperties', key], message: riskyMessage(key) });
+    }
+  });
+  return problems;
+}
+
+function riskyMessage(pattern: string): string {
+  return `the pattern ${JSON.stringify(pattern)} nests repetition (like (a+)+), which can take exponential time on some answers: write it without a repeated group that itself repeats`;
 }

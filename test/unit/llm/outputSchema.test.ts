@@ -39,6 +39,11 @@ describe('definition validation of llm schema and fallbackModels', () => {
     expect(one({ type: 'object', properties: { tags: { type: 'array', items: { type: 'string', maxLenght: 3 } } } })[0].path).toBe('steps[0].schema.properties.tags.items.maxLenght');
     expect(one({ type: 'object', properties: { e: { type: 'string', format: 'emial' } } })[0]).toEqual({ path: 'steps[0].schema.properties.e', message: expect.stringMatching(/unknown format "emial"/) });
     expect(one({ type: 'object', properties: { p: { type: 'string', pattern: '(' } } })[0].message).toMatch(/Invalid regular expression/);
+    expect(one({ type: 'object', properties: { p: { type: 'string', pattern: '^(\\w+\\s?)*$' } }, patternProperties: { '^(a+)+$': { type: 'string' } } })).toEqual([
+      { path: 'steps[0].schema.patternProperties["^(a+)+$"]', message: expect.stringContaining('exponential time') },
+      { path: 'steps[0].schema.properties.p.pattern', message: expect.stringContaining('nests repetition') },
+    ]);
+    expect(one({ type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]{3}-\\d{4}$' } } })).toEqual([]);
     expect(one({ type: 'object', properties: { r: { $ref: 'https://example.com/remote.json' } } })[0].message).toMatch(/can't resolve reference https:\/\/example.com\/remote.json/);
     expect(one({ $schema: 'http://json-schema.org/draft-04/schema#', type: 'object' })).toEqual([
       { path: 'steps[0].schema.$schema', message: expect.stringMatching(/^not a valid JSON Schema: unsupported \$schema 'http:\/\/json-schema.org\/draft-04\/schema#'/) },
