@@ -12,6 +12,10 @@ type Schema = Record<string, unknown>;
 const MAX_DEPTH = 12;
 /** Below this depth, optional properties and one array item are filled in too. */
 const SHALLOW = 4;
+/** Bounds on what a schema can make us build (it comes from a definition: a huge minItems must not take the worker down). */
+const MAX_NODES = 10_000;
+const MAX_ITEMS = 100;
+const MAX_STRING = 1_000;
 
 const FORMATS: Record<string, string> = {
   'date-time': '2000-01-01T00:00:00Z',
@@ -27,17 +31,19 @@ const FORMATS: Record<string, string> = {
 };
 
 export function schemaExample(schema: Schema, prompt: string): unknown {
-  return build(schema, { root: schema, prompt, depth: 0 });
+  return build(schema, { root: schema, prompt, depth: 0, nodes: { left: MAX_NODES } });
 }
 
 interface Ctx {
   root: Schema;
   prompt: string;
   depth: number;
+  /** Shared by the whole build. */
+  nodes: { left: number };
 }
 
 function build(schema: unknown, ctx: Ctx): unknown {
-  if (!schema || typeof schema !== 'object' || ctx.depth > MAX_DEPTH) return null;
+  if (!schema || typeof schema !== 'object' || ctx.depth > MAX_DEPTH || ctx.nodes.left-- <= 0) return null;
   const s = schema as Schema;
   const deeper = { ...ctx, depth: ctx.depth + 1 };
   if (typeof s.$ref === 'string') return build(localRef(ctx.root, s.$ref), deeper);
@@ -50,16 +56,17 @@ function build(schema: unknown, ctx: Ctx): unknown {
     case 'object': {
       const properties = (s.properties ?? {}) as Record<string, unknown>;
       const required = Array.isArray(s.required) ? (s.required as string[]) : [];
-      const out: Record<string, unknown> = {};
+      // No prototype: a property named `__proto__` or `toString` is just a property.
+      const out: Record<string, unknown> = Object.create(null);
       // Deep down only what is required: a recursive schema stays small.
       for (const [name, sub] of Object.entries(properties)) if (ctx.depth < SHALLOW || required.includes(name)) out[name] = build(sub, deeper);
-      for (const name of required) if (!(name in out)) out[name] = ctx.prompt.slice(0, 40);
+      for (const name of required) if (!Object.hasOwn(out, name)) out[name] = ctx.prompt.slice(0, 40);
       return out;
     }
     case 'array': {
       const prefix = Array.isArray(s.prefixItems) ? (s.prefixItems as unknown[]) : [];
       const count = Math.max(prefix.length, num(s.minItems) ?? (ctx.depth < SHALLOW ? 1 : 0));
-      const bounded = Math.min(count, num(s.maxItems) ?? count);
+      const bounded = Math.min(count, num(s.maxItems) ?? count, MAX_ITEMS);
       return Array.from({ length: bounded }, (_, i) => build(i < prefix.length ? prefix[i] : s.items, deeper));
     }
     case 'string':
@@ -89,11 +96,9 @@ function pickEnum(values: unknown[], prompt: string): unknown {
 
 function stringFor(s: Schema, prompt: string): string {
   if (typeof s.format === 'string' && FORMATS[s.format]) return FORMATS[s.format];
-  const min = num(s.minLength) ?? 0;
+  const min = Math.min(num(s.minLength) ?? 0, MAX_STRING);
   const max = num(s.maxLength) ?? 80;
-  let text = prompt.replace(/\s+/g, ' ').trim().slice(0, Math.max(min, Math.min(max, 80)));
-  while (text.length < min) text += '.';
-  return text;
+  return prompt.replace(/\s+/g, ' ').trim().slice(0, Math.max(min, Math.min(max, 80))).padEnd(min, '.');
 }
 
 function numberFor(s: Schema, integer: boolean): number {

@@ -145,6 +145,16 @@ describe('schemaExample (the local provider)', () => {
     for (const schema of schemas) expect(answerCheck(schema)(schemaExample(schema, 'Classify: the printer jams again'))).toEqual([]);
   });
 
+  it('stays small whatever the schema asks for', () => {
+    const huge = { type: 'object', properties: { s: { type: 'string', minLength: 1e9 }, list: { type: 'array', minItems: 1e9, items: { type: 'integer' } }, toString: { type: 'boolean' } }, required: ['__proto__'] };
+    const value = schemaExample(huge, 'x') as Record<string, unknown>;
+    expect((value.s as string).length).toBe(1000);
+    expect(value.list).toHaveLength(100);
+    expect(Object.keys(value).sort()).toEqual(['__proto__', 'list', 's', 'toString']);
+    const wide = { $defs: { n: { type: 'object', properties: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`p${i}`, { $ref: '#/$defs/n' }])) } }, $ref: '#/$defs/n' };
+    expect(JSON.stringify(schemaExample(wide, 'x')).length).toBeLessThan(200_000);
+  });
+
   it('picks the enum value the prompt mentions, else the first; same prompt, same answer', () => {
     const [schema] = schemas;
     expect(schemaExample(schema, 'Classify: I was charged twice, a Billing problem')).toEqual({ category: 'billing' });
