@@ -262,12 +262,19 @@ describe('llm steps with fallbackModels', () => {
 });
 
 describe('llm steps with a schema on the offline local provider', () => {
-  it('answer with a value built from the schema, picking the enum value the prompt mentions', async () => {
+  it('answer with a value built from the schema, picking the enum value the prompt mentions; braces in the schema are not templates', async () => {
+    const schema = {
+      ...CATEGORY,
+      description: 'Braces such as {{ or }} in a schema are sent as written',
+      properties: { ...CATEGORY.properties, confidence: { type: 'number', minimum: 0.5, maximum: 1, description: '{{not a template}}' } },
+      additionalProperties: false,
+    };
     const { outcome, records, executionId } = await run(
       {
         id: 'classify-local',
         steps: [
-          { id: 'classify', type: 'llm', model: 'local/echo', prompt: 'Classify: {{input.text}}', schema: { ...CATEGORY, properties: { ...CATEGORY.properties, confidence: { type: 'number', minimum: 0.5, maximum: 1 } }, additionalProperties: false } },
+          { id: 'text', type: 'transform', value: '{{input.text}}' },
+          { id: 'classify', type: 'llm', model: 'local/echo', prompt: 'Classify: {{steps.text.output}}', schema },
         ],
       },
       { text: 'a bug: the app crashes' },
