@@ -14,6 +14,7 @@ import { loadExecution, summarize } from '../../../src/log/views.js';
 import { defaultExecutors } from '../../../src/steps/index.js';
 import { llmExecutor } from '../../../src/steps/llm.js';
 import type { StepExecutors } from '../../../src/steps/types.js';
+import { Engine } from '../../../src/worker/engine.js';
 import { def, useEngine } from '../../support/engine.js';
 import { useNatsServer } from '../../support/nats.js';
 import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.js';
@@ -195,6 +196,21 @@ describe('llm steps with a schema', () => {
     expect(outcome.status).toBe('FAILED');
     expect(fake.chatRequests).toHaveLength(1); // 60 of 100 spent; the re-ask's prompt alone does not fit in 40
     expect(recs(records, 'StepFailed', 'classify')[0].error).toMatchObject({ code: 'BUDGET_EXCEEDED', details: { usage: { totalTokens: 60 }, attempts: [{ ask: 1, invalid: expect.any(Array) }] } });
+  });
+
+  it('resolve a secret in the prompt of a step whose schema shows braces', async () => {
+    fake.enqueue(answer('{"category":"billing"}'));
+    const { executors: ex } = executors();
+    const engine = await Engine.create({ nc: fx.nc, log: fx.log, executors: ex, secrets: { get: async (name) => `value-of-${name}` } });
+    try {
+      const schema = { ...CATEGORY, description: 'Answer like {"category": …}; a lone {{ is text' };
+      const runner = await engine.start({ definition: def({ id: 'classify-secret', steps: [{ id: 'classify', type: 'llm', model: 'up/gpt-fake', prompt: 'Account {{secrets.ACCOUNT}}: classify', schema }] }) });
+      expect((await runner.done).status).toBe('COMPLETED');
+      expect(fake.chatRequests[0].body.messages.at(-1).content).toBe('Account value-of-ACCOUNT: classify');
+      expect(fake.chatRequests[0].body.response_format.json_schema.schema).toEqual(schema);
+    } finally {
+      await engine.close();
+    }
   });
 });
 
