@@ -12,6 +12,7 @@ import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
 import { checkTriggers } from './triggers.js';
+import { llmStepIssues } from '../llm/stepRules.js';
 
 export interface Issue { path: string; message: string }
 
@@ -45,7 +46,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   const parsed = definitionSchema.safeParse(doc);
   if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
   const def = parsed.data;
-  const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def)];
+  const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def), ...def.steps.flatMap((s, i) => (s.type === 'llm' ? llmStepIssues(s, `steps[${i}]`) : []))];
   if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def), ...checkTriggers(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
