@@ -154,7 +154,8 @@ export const createdKeySchema = apiKeySchema.extend({ key: z.string().meta({ des
 
 export type StartExecutionRequest = z.input<typeof startExecutionBody>;
 export type ResumeExecutionRequest = z.input<typeof resumeExecutionBody>;
-export type ListExecutionsQuery = z.input<typeof listExecutionsQuery>;
+/** What a client sends (the query is text; the edge coerces `limit`). */
+export type ListExecutionsQuery = Partial<z.output<typeof listExecutionsQuery>>;
 export type Problem = z.infer<typeof problemSchema>;
 export type StartedExecution = z.infer<typeof startedExecutionSchema>;
 export type Execution = z.infer<typeof executionSchema>;
