@@ -8,6 +8,8 @@
  *   const { executionId } = await client.start({ workflowId: 'spec-review', input: { feature: 'export' } });
  *   for await (const event of client.events(executionId)) console.log(event.seq, event.type);
  *   const output = await client.awaitResult(executionId);
+ *   const { lastSeq } = await client.resume(failedId, { fromStep: 'tests' });
+ *   await client.awaitResult(failedId, { afterSeq: lastSeq });
  */
 import type {
   Checkpoint,
@@ -15,6 +17,7 @@ import type {
   ExecutionEntry,
   ExecutionEvent,
   ListExecutionsQuery,
+  Resumed,
   ResumeExecutionRequest,
   StartedExecution,
   StartExecutionRequest,
@@ -34,6 +37,7 @@ export type {
   ExecutionStatus,
   ListExecutionsQuery,
   Problem,
+  Resumed,
   ResumeExecutionRequest,
   StartedExecution,
   StartExecutionRequest,
@@ -65,6 +69,8 @@ export interface EventsOptions extends RequestOptions {
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 /** Wait before reconnecting a dropped stream, unless the server said otherwise (`retry:`). */
 const DEFAULT_RECONNECT_MS = 1000;
+/** How often awaitResult looks whether a worker has taken a resume. */
+const RESUME_POLL_MS = 100;
 
 export class SmartSpecClient {
   private readonly baseUrl: string;
@@ -146,23 +152,28 @@ export class SmartSpecClient {
    * Wait for the execution to end: its output when it COMPLETED; an ExecutionFailedError
    * when it ended FAILED or CANCELLED. A WAITING execution is waited for (it needs a signal
    * or its timer); bound the wait with the signal (e.g. AbortSignal.timeout(ms)).
+   * After a resume, pass its `lastSeq` as `afterSeq`: the end that counts is a later one
+   * (until a worker takes the resume, the execution still shows its earlier end).
    */
-  async awaitResult<Output = unknown>(executionId: string, options: RequestOptions = {}): Promise<Output> {
-    let execution = await this.get(executionId, options);
-    if (!TERMINAL.has(execution.status)) {
-      for await (const _ of this.events(executionId, { ...options, from: execution.lastSeq === undefined ? 0 : execution.lastSeq + 1 })) {
+  async awaitResult<Output = unknown>(executionId: string, options: RequestOptions & { afterSeq?: number } = {}): Promise<Output> {
+    const { afterSeq = 0, signal } = options;
+    let execution = await this.get(executionId, { signal });
+    while ((execution.lastSeq ?? 0) <= afterSeq && afterSeq > 0) {
+      await delay(RESUME_POLL_MS, signal);
+      execution = await this.get(executionId, { signal });
+    }
+    while (!TERMINAL.has(execution.status)) {
+      for await (const _ of this.events(executionId, { signal, from: execution.lastSeq === undefined ? 0 : execution.lastSeq + 1 })) {
         // followed to the end
       }
-      execution = await this.get(executionId, options);
+      execution = await this.get(executionId, { signal });
     }
     if (execution.status === 'COMPLETED') return execution.output as Output;
-    if (execution.status === 'FAILED' || execution.status === 'CANCELLED') throw new ExecutionFailedError(executionId, execution.status, execution.error);
-    // The stream ended but the summary has not caught up: look again.
-    return this.awaitResult(executionId, options);
+    throw new ExecutionFailedError(executionId, execution.status as 'FAILED' | 'CANCELLED', execution.error);
   }
 
-  /** Resume a FAILED or CANCELLED execution (or re-run from a step): from `checkpointId` or `fromStep`, with corrected `steps`. */
-  resume(executionId: string, request: ResumeExecutionRequest = {}, options?: RequestOptions): Promise<{ executionId: string; status: string }> {
+  /** Resume a FAILED or CANCELLED execution (or re-run from a step): from `checkpointId` or `fromStep`, with `steps`: a corrected definition. */
+  resume(executionId: string, request: ResumeExecutionRequest = {}, options?: RequestOptions): Promise<Resumed> {
     return this.request('POST', `/executions/${encodeURIComponent(executionId)}/resume`, { body: request, ...options });
   }
 

@@ -40,7 +40,7 @@ export const resumeExecutionBody = z
   .strictObject({
     checkpointId: z.string().min(1).optional().meta({ description: 'resume from this checkpoint (GET /executions/{id}/checkpoints)' }),
     fromStep: z.string().min(1).optional().meta({ description: 'run again from this step' }),
-    steps: z.unknown().optional().meta({ description: 'corrected steps, replacing those with the same ids' }),
+    steps: z.unknown().optional().meta({ description: 'a definition document whose steps (and parallel groups) replace the recorded ones' }),
     budget: budgetRequestSchema.optional(),
   })
   .meta({ id: 'ResumeExecution' });
@@ -136,7 +136,11 @@ export const checkpointListSchema = z
   .object({ executionId: z.string(), checkpoints: z.array(z.looseObject({ id: z.string(), seq: z.number().int(), type: z.string() })) })
   .meta({ id: 'CheckpointList' });
 
-export const resumedSchema = z.object({ executionId: z.string(), status: executionStatusSchema });
+export const resumedSchema = z.object({
+  executionId: z.string(),
+  status: executionStatusSchema,
+  lastSeq: z.number().int().meta({ description: "the log's last record when the resume was accepted: the resumed run's records come after it" }),
+});
 export const cancellingSchema = z.object({ executionId: z.string(), cancelling: z.literal(true) });
 export const signalledSchema = z.object({ executionId: z.string(), signal: z.string(), stepId: z.string() });
 
@@ -163,5 +167,6 @@ export type ExecutionEntry = z.infer<typeof executionEntrySchema>;
 export type ExecutionEvent = z.infer<typeof eventSchema>;
 export type Checkpoint = z.infer<typeof checkpointListSchema>['checkpoints'][number];
 export type StoredWorkflow = z.infer<typeof storedWorkflowSchema>;
+export type Resumed = z.infer<typeof resumedSchema>;
 export type WorkflowListEntry = z.infer<typeof workflowListSchema>['workflows'][number];
 export type ExecutionStatus = z.infer<typeof executionStatusSchema>;

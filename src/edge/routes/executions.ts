@@ -207,7 +207,8 @@ export function executionsRouter(deps: RouteDeps): Router {
     planResume(loaded, req); // refuses now what the worker would refuse later
     await bus.publish('resume', { executionId: id, ...req, principal: callerOf(ctx).principal }, `resume:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
-    ctx.body = { executionId: id, status: 'RUNNING' };
+    // The records after lastSeq are the resumed run's: a client waits for the end after it.
+    ctx.body = { executionId: id, status: 'RUNNING', lastSeq: loaded.fold.lastSeq };
   });
 
   router.post('/executions/:id/cancel', async (ctx) => {
