@@ -5,6 +5,7 @@
  * (`/executions/:id`); `openApiPath` turns them into OpenAPI's `{id}` form,
  * and a test checks that every route of the edge is in the document.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import { definitionSchema } from '../../machines/definition.js';
@@ -86,8 +87,21 @@ export type OpenApiDocument = ReturnType<typeof createDocument>;
 
 let cached: OpenApiDocument | undefined;
 
+/** The package's version: its package.json is two folders up from the sources, three from dist/src. */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'smartspec-orchestrator' && pkg.version) return pkg.version;
+    } catch {
+      // not there: the other layout
+    }
+  }
+  return '0.0.0';
+}
+
 /** The document (built once per process; do not modify it). */
-export function openApiDocument(version = '0.0.0'): OpenApiDocument {
+export function openApiDocument(): OpenApiDocument {
   if (cached) return cached;
   const paths: ZodOpenApiPathsObject = {};
   for (const [method, path, operation] of ROUTES) paths[openApiPath(path)] = { ...paths[openApiPath(path)], [method]: operation };
@@ -95,7 +109,7 @@ export function openApiDocument(version = '0.0.0'): OpenApiDocument {
     openapi: '3.1.0',
     info: {
       title: 'SmartSpec Orchestrator',
-      version,
+      version: packageVersion(),
       description: 'Durable workflows over NATS JetStream. Errors are application/problem+json (RFC 9457) with a stable `code`. The typed client is `smartspec-orchestrator/client`.',
     },
     tags: [

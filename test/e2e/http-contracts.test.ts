@@ -4,7 +4,9 @@
  * other), the definition schema accepts the shipped examples and refuses what
  * the validator refuses, and the reference page works under the strict CSP.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type Router from '@koa/router';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -15,6 +17,9 @@ import type { EdgeApp } from '../../src/edge/index.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService } from '../support/service.js';
 
+const run = promisify(execFile);
+/** Debian's chromium, when installed (.ci/run installs it for the browser tests). */
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const nats = useNatsServer();
 const start = useService(nats);
 
@@ -39,6 +44,7 @@ describe('the contracts of the HTTP API', () => {
     const res = await http(base, 'GET', '/openapi.json');
     expect(res.status).toBe(200);
     expect(res.json.openapi).toBe('3.1.0');
+    expect(res.json.info.version).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
     const result = await validate(structuredClone(res.json));
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
   });
@@ -117,6 +123,16 @@ describe('the contracts of the HTTP API', () => {
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
   });
+
+  it.skipIf(!CHROMIUM)('the reference page renders every operation in a real browser, with no CSP violation or script error', async () => {
+    const { stdout, stderr } = await run(CHROMIUM!, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--enable-logging=stderr', '--v=0', '--virtual-time-budget=10000', '--dump-dom', `${base}/docs`], { timeout: 60_000 });
+    const doc = (await http(base, 'GET', '/openapi.json')).json;
+    const operations = Object.values(doc.paths as Record<string, object>).reduce<number>((n, item) => n + Object.keys(item).length, 0);
+    const schemas = Object.keys(doc.components.schemas).length;
+    expect(stdout.match(/<section class="operation"/g)?.length).toBe(operations + schemas);
+    expect(stdout).toContain('/executions/{id}/events/stream');
+    expect(stderr).not.toMatch(/Content Security Policy|Refused to|Uncaught/);
+  }, 90_000);
 
   it('keeps the contracts open when API keys are required, and the API closed', async () => {
     const locked = await start({ worker: false, env: { SMARTSPEC_AUTH: 'required' } });

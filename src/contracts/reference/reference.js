@@ -1,18 +1,6 @@
 // Renders /openapi.json as a reference page. Served by the edge itself with
 // CSP default-src 'self': no inline script or style, and text goes in with
 // textContent only (descriptions are data, never markup).
-const doc = await fetch('/openapi.json').then((r) => {
-  if (!r.ok) throw new Error(`/openapi.json answered ${r.status}`);
-  return r.json();
-}).catch((err) => {
-  const status = document.getElementById('status');
-  status.textContent = `Could not load the document: ${err.message}`;
-  status.className = 'error';
-  return undefined;
-});
-
-if (doc) render(doc);
-
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -114,3 +102,15 @@ function summaryOf(s) {
   if (s.default !== undefined) parts.push(`default ${JSON.stringify(s.default)}`);
   return parts.join(' ');
 }
+
+const doc = await fetch('/openapi.json').then((r) => {
+  if (!r.ok) throw new Error(`/openapi.json answered ${r.status}`);
+  return r.json();
+}).catch((err) => {
+  const status = document.getElementById('status');
+  status.textContent = `Could not load the document: ${err.message}`;
+  status.className = 'error';
+  return undefined;
+});
+
+if (doc) render(doc);

@@ -13,12 +13,12 @@ export const CONTRACT_PATHS: ReadonlySet<string> = new Set([OPENAPI_PATH, DEFINI
 /** Whether a path is one of the contracts (the reference page's files included). */
 export const isContractPath = (path: string) => CONTRACT_PATHS.has(path) || path.startsWith(`${REFERENCE_PATH}/`);
 
-export function contractsRouter(options: { version?: string } = {}): Router {
+export function contractsRouter(): Router {
   const router = new Router();
 
   router.get(OPENAPI_PATH, (ctx) => {
     ctx.set('Cache-Control', 'public, max-age=60');
-    ctx.body = openApiDocument(options.version);
+    ctx.body = openApiDocument();
   });
 
   router.get(DEFINITION_SCHEMA_PATH, (ctx) => {
