@@ -158,6 +158,17 @@ describe('the npm package', () => {
     expect(stray).toEqual([]);
   });
 
+  it('the client imports nothing but its own modules (no node:, no packages), so it loads in a browser', () => {
+    const clientDir = join(consumer, 'node_modules/smartspec-orchestrator/dist/src/client');
+    const client = files.filter((f) => f.startsWith('dist/src/client/') && f.endsWith('.js'));
+    expect(client.length).toBeGreaterThanOrEqual(3);
+    for (const file of client) {
+      const code = readFileSync(join(clientDir, file.slice('dist/src/client/'.length)), 'utf8');
+      const imports = [...code.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]/gm)].map((m) => m[1] ?? m[2]);
+      expect(imports.filter((i) => !/^\.\/[\w-]+\.js$/.test(i)), file).toEqual([]);
+    }
+  });
+
   it('installs into a project and runs both entry points against a running service', async () => {
     const installed = JSON.parse(readFileSync(join(consumer, 'node_modules/smartspec-orchestrator/package.json'), 'utf8'));
     expect(installed.private).toBeUndefined();
