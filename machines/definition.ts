@@ -119,6 +119,8 @@ export const triggerSchema = z.strictObject({
 });
 
 export const definitionSchema = z.strictObject({
+  /** Where editors find the JSON Schema (`smartspec schema`, GET /schemas/definition.json); ignored. */
+  $schema: z.string().optional(),
   id: stepId,
   version: z.number().int().min(1).optional(),
   description: z.string().optional(),
