@@ -151,8 +151,8 @@ export class Engine {
    * FAILED/CANCELLED one from its last checkpoint.
    */
   async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
-    await this.assertNoLiveOwner(executionId);
-    const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
+    // Both only read: the owner check need not wait for the load (an owner found throws all the same).
+    const [, loaded] = await Promise.all([this.assertNoLiveOwner(executionId), loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId))]);
     const plan = planResume(loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
