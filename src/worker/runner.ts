@@ -29,7 +29,10 @@ import {
   type WorkflowSnapshot,
 } from '../../machines/index.js';
 import type { Step } from '../../machines/definition.js';
-import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
+import { evaluateWhen, type TemplateScope } from '../definition/templates.js';
+import { evaluateCondition, resolveStep } from '../definition/resolve.js';
+import { isExpression } from '../definition/expressions.js';
+import { stepIndex } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
@@ -340,30 +343,38 @@ export class ExecutionRunner {
 
   /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
   private begin(step: Step, snap: WorkflowSnapshot): void {
-    if (step.when !== undefined && scopeHoldsRefs(this.scope(snap, step))) {
-      // `when` may read a value kept by reference: fetch it first (once, however often this is called meanwhile).
+    if (step.when === undefined) return this.decide(step, snap, true);
+    // An expression, or a value kept by reference, is read asynchronously (once, however often this is called meanwhile).
+    if (isExpression(step.when) || scopeHoldsRefs(this.scope(snap, step))) {
       const key = `when:${step.id}`;
       if (this.starting.has(key)) return;
       this.starting.add(key);
-      void this.scopeFor(step, snap).then(
-        (scope) => {
-          this.starting.delete(key);
-          if (!this.stopped) this.decide(step, snap, scope);
-        },
-        (err) => {
-          this.starting.delete(key);
-          const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
-          if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
-        },
-      );
+      void this.scopeFor(step, snap)
+        .then((scope) => evaluateCondition(step.when!, scope, `${this.pathOf(step)}.when`))
+        .then(
+          (holds) => {
+            this.starting.delete(key);
+            if (!this.stopped) this.decide(step, snap, holds);
+          },
+          (err) => {
+            this.starting.delete(key);
+            const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
+            if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+          },
+        );
       return;
     }
-    this.decide(step, snap);
+    this.decide(step, snap, evaluateWhen(step.when, this.scope(snap, step)));
   }
 
-  private decide(step: Step, snap: WorkflowSnapshot, scope?: TemplateScope): void {
+  /** Where a step stands in the definition (`steps[2].cases[0].steps[1]`), for errors that name a path. */
+  private pathOf(step: Step): string {
+    return stepIndex(this.snapshot.context.definition).get(step.id)?.path ?? step.id;
+  }
+
+  private decide(step: Step, snap: WorkflowSnapshot, when: boolean): void {
     const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
-    if (step.when !== undefined && !evaluateWhen(step.when, scope ?? this.scope(snap, step))) {
+    if (!when) {
       return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
     }
     const { budget, usage } = snap.context;
@@ -400,7 +411,7 @@ export class ExecutionRunner {
     const work = async (): Promise<WorkflowEvent> => {
       try {
         const secrets = await this.secrets.forStep(step);
-        const resolved = resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) });
+        const resolved = await resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) }, this.pathOf(step));
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
@@ -492,17 +503,6 @@ function actorFrom(snapshot: WorkflowSnapshot): Actor<WorkflowMachine> {
   });
   actor.start();
   return actor;
-}
-
-/** Resolve the templated fields of a step against the outputs so far. */
-function resolveStep(step: Step, scope: TemplateScope): Step {
-  switch (step.type) {
-    case 'transform': return { ...step, value: resolveTemplates(step.value, scope) };
-    case 'http': return { ...step, request: resolveTemplates(step.request, scope) as typeof step.request };
-    case 'llm': return { ...step, prompt: resolveTemplates(step.prompt, scope) as string, model: resolveTemplates(step.model, scope) as string, ...(step.system ? { system: resolveTemplates(step.system, scope) as string } : {}) };
-    case 'fail': return { ...step, message: String(resolveTemplates(step.message, scope)) };
-    default: return step;
-  }
 }
 
 /** An executor that ignores its signal must not hold the execution up. */
