@@ -55,6 +55,10 @@ export interface StepStarted {
   durationMs?: number;
   /** A signal step with `timeoutMs`: when it times out without its signal (ISO-8601). */
   deadline?: string;
+  /** A switch: the case the worker chose (its index, "default", or null for none). */
+  case?: number | 'default' | null;
+  /** A loop: the iteration it enters (1-based). A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';
@@ -67,6 +71,10 @@ export interface StepCompleted {
   latencyMs?: number;
   /** Fired by a timer (a sleep's end): how long after its `wakeAt` it was recorded. */
   lateMs?: number;
+  /** A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
+  /** A loop: how many iterations ran. */
+  iterations?: number;
 }
 export interface StepFailed {
   type: 'StepFailed';
@@ -76,6 +84,8 @@ export interface StepFailed {
   retryInMs?: number;
   /** Fired by a timer (a signal's timeout): how long after its `deadline` it was recorded. */
   lateMs?: number;
+  /** A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

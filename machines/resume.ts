@@ -10,6 +10,7 @@ import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '
 import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
+import { blocksOf, stepIndex, walkSteps } from './blocks.js';
 import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
@@ -31,9 +32,11 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
 
   // The stage to resume at: the named step's, or the first one not fully done.
   let target: number;
-  if (plan.fromStep !== undefined) {
-    target = stages.findIndex((s) => s.steps.some((st) => st.id === plan.fromStep));
-    if (target < 0) throw new StepNotFoundError(plan.fromStep, plan.definition.id);
+  // A step inside a container re-runs from its top-level container (the resume point is a top-level stage).
+  const fromStep = plan.fromStep === undefined ? undefined : topLevelOf(plan.definition, plan.fromStep);
+  if (fromStep !== undefined) {
+    target = stages.findIndex((s) => s.steps.some((st) => st.id === fromStep));
+    if (target < 0) throw new StepNotFoundError(fromStep, plan.definition.id);
   } else {
     target = oldStages.findIndex((s) => s.steps.some((st) => phases[st.id] !== 'done'));
     if (target < 0) target = oldStages.length;
@@ -63,6 +66,8 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
   const keepInStage = (id: string) =>
     plan.fromStep === undefined && stage !== undefined && oldStages[target]?.key === stage.key && phases[id] === 'done';
   if (stage) for (const st of stage.steps) if (keepInStage(st.id)) keep.add(st.id);
+  // The steps inside a kept container keep their outputs too.
+  for (const st of plan.definition.steps) if (keep.has(st.id)) for (const v of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(v.step.id);
 
   // Recovery leaves a step waiting on a recorded timer waiting: a sleep is not restarted from zero,
   // a signal's timeout not pushed back.
@@ -84,4 +89,10 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     output: undefined,
   };
   return compileCached(plan.definition).resolveState({ value, context });
+}
+
+/** The top-level step a step belongs to (itself at the top level); the id itself when unknown (refused later). */
+function topLevelOf(def: Definition, id: string): string {
+  const v = stepIndex(def).get(id);
+  return v ? (v.ancestors[0] ?? v.step).id : id;
 }

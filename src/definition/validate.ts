@@ -56,7 +56,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
 }
 
 /** Step types the engine can run so far: the language's other types validate, but are refused here rather than failing at run time. */
-const RUNNABLE: ReadonlySet<StepType> = new Set(['transform', 'http', 'sleep', 'fail', 'signal', 'llm']);
+const RUNNABLE: ReadonlySet<StepType> = new Set(['transform', 'http', 'sleep', 'fail', 'signal', 'llm', 'switch', 'parallel', 'loop', 'graph']);
 
 function checkRunnable(def: Definition): Issue[] {
   const issues: Issue[] = [];

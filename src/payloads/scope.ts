@@ -19,9 +19,9 @@ export function scopeHoldsRefs(scope: TemplateScope): boolean {
   return false;
 }
 
-/** Replace, in a scope, the refs that the step's templates read with their values. */
-export async function resolveScopeRefs(scope: TemplateScope, step: Step, payloads: PayloadStore): Promise<TemplateScope> {
-  const roots = new Set<string>();
+/** Replace, in a scope, the refs that the step's templates (and `readsAlso`, e.g. a loop's `until`) read with their values. */
+export async function resolveScopeRefs(scope: TemplateScope, step: Step, payloads: PayloadStore, readsAlso?: unknown): Promise<TemplateScope> {
+  const roots = new Set<string>(readsAlso === undefined ? [] : rootsReadBy(readsAlso));
   for (const [, field] of templatedFields(step)) for (const root of rootsReadBy(field)) roots.add(root);
   const steps = { ...scope.steps };
   const resolved: TemplateScope = { ...scope, steps };
