@@ -11,6 +11,7 @@ import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
 import { blocksOf, stepIndex, walkSteps } from './blocks.js';
+import { isContainer } from './definition.js';
 import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
@@ -69,10 +70,32 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
   // The steps inside a kept container keep their outputs too.
   for (const st of plan.definition.steps) if (keep.has(st.id)) for (const v of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(v.step.id);
 
+  // From a checkpoint, a container of the resume stage that was under way continues where it was:
+  // what completed inside it (branches, items of a block, earlier steps of the current iteration)
+  // stays done, what had not is pending again.
+  const runningAt = (atCheckpoint.value as { running?: unknown }).running;
+  const valueAt = (id: string): Value | undefined => {
+    if (!stage || typeof runningAt !== 'object' || runningAt === null) return undefined;
+    const at = (runningAt as Record<string, Value>)[stage.key];
+    return stage.parallel ? (at as Record<string, Value> | undefined)?.[id] : at;
+  };
+  const underWay = new Map<string, Value>();
+  if (stage && plan.fromStep === undefined && oldStages[target]?.key === stage.key) {
+    for (const st of stage.steps) {
+      const v = valueAt(st.id);
+      const old = oldStages[target].steps.find((o) => o.id === st.id);
+      if (isContainer(st) && v && typeof v === 'object' && JSON.stringify(old) === JSON.stringify(st)) {
+        underWay.set(st.id, pendingAgain(v));
+        keep.add(st.id);
+        for (const d of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(d.step.id);
+      }
+    }
+  }
+
   // Recovery leaves a step waiting on a recorded timer waiting: a sleep is not restarted from zero,
   // a signal's timeout not pushed back.
   const waitsOnTimer = (id: string) => plan.recovery === true && phases[id] === 'waiting' && before.timers?.[id]?.attempt === stepMapGet(before.attempts, id);
-  const phaseOf = (id: string) => (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
+  const phaseOf = (id: string): Value => underWay.get(id) ?? (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
   const value = stage === undefined
     ? { running: END_STATE }
     : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, phaseOf(st.id)])) : phaseOf(stage.steps[0].id) } };
@@ -95,4 +118,14 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
 function topLevelOf(def: Definition, id: string): string {
   const v = stepIndex(def).get(id);
   return v ? (v.ancestors[0] ?? v.step).id : id;
+}
+
+type Value = string | { [k: string]: Value };
+/** Phases of steps that had started but not completed: they run again. */
+const RUN_AGAIN = new Set(['running', 'backoff', 'waiting', 'failed']);
+
+/** A container's state value with every step that had not completed pending again. */
+function pendingAgain(v: Value): Value {
+  if (typeof v === 'string') return RUN_AGAIN.has(v) ? 'pending' : v;
+  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, pendingAgain(inner)]));
 }

@@ -213,3 +213,56 @@ describe('graph', () => {
     expect(outputs.g).toMatchObject({ A: 1, B: 1, E: { c: true } });
   });
 });
+
+describe('resume of a FAILED execution re-runs only what had not completed', () => {
+  /** Counts hits per path; /flaky answers 500 until fixed. */
+  function countingServer() {
+    const hits = new Map<string, number>();
+    let fixed = false;
+    for (const path of ['/ok', '/flaky', '/first']) {
+      handlers.set(path, (req, res) => {
+        hits.set(path, (hits.get(path) ?? 0) + 1);
+        const fail = path === '/flaky' && !fixed;
+        res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ path }));
+      });
+    }
+    return { hits, fix: () => { fixed = true; } };
+  }
+  const http = (id: string, path: string) => ({ id, type: 'http', request: { url: `${base}${path}` }, retry: { maxAttempts: 1 } });
+
+  it('the failed branch of a parallel, not the branch that completed', async () => {
+    const server = countingServer();
+    const engine = await fx.engine();
+    const d = def({ id: 'resume-branch', steps: [{ id: 'p', type: 'parallel', branches: { good: [http('okStep', '/ok')], bad: [http('first', '/first'), http('flakyStep', '/flaky')] } }, t('after', '{{steps.p.output.bad.body}}')] });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    server.fix();
+    const resumed = await engine.resume(runner.executionId);
+    const outcome = await resumed.done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(Object.fromEntries(server.hits)).toEqual({ '/ok': 1, '/first': 1, '/flaky': 2 });
+    expect(plainContext(outcome.snapshot.context).outputs.after).toEqual({ path: '/flaky' });
+    const records = await fx.log.read(runner.executionId);
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+  });
+
+  it('the current iteration of a loop, not the iterations before it', async () => {
+    const server = countingServer();
+    const engine = await fx.engine();
+    const d = def({
+      id: 'resume-loop',
+      steps: [{ id: 'l', type: 'loop', maxIterations: 3, steps: [http('first', '/first'), { id: 's', type: 'switch', cases: [{ when: '{% iteration = 2 %}', steps: [http('flakyStep', '/flaky')] }] }] }],
+    });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    expect(Object.fromEntries(server.hits)).toEqual({ '/first': 2, '/flaky': 1 });
+    server.fix();
+    const outcome = await (await engine.resume(runner.executionId)).done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    // iteration 2 continues at its failed step; iteration 3 runs whole
+    expect(Object.fromEntries(server.hits)).toEqual({ '/first': 3, '/flaky': 2 });
+    const records = await fx.log.read(runner.executionId);
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+    expect(rec(records, 'StepCompleted', 'first').map((r) => r.iteration)).toEqual([1, 2, 3]);
+  });
+});
