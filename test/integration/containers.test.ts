@@ -12,6 +12,7 @@ import { def, indexOf, useEngine } from '../support/engine.js';
 import { replayExecution } from '../../src/log/replay.js';
 import { plainContext } from '../support/context.js';
 import type { StoredRecord } from '../../src/log/records.js';
+import { loadExecution, summarize } from '../../src/log/views.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -78,6 +79,14 @@ describe('switch', () => {
     expect(indexOf(records, 'StepCompleted', 'ticket')).toBeLessThan(indexOf(records, 'StepStarted', 'notify'));
     expect(indexOf(records, 'StepCompleted', 'notify')).toBeLessThan(indexOf(records, 'StepCompleted', 'route'));
     expect(rec(records, 'StepStarted', 'notify')[0].state).toEqual({ running: { route: { 'case:1': { notify: 'running' } } } });
+  });
+
+  it('the execution summary lists the steps inside containers', async () => {
+    const { runner } = await run(sw, { category: 'bug' });
+    const summary = summarize(await loadExecution(fx.log, runner.executionId));
+    expect(summary.steps.ticket).toMatchObject({ phase: 'done', output: 7 });
+    expect(summary.steps.refund).toEqual({ phase: 'pending' });
+    expect(summary.steps.route).toMatchObject({ phase: 'done', output: { ticket: 7 } });
   });
 
   it('default when no case holds', async () => {
