@@ -275,3 +275,52 @@ describe('resume of a FAILED execution re-runs only what had not completed', () 
     expect(rec(records, 'StepCompleted', 'first').map((r) => r.iteration)).toEqual([1, 2, 3]);
   });
 });
+
+describe('a worker that stops mid-container', () => {
+  it('another engine continues it: the completed branch does not run again, the interrupted one does', async () => {
+    const hits = new Map<string, number>();
+    let release!: () => void;
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => { held = r; });
+    let hold = true;
+    handlers.set('/fast', (_req, res) => { hits.set('fast', (hits.get('fast') ?? 0) + 1); res.writeHead(200, { 'content-type': 'application/json' }).end('{"fast":true}'); });
+    handlers.set('/held', (_req, res) => {
+      hits.set('held', (hits.get('held') ?? 0) + 1);
+      if (!hold) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"held":true}');
+      held();
+      release = () => res.destroy();
+    });
+    const d = def({ id: 'crash-branch', steps: [{ id: 'p', type: 'parallel', branches: { quick: [{ id: 'fast', type: 'http', request: { url: `${base}/fast` } }], slow: [t('pre'), { id: 'held', type: 'http', request: { url: `${base}/held` } }] } }] });
+    const first = await fx.engine();
+    const runner = await first.start({ definition: d });
+    await isHeld;
+    // wait until the quick branch is recorded, then stop the first engine without writing anything (as a crash would)
+    for (let i = 0; i < 100 && !(await fx.log.read(runner.executionId)).some((r) => r.record.type === 'StepCompleted' && (r.record as { stepId?: string }).stepId === 'fast'); i++) await new Promise((r) => setTimeout(r, 20));
+    await first.close();
+    hold = false;
+    release();
+    const second = await fx.engine();
+    const outcome = await (await second.resume(runner.executionId)).done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(Object.fromEntries(hits)).toEqual({ fast: 1, held: 2 });
+    const records = await fx.log.read(runner.executionId);
+    expect(rec(records, 'StepStarted', 'pre')).toHaveLength(1);
+    expect(records.filter((r) => r.record.type === 'ExecutionResumed').map((r) => (r.record as { reason?: string }).reason)).toEqual(['recovery']);
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+    expect(plainContext(outcome.snapshot.context).outputs.p).toEqual({ quick: expect.objectContaining({ body: { fast: true } }), slow: expect.objectContaining({ body: { held: true } }) });
+  });
+
+  it('cancelling reaches a loop body', async () => {
+    let opened!: () => void;
+    const open = new Promise<void>((r) => { opened = r; });
+    let aborted = 0;
+    handlers.set('/hang-loop', (_req, res) => { opened(); res.on('close', () => { if (!res.writableEnded) aborted++; }); });
+    const engine = await fx.engine();
+    const runner = await engine.start({ definition: def({ id: 'loopcancel', steps: [{ id: 'l', type: 'loop', maxIterations: 3, steps: [t('a'), { id: 'h', type: 'http', request: { url: `${base}/hang-loop` } }] }] }) });
+    await open;
+    await engine.cancel(runner.executionId);
+    expect((await runner.done).status).toBe('CANCELLED');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aborted).toBe(1);
+  });
+});
