@@ -14,7 +14,8 @@ export function stepsReferencedBy(step: Step): string[] {
   let ids = cache.get(step);
   if (!ids) {
     const found = new Set<string>();
-    // A validated step: its templates are well-formed and its expressions parse.
+    // A validated step: its templates are well-formed and its expressions parse. Only templated
+    // fields count: an llm step's `schema` is sent as written (its descriptions may show braces).
     for (const [, value] of templatedFields(step)) for (const root of rootsReadBy(value)) if (root.startsWith('steps.')) found.add(root.slice('steps.'.length));
     cache.set(step, (ids = [...found]));
   }

@@ -14,6 +14,7 @@ import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound } from './outboundRules.js';
 import { checkReferences, type Issue } from './references.js';
+import { llmStepIssues } from '../llm/stepRules.js';
 
 export type { Issue };
 
@@ -48,7 +49,8 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   const shape = parsed.success ? [] : zodIssues(parsed.error).filter((i) => !pre.some((p) => i.path.startsWith(p.path)));
   if (!parsed.success) throw new DefinitionError([...pre, ...shape]);
   const def = parsed.data;
-  const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def)];
+  const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
+  const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues];
   if (issues.length === 0) issues.push(...checkReferences(def), ...checkSignals(def), ...checkOutbound(def));
   if (issues.length === 0) issues.push(...checkRunnable(def));
   if (issues.length) throw new DefinitionError(issues);
