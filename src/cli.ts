@@ -2,6 +2,7 @@
  * `smartspec`: the command line. A composition root: it wires NATS (embedded
  * or NATS_URL), the event log and the engine, and prints what happens.
  */
+import { walkSteps } from '../machines/blocks.js';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -256,7 +257,7 @@ async function follow(runner: ExecutionRunner): Promise<number> {
   const ctx = snapshot.context;
   out(`status: ${status}`);
   if (status === 'WAITING') {
-    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    const waiting = [...walkSteps(ctx.definition.steps)].map((v) => v.step).filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     out(`waiting for signal ${waiting.join(', ')}: smartspec signal ${runner.executionId} <name> --payload JSON`);
     return 0;
   }
