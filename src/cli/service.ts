@@ -34,6 +34,7 @@ import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
 import { KeyStore } from '../auth/keys.js';
 import { keysRouter } from '../edge/routes/keys.js';
+import { uiRouter } from '../edge/routes/ui.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -148,7 +149,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
+        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), uiRouter()],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();

@@ -1,0 +1,106 @@
+/**
+ * The Gantt (model/timeline.ts) drawn with positioned elements: a row per
+ * step, a bar per attempt; rows of a parallel group framed together. A bar
+ * is a button: clicking it picks the step (for a resume).
+ */
+import { duration } from '../format.js';
+import type { Bar, Row, Timeline } from '../model/timeline.js';
+
+const pct = (v: number, span: number) => `${((v / span) * 100).toFixed(3)}%`;
+
+const KIND_LABEL: Record<Bar['kind'], string> = { run: 'ran', wait: 'waited', backoff: 'backoff before the next attempt', skipped: 'skipped' };
+
+function BarView({ bar, span, onSelect }: { bar: Bar; span: number; onSelect: (stepId: string) => void }) {
+  const length = bar.end - bar.start;
+  const label = `${bar.stepId}${bar.kind === 'backoff' || bar.kind === 'skipped' ? '' : ` attempt ${bar.attempt}`}: ${KIND_LABEL[bar.kind]} ${duration(length)}${bar.open ? ', still going' : bar.kind === 'backoff' ? '' : `, ${bar.outcome}`}`;
+  return (
+    <button
+      type="button"
+      class={`bar bar-${bar.kind} outcome-${bar.outcome}${bar.open ? ' open' : ''}`}
+      style={{ left: pct(bar.start, span), width: pct(length, span) }}
+      data-step={bar.stepId}
+      data-kind={bar.kind}
+      data-attempt={bar.attempt}
+      data-start={bar.start}
+      data-end={bar.end}
+      aria-label={label}
+      title={label}
+      onClick={() => onSelect(bar.stepId)}
+    >
+      <span class="bar-text">{bar.kind === 'backoff' ? '' : bar.attempt > 1 ? `#${bar.attempt}` : ''}</span>
+    </button>
+  );
+}
+
+function RowView({ row, span, selected, onSelect, markers }: { row: Row; span: number; selected?: string; onSelect: (s: string) => void; markers: Timeline['markers'] }) {
+  return (
+    <div class={`tl-row${row.stepId === selected ? ' selected' : ''}`} data-step={row.stepId} role="listitem">
+      <div class="tl-label">
+        <span>{row.stepId}</span> <small class="muted">{row.type}</small>
+      </div>
+      <div class="tl-track">
+        {markers.map((m, i) => (
+          <span key={i} class={`tl-marker marker-${m.kind}`} style={{ left: pct(m.at, span) }} aria-hidden="true" />
+        ))}
+        {row.bars.map((bar) => (
+          <BarView key={`${bar.seq}-${bar.kind}`} bar={bar} span={span} onSelect={onSelect} />
+        ))}
+      </div>
+    </div>
+  );
+}
+
+export function TimelineView({ timeline, selected, onSelect }: { timeline: Timeline; selected?: string; onSelect: (stepId: string) => void }) {
+  const { span, rows, markers } = timeline;
+  // Consecutive rows of one parallel group are framed together.
+  const blocks: { group?: number; rows: Row[] }[] = [];
+  for (const row of rows) {
+    const last = blocks[blocks.length - 1];
+    if (row.group !== undefined && last?.group === row.group) last.rows.push(row);
+    else blocks.push({ group: row.group, rows: [row] });
+  }
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * span);
+  return (
+    <div class="timeline" data-span={span}>
+      <div class="tl-axis" aria-hidden="true">
+        <div class="tl-label" />
+        <div class="tl-track">
+          {ticks.map((t, i) => (
+            <span key={i} class="tl-tick" style={{ left: pct(t, span) }}>
+              {duration(t)}
+            </span>
+          ))}
+        </div>
+      </div>
+      <div role="list" aria-label="Steps over time">
+        {blocks.map((b, i) =>
+          b.group === undefined ? (
+            <RowView key={i} row={b.rows[0]} span={span} selected={selected} onSelect={onSelect} markers={markers} />
+          ) : (
+            <div key={i} class="tl-group" role="listitem" aria-label={`parallel group: ${b.rows.map((r) => r.stepId).join(', ')}`}>
+              <span class="tl-group-label">parallel</span>
+              <div role="list">
+                {b.rows.map((row) => (
+                  <RowView key={row.stepId} row={row} span={span} selected={selected} onSelect={onSelect} markers={markers} />
+                ))}
+              </div>
+            </div>
+          ),
+        )}
+      </div>
+      {markers.length ? (
+        <p class="tl-legend muted">
+          {markers.map((m, i) => (
+            <span key={i} class={`legend-marker marker-${m.kind}`}>
+              {m.label} at {duration(m.at)}
+            </span>
+          ))}
+        </p>
+      ) : null}
+      <p class="tl-legend muted" aria-hidden="true">
+        <span class="swatch bar-run outcome-completed" /> ran <span class="swatch bar-wait outcome-completed" /> waiting
+        <span class="swatch bar-backoff" /> backoff <span class="swatch bar-run outcome-failed" /> failed
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,134 @@
+/**
+ * The Gantt of an execution from its log: one row per step, one bar per
+ * attempt (from its StepStarted to its StepCompleted or StepFailed), the wait
+ * of a sleep or signal step shaded as waiting, the backoff between a failed
+ * attempt and the next one as its own bar. Steps of a parallel group are rows
+ * of one group, so their bars stand side by side in time. Pure.
+ */
+import { currentDefinition, type Definition, type EventRecord } from './records.js';
+
+export type BarKind = 'run' | 'wait' | 'backoff' | 'skipped';
+export type BarOutcome = 'completed' | 'failed' | 'retrying' | 'open';
+
+export interface Bar {
+  stepId: string;
+  attempt: number;
+  kind: BarKind;
+  outcome: BarOutcome;
+  /** ms since the execution started */
+  start: number;
+  end: number;
+  /** Still open: its end is the time the timeline was computed for. */
+  open: boolean;
+  seq: number;
+}
+
+export interface Row {
+  stepId: string;
+  type: string;
+  /** Index of the parallel group the step belongs to, if any. */
+  group?: number;
+  bars: Bar[];
+}
+
+export interface Marker { at: number; kind: 'resume' | 'end'; label: string }
+
+export interface Timeline {
+  startedAt: number;
+  /** ms from start to the last record (or to `now` while running) */
+  span: number;
+  rows: Row[];
+  markers: Marker[];
+}
+
+const ENDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
+
+export function buildTimeline(records: EventRecord[], now: number): Timeline {
+  const startedAt = records.length ? Date.parse(records[0].at) : now;
+  const rel = (at: string) => Date.parse(at) - startedAt;
+  const definition = currentDefinition(records);
+  const rows = new Map<string, Row>();
+  const rowOf = (stepId: string): Row => {
+    let row = rows.get(stepId);
+    if (!row) rows.set(stepId, (row = { stepId, type: 'step', bars: [] }));
+    return row;
+  };
+  // Rows in definition order (every definition the log carried: a resume may add steps).
+  for (const r of records) {
+    const def = r.type === 'ExecutionStarted' || r.type === 'ExecutionResumed' ? r.definition : undefined;
+    if (def) for (const s of def.steps) rowOf(s.id).type = s.type;
+  }
+  if (definition) applyGroups(definition, rows);
+
+  const open = new Map<string, Bar>();
+  const markers: Marker[] = [];
+  let last = 0;
+  let ended = false;
+  for (const r of records) {
+    const t = rel(r.at);
+    last = Math.max(last, t);
+    switch (r.type) {
+      case 'StepStarted': {
+        const row = rowOf(r.stepId);
+        const backoff = open.get(r.stepId);
+        if (backoff?.kind === 'backoff') closeBar(backoff, t, 'completed');
+        const waits = row.type === 'sleep' || row.type === 'signal' || r.wakeAt !== undefined;
+        const bar: Bar = { stepId: r.stepId, attempt: r.attempt, kind: waits ? 'wait' : 'run', outcome: 'open', start: t, end: t, open: true, seq: r.seq };
+        row.bars.push(bar);
+        open.set(r.stepId, bar);
+        break;
+      }
+      case 'StepCompleted': {
+        const bar = open.get(r.stepId);
+        if (bar && bar.kind !== 'backoff') closeBar(bar, t, 'completed');
+        else rowOf(r.stepId).bars.push({ stepId: r.stepId, attempt: r.attempt ?? 0, kind: 'skipped', outcome: 'completed', start: t, end: t, open: false, seq: r.seq });
+        open.delete(r.stepId);
+        break;
+      }
+      case 'StepFailed': {
+        const bar = open.get(r.stepId);
+        const retrying = r.retryInMs !== undefined;
+        if (bar && bar.kind !== 'backoff') closeBar(bar, t, retrying ? 'retrying' : 'failed');
+        else rowOf(r.stepId).bars.push({ stepId: r.stepId, attempt: r.attempt, kind: 'run', outcome: 'failed', start: t, end: t, open: false, seq: r.seq });
+        open.delete(r.stepId);
+        if (retrying) {
+          const wait: Bar = { stepId: r.stepId, attempt: r.attempt, kind: 'backoff', outcome: 'open', start: t, end: t + r.retryInMs!, open: true, seq: r.seq };
+          rowOf(r.stepId).bars.push(wait);
+          open.set(r.stepId, wait);
+        }
+        break;
+      }
+      case 'ExecutionResumed':
+        // Attempts open before the resume were cut short: the resumed run starts them again.
+        for (const bar of open.values()) closeBar(bar, t, bar.kind === 'backoff' ? 'completed' : 'failed');
+        open.clear();
+        ended = false;
+        markers.push({ at: t, kind: 'resume', label: r.fromStep ? `resumed from ${r.fromStep}` : r.reason === 'recovery' ? 'recovered' : 'resumed' });
+        break;
+      default:
+        if (ENDS.has(r.type)) {
+          ended = true;
+          for (const bar of open.values()) closeBar(bar, t, bar.kind === 'backoff' ? 'completed' : 'failed');
+          open.clear();
+          markers.push({ at: t, kind: 'end', label: r.type.replace('Execution', '').toLowerCase() });
+        }
+    }
+  }
+  const end = ended ? last : Math.max(last, now - startedAt);
+  for (const bar of open.values()) bar.end = Math.max(bar.end, end);
+  const span = Math.max(end, ...[...rows.values()].flatMap((r) => r.bars.map((b) => b.end)), 1);
+  return { startedAt, span, rows: [...rows.values()], markers };
+}
+
+function closeBar(bar: Bar, t: number, outcome: BarOutcome): void {
+  bar.end = Math.max(t, bar.start);
+  bar.outcome = outcome;
+  bar.open = false;
+}
+
+function applyGroups(def: Definition, rows: Map<string, Row>): void {
+  def.parallel.forEach((group, gi) => group.forEach((id) => {
+    const row = rows.get(id);
+    if (row) row.group = gi;
+  }));
+}
