@@ -6,6 +6,7 @@ import { Json } from './Json.js';
 
 function ChainBanner({ chain }: { chain: ChainResult | null }) {
   if (!chain) return <p class="chain muted">Checking the hash chain…</p>;
+  if (chain.status === 'empty') return <p class="chain muted">No records yet.</p>;
   if (chain.status === 'unavailable') return <p class="chain muted">The hash chain was not checked: this browser offers SHA-256 only over https or on localhost.</p>;
   if (chain.status === 'verified') return <p class="chain chain-ok" data-chain="verified">Hash chain verified: all {chain.checked} records link up (SHA-256, recomputed in this browser).</p>;
   return (

@@ -20,8 +20,12 @@ function StepNode({ node, active, failed, selected, onSelect }: Props & { node: 
   const phase = node.children.find((c) => active.has(c.id))?.key;
   return (
     <div class={`sc-step${active.has(node.id) ? ' active' : ''}${failed.has(step.id) ? ' failed' : ''}${selected === step.id ? ' selected' : ''}`} data-state={node.id} data-step={step.id}>
-      <button type="button" class="sc-step-title" onClick={() => onSelect(step.id)} aria-label={`step ${step.id} (${step.type})${phase ? `, ${phase}` : ''}${failed.has(step.id) ? ', failed' : ''}`}>
+      <button type="button" class="sc-step-title" onClick={() => onSelect(step.id)}>
         {step.id} <small>{step.type}</small>
+        <span class="sr-only">
+          {phase ? `, ${phase}` : ''}
+          {failed.has(step.id) ? ', failed' : ''}
+        </span>
       </button>
       <ul class="sc-phases" aria-hidden="true">
         {node.children.map((c) => (

@@ -9,7 +9,7 @@ import type { EventRecord } from './records.js';
 
 export interface ChainResult {
   /** 'unavailable': the browser offers SHA-256 only in a secure context (https, or localhost). */
-  status: 'verified' | 'broken' | 'unavailable';
+  status: 'verified' | 'broken' | 'unavailable' | 'empty';
   checked: number;
   /** seqs whose recorded hash is not the computed one */
   broken: number[];
@@ -18,6 +18,7 @@ export interface ChainResult {
 const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
 
 export async function verifyChain(records: EventRecord[]): Promise<ChainResult> {
+  if (!records.length) return { status: 'empty', checked: 0, broken: [] };
   if (!globalThis.crypto?.subtle) return { status: 'unavailable', checked: 0, broken: [] };
   const encoder = new TextEncoder();
   const broken: number[] = [];

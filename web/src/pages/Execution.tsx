@@ -48,9 +48,16 @@ export function ExecutionPage({ id }: { id: string }) {
       actedAt = Date.now();
       woken();
     };
+    // Reads may answer out of order (a slow one after a newer one): only a newer read replaces the summary.
+    let issued = 0;
+    let applied = 0;
     const readSummary = async () => {
+      const n = ++issued;
       const s = await api<ExecutionSummary>('GET', `/executions/${enc(id)}`, undefined, signal);
-      if (!signal.aborted) setSummary(s);
+      if (!signal.aborted && n > applied) {
+        applied = n;
+        setSummary(s);
+      }
       return s;
     };
     let summaryDue: ReturnType<typeof setTimeout> | undefined;
