@@ -104,6 +104,7 @@ describe('the explorer', { timeout: 60_000 }, () => {
     await page.locator('tr[data-execution="ui-forkjoin"]').waitFor();
     await expect(page.locator('tr[data-execution="ui-failing"] .status').textContent()).resolves.toBe('FAILED');
     await screenshot(page, '1-executions');
+    expect(await seriousViolations(page)).toEqual([]);
     await page.getByLabel('Status').selectOption('FAILED');
     await page.locator('tr[data-execution="ui-forkjoin"]').waitFor({ state: 'detached' });
     expect(await page.locator('tr[data-execution="ui-failing"]').count()).toBe(1);

@@ -4,7 +4,7 @@
  * resumes, and bars still open at the time it is drawn.
  */
 import { describe, expect, it } from 'vitest';
-import { buildTimeline } from '../../web/src/model/timeline.js';
+import { buildTimeline, positionOf } from '../../web/src/model/timeline.js';
 import type { EventRecord } from '../../web/src/model/records.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -76,5 +76,30 @@ describe('the explorer timeline', () => {
     );
     expect(resumed.rows[0].bars.map((b) => [b.start, b.end, b.outcome])).toEqual([[10, 20, 'failed'], [1010, 1500, 'open']]);
     expect(resumed.markers.map((m) => [m.kind, m.at, m.label])).toEqual([['end', 30, 'failed'], ['resume', 1000, 'resumed from a']]);
+  });
+
+  it('draws a long idle stretch narrow, keeping the order of everything', () => {
+    const t = buildTimeline(
+      [
+        rec(0, { type: 'ExecutionStarted', definition, input: {} }),
+        rec(10, { type: 'StepStarted', stepId: 'a', attempt: 1 }),
+        rec(20, { type: 'StepFailed', stepId: 'a', attempt: 1, error: { code: 'X', message: 'x', retryable: false } }),
+        rec(30, { type: 'ExecutionFailed', stepId: 'a', error: { code: 'X', message: 'x', retryable: false } }),
+        rec(3_600_000, { type: 'ExecutionResumed', checkpointSeq: 1, fromStep: 'a', reason: 'resume' }),
+        rec(3_600_010, { type: 'StepStarted', stepId: 'a', attempt: 1 }),
+        rec(3_600_040, { type: 'StepCompleted', stepId: 'a', attempt: 1, output: 1 }),
+        rec(3_600_050, { type: 'ExecutionCompleted', output: 1 }),
+      ],
+      T0,
+    );
+    expect(t.gaps).toEqual([{ from: 30, to: 3_600_000 }]);
+    const x = (ms: number) => positionOf(t, ms);
+    expect(x(0)).toBe(0);
+    expect(x(t.span)).toBeCloseTo(1, 9);
+    expect(x(3_600_000) - x(30)).toBeCloseTo(0.04, 9); // the hour is 4% of the width
+    // Outside the gap, time keeps one scale: the 30 ms attempt is three times the 10 ms one.
+    expect((x(3_600_040) - x(3_600_010)) / (x(20) - x(10))).toBeCloseTo(3, 9);
+    const samples = [0, 10, 20, 30, 1000, 1_800_000, 3_600_000, 3_600_010, 3_600_050];
+    expect(samples.map(x)).toEqual([...samples.map(x)].sort((a, b) => a - b));
   });
 });

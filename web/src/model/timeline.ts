@@ -33,13 +33,22 @@ export interface Row {
 
 export interface Marker { at: number; kind: 'resume' | 'end'; label: string }
 
+/** An idle stretch (nothing ran, nothing waited) long enough to be drawn narrow. */
+export interface Gap { from: number; to: number }
+
 export interface Timeline {
   startedAt: number;
   /** ms from start to the last record (or to `now` while running) */
   span: number;
   rows: Row[];
   markers: Marker[];
+  gaps: Gap[];
 }
+
+/** An idle stretch longer than this share of the span (and than MIN_GAP_MS) is cut down to GAP_SHARE of the width. */
+const GAP_MIN_SHARE = 0.2;
+const MIN_GAP_MS = 1000;
+const GAP_SHARE = 0.04;
 
 const ENDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
 
@@ -117,7 +126,44 @@ export function buildTimeline(records: EventRecord[], now: number): Timeline {
   const end = ended ? last : Math.max(last, now - startedAt);
   for (const bar of open.values()) bar.end = Math.max(bar.end, end);
   const span = Math.max(end, ...[...rows.values()].flatMap((r) => r.bars.map((b) => b.end)), 1);
-  return { startedAt, span, rows: [...rows.values()], markers };
+  const list = [...rows.values()];
+  return { startedAt, span, rows: list, markers, gaps: idleGaps(list, markers, span) };
+}
+
+/**
+ * Stretches where no bar is drawn, long enough to hide the rest (a failure
+ * resumed an hour later): the axis draws them narrow, marked as cut.
+ */
+function idleGaps(rows: Row[], markers: Marker[], span: number): Gap[] {
+  const busy = [...rows.flatMap((r) => r.bars.map((b) => [b.start, b.end] as const)), ...markers.map((m) => [m.at, m.at] as const)].sort((a, b) => a[0] - b[0]);
+  const gaps: Gap[] = [];
+  const min = Math.max(MIN_GAP_MS, span * GAP_MIN_SHARE);
+  let reached = 0;
+  for (const [start, end] of busy) {
+    if (start - reached > min) gaps.push({ from: reached, to: start });
+    reached = Math.max(reached, end);
+  }
+  return gaps;
+}
+
+/** Where time `t` (ms since the start) is drawn, from 0 to 1, idle gaps narrowed. */
+export function positionOf(timeline: Pick<Timeline, 'span' | 'gaps'>, t: number): number {
+  const { span, gaps } = timeline;
+  if (!gaps.length) return t / span;
+  const share = Math.min(GAP_SHARE, 0.3 / gaps.length);
+  const idle = gaps.reduce((sum, g) => sum + (g.to - g.from), 0);
+  const drawn = (span - idle) / (1 - share * gaps.length); // the whole width, in ms of drawn time
+  const gapLength = share * drawn;
+  let x = 0;
+  let at = 0;
+  for (const g of gaps) {
+    if (t <= g.from) return (x + (t - at)) / drawn;
+    x += g.from - at;
+    if (t < g.to) return (x + ((t - g.from) / (g.to - g.from)) * gapLength) / drawn;
+    x += gapLength;
+    at = g.to;
+  }
+  return (x + (t - at)) / drawn;
 }
 
 function closeBar(bar: Bar, t: number, outcome: BarOutcome): void {
