@@ -5,7 +5,7 @@
  * may start it again), and the summary is read again as records arrive.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, enc } from '../api.js';
+import { api, ApiError, enc } from '../api.js';
 import { Actions } from '../components/Actions.js';
 import { EventLog } from '../components/EventLog.js';
 import { ProblemView } from '../components/Problem.js';
@@ -23,6 +23,8 @@ import { href } from '../router.js';
 
 /** After an action, follow this long even if the execution still looks ended (the worker has yet to act). */
 const AFTER_ACTION_MS = 10_000;
+const SUMMARY_EVERY_MS = 2000;
+const RETRY_MS = 3000;
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
   const t = setTimeout(resolve, ms);
   signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
@@ -60,28 +62,34 @@ export function ExecutionPage({ id }: { id: string }) {
       }
       return s;
     };
+    // Records can come fast: the summary is read again at most every SUMMARY_EVERY_MS (the rate limit counts each read).
     let summaryDue: ReturnType<typeof setTimeout> | undefined;
+    let lastRead = 0;
     const onRecord = (r: EventRecord) => {
       if (recs.length && r.seq <= recs[recs.length - 1].seq) return;
       recs = [...recs, r];
       setRecords(recs);
       summaryDue ??= setTimeout(() => {
         summaryDue = undefined;
+        lastRead = Date.now();
         readSummary().catch(() => undefined);
-      }, 150);
+      }, Math.max(150, lastRead + SUMMARY_EVERY_MS - Date.now()));
     };
     (async () => {
-      try {
-        let s = await readSummary();
-        const first = await api<{ events: EventRecord[] }>('GET', `/executions/${enc(id)}/events`, undefined, signal);
-        recs = first.events;
-        setRecords(recs);
-        while (!signal.aborted) {
+      let s: ExecutionSummary | undefined;
+      while (!signal.aborted) {
+        try {
+          if (!s) {
+            s = await readSummary();
+            recs = (await api<{ events: EventRecord[] }>('GET', `/executions/${enc(id)}/events`, undefined, signal)).events;
+            setRecords(recs);
+          }
           if (!isTerminal(s.status) || Date.now() - actedAt < AFTER_ACTION_MS) {
             setLive(true);
             const from = recs.length ? recs[recs.length - 1].seq + 1 : 0;
             await followEvents(id, from, onRecord, signal);
             s = await readSummary();
+            setError(null);
             if (isTerminal(s.status)) await sleep(300, signal);
             continue;
           }
@@ -90,11 +98,14 @@ export function ExecutionPage({ id }: { id: string }) {
             woken = resolve;
             signal.addEventListener('abort', () => resolve(), { once: true });
           });
-        }
-      } catch (err) {
-        if (!signal.aborted) {
+        } catch (err) {
+          if (signal.aborted) return;
           setError(err);
           setLive(false);
+          // Not found, no key, not allowed: trying again will not help. A 429, a 5xx or a lost connection may pass.
+          const status = err instanceof ApiError ? err.status : 0;
+          if (status >= 400 && status < 500 && status !== 429) return;
+          await sleep(RETRY_MS, signal);
         }
       }
     })();
