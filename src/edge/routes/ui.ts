@@ -34,14 +34,19 @@ export function defaultUiDir(): string {
   return join(dir, 'web', 'dist');
 }
 
+/** The build's files; none (the page answers 404) when there is no build or it is being rewritten meanwhile. */
 function readBuild(dir: string): Map<string, UiFile> {
   const files = new Map<string, UiFile>();
-  if (!existsSync(join(dir, 'index.html'))) return files;
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const full = join(entry.parentPath, entry.name);
-    const type = TYPES[extname(entry.name)];
-    if (type) files.set(relative(dir, full).split(sep).join('/'), { type, body: readFileSync(full) });
+  try {
+    if (!existsSync(join(dir, 'index.html'))) return files;
+    for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const full = join(entry.parentPath, entry.name);
+      const type = TYPES[extname(entry.name)];
+      if (type) files.set(relative(dir, full).split(sep).join('/'), { type, body: readFileSync(full) });
+    }
+  } catch {
+    files.clear(); // a build in progress: serving half of it would be worse than none
   }
   return files;
 }

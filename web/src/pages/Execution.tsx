@@ -80,9 +80,11 @@ export function ExecutionPage({ id }: { id: string }) {
       while (!signal.aborted) {
         try {
           if (!s) {
-            s = await readSummary();
+            // The log first: a summary read after it is at least as new, and what the log gains later
+            // arrives on the stream (which reads the summary again). The other order could miss records.
             recs = (await api<{ events: EventRecord[] }>('GET', `/executions/${enc(id)}/events`, undefined, signal)).events;
             setRecords(recs);
+            s = await readSummary();
           }
           if (!isTerminal(s.status) || Date.now() - actedAt < AFTER_ACTION_MS) {
             setLive(true);
