@@ -63,9 +63,15 @@ export function TimelineView({ timeline, selected, onSelect }: { timeline: Timel
     else blocks.push({ group: row.group, rows: [row] });
   }
   // Ticks at the start, the end, and both sides of every cut gap; others where there is room.
-  const ticks: { t: number; align: string }[] = gaps.length
+  const candidates: { t: number; align: string }[] = gaps.length
     ? [{ t: 0, align: 'first' }, ...gaps.flatMap((g) => [{ t: g.from, align: 'last' }, { t: g.to, align: 'first' }]), { t: span, align: 'last' }]
     : [0, 0.25, 0.5, 0.75, 1].map((f, i) => ({ t: f * span, align: i === 0 ? 'first' : i === 4 ? 'last' : '' }));
+  // Labels too close to the one before would overlap: the end's label wins over its neighbour.
+  const ticks: typeof candidates = [];
+  for (const tick of candidates) {
+    while (ticks.length > 1 && at(tick.t) - at(ticks[ticks.length - 1].t) < 0.1) ticks.pop();
+    if (!ticks.length || at(tick.t) - at(ticks[ticks.length - 1].t) >= 0.1 || tick === candidates[candidates.length - 1]) ticks.push(tick);
+  }
   return (
     <div class="timeline" data-span={span}>
       <div class="tl-axis" aria-hidden="true">
