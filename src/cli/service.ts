@@ -162,7 +162,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       });
       url = server.url;
       closeServer = async () => { await server.close(); await app.close(); };
-      logger.info({ url: server.url }, 'edge listening');
+      logger.info({ url: server.url, explorer: `${server.url}/ui/` }, 'edge listening');
     }
 
     return { url, engine };

@@ -163,9 +163,7 @@ export function ExecutionPage({ id }: { id: string }) {
           {summary.events ? ` · ${summary.events} events` : ''}
           {summary.usage?.totalTokens ? ` · ${summary.usage.totalTokens.toLocaleString('en')} tokens` : ''}
           {summary.budget ? ` of ${summary.budget.maxTokens.toLocaleString('en')}` : ''} · started {time(summary.startedAt ?? summary.createdAt)}{' '}
-          <span class={live ? 'live-on' : 'muted'} aria-live="polite">
-            {live ? '● live' : ''}
-          </span>
+          <span class="live-on">{live && !isTerminal(summary.status) ? '● live' : ''}</span>
         </p>
         {summary.error ? (
           <p class="problem">
