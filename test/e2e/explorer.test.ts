@@ -75,7 +75,7 @@ beforeAll(async () => {
     started(await example('fork-join.json'), { feature: 'export' }, 'ui-forkjoin', 'COMPLETED'),
     started(await example('failing.json'), { version: '1.2' }, 'ui-failing', 'FAILED'),
   ]);
-}, 45_000);
+}, 90_000);
 
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail' && current && !current.isClosed()) await screenshot(current, `failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}`);
