@@ -4,8 +4,11 @@
  * record's hash and the record's RFC 8785 canonical JSON without `hash`.
  * The page does not take the server's word for it: it recomputes every link.
  */
-import canonicalize from 'canonicalize';
+import canonicalizeModule from 'canonicalize';
 import type { EventRecord } from './records.js';
+
+// CommonJS (module.exports is the function) typed as an ES default export: callable however it is resolved.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
 export interface ChainResult {
   /** 'unavailable': the browser offers SHA-256 only in a secure context (https, or localhost). */
