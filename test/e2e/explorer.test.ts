@@ -205,6 +205,9 @@ describe('the explorer', { timeout: 60_000 }, () => {
     await page.getByText('Signal approve sent to step approval.').waitFor();
     await page.locator('[data-status="COMPLETED"]').waitFor({ timeout: 15_000 });
     expect((await waitForStatus(base, id, ['COMPLETED'])).output).toEqual({ greeting: 'Hello Ada', by: 'Grace' });
+    // The wait ends where the signal arrived, before the next step runs.
+    const waitEnd = Number(await page.locator('.bar[data-step="approval"][data-kind="wait"]').getAttribute('data-end'));
+    expect(waitEnd).toBeLessThanOrEqual(Number(await page.locator('.bar[data-step="answer"]').getAttribute('data-start')));
     await screenshot(page, '6-signalled');
     await page.context().close();
   });

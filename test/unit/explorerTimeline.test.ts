@@ -78,6 +78,29 @@ describe('the explorer timeline', () => {
     expect(resumed.markers.map((m) => [m.kind, m.at, m.label])).toEqual([['end', 30, 'failed'], ['resume', 1000, 'resumed from a']]);
   });
 
+  it('ends a signal step\'s wait when its signal arrives, and at once when the signal came first', () => {
+    const def = {
+      id: 'w',
+      steps: [
+        { id: 'early', type: 'signal', name: 'go' },
+        { id: 'late', type: 'signal' },
+      ],
+      parallel: [],
+    };
+    const t = buildTimeline(
+      [
+        rec(0, { type: 'ExecutionStarted', definition: def, input: {} }),
+        rec(5, { type: 'SignalReceived', name: 'go', payload: {} }),
+        rec(10, { type: 'StepStarted', stepId: 'early', attempt: 1 }),
+        rec(20, { type: 'StepStarted', stepId: 'late', attempt: 1 }),
+        rec(500, { type: 'SignalReceived', name: 'late', stepId: 'late', payload: {} }),
+        rec(510, { type: 'ExecutionCompleted', output: {} }),
+      ],
+      T0 + 10_000,
+    );
+    expect(t.rows.map((r) => r.bars.map((b) => [b.kind, b.start, b.end, b.outcome]))).toEqual([[['wait', 10, 10, 'completed']], [['wait', 20, 500, 'completed']]]);
+  });
+
   it('draws a long idle stretch narrow, keeping the order of everything', () => {
     const t = buildTimeline(
       [

@@ -68,6 +68,13 @@ export function buildTimeline(records: EventRecord[], now: number): Timeline {
     if (def) for (const s of def.steps) rowOf(s.id).type = s.type;
   }
   if (definition) applyGroups(definition, rows);
+  // A signal step ends with its SignalReceived (no StepCompleted); one delivered before the step waits ends it as it starts.
+  const signalOf = new Map<string, string>();
+  for (const r of records) {
+    const def = r.type === 'ExecutionStarted' || r.type === 'ExecutionResumed' ? r.definition : undefined;
+    if (def) for (const s of def.steps) if (s.type === 'signal') signalOf.set(s.id, s.name ?? s.id);
+  }
+  const delivered = new Set<string>();
 
   const open = new Map<string, Bar>();
   const markers: Marker[] = [];
@@ -84,7 +91,17 @@ export function buildTimeline(records: EventRecord[], now: number): Timeline {
         const waits = row.type === 'sleep' || row.type === 'signal' || r.wakeAt !== undefined;
         const bar: Bar = { stepId: r.stepId, attempt: r.attempt, kind: waits ? 'wait' : 'run', outcome: 'open', start: t, end: t, open: true, seq: r.seq };
         row.bars.push(bar);
-        open.set(r.stepId, bar);
+        const signal = signalOf.get(r.stepId);
+        if (signal !== undefined && delivered.delete(signal)) closeBar(bar, t, 'completed');
+        else open.set(r.stepId, bar);
+        break;
+      }
+      case 'SignalReceived': {
+        const waiting = [...open.values()].find((b) => b.kind === 'wait' && signalOf.get(b.stepId) === r.name);
+        if (waiting) {
+          closeBar(waiting, t, 'completed');
+          open.delete(waiting.stepId);
+        } else delivered.add(r.name);
         break;
       }
       case 'StepCompleted': {
@@ -109,6 +126,7 @@ export function buildTimeline(records: EventRecord[], now: number): Timeline {
       }
       case 'ExecutionResumed':
         // Attempts open before the resume were cut short: the resumed run starts them again.
+        delivered.clear();
         for (const bar of open.values()) closeBar(bar, t, bar.kind === 'backoff' ? 'completed' : 'failed');
         open.clear();
         ended = false;
