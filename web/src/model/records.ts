@@ -2,8 +2,7 @@
 import type { WorkflowEvent } from '../../../machines/events.js';
 import type { Definition } from '../../../machines/definition.js';
 
-export type { Definition, WorkflowEvent };
-export type { Step } from '../../../machines/definition.js';
+export type { Definition };
 
 export type EventRecord = WorkflowEvent & {
   seq: number;
