@@ -9,7 +9,7 @@
  * every request acting as the default tenant's `anonymous` principal: the
  * composition root only allows that on loopback (or with --insecure).
  *
- * Always open: /healthz, /readyz, CORS preflights (browsers never send
+ * Always open: /healthz, /readyz, the API's contracts (routes/contracts.ts: they hold no data), CORS preflights (browsers never send
  * credentials on them; CORS answers them) and the explorer's files under /ui/
  * (a browser cannot send a key when it loads a page; the pages hold no data
  * and send the key the user gives them with every API call). /metrics needs `admin` or the
@@ -20,6 +20,7 @@ import type { Context, Middleware } from 'koa';
 import { ForbiddenError, UnauthenticatedError } from '../../auth/errors.js';
 import type { KeyStore } from '../../auth/keys.js';
 import { ANONYMOUS, hasScope, SCOPES, type Caller, type Scope } from '../../auth/principal.js';
+import { isContractPath } from '../routes/contracts.js';
 
 export interface AuthenticationOptions {
   /** Absent: no key can exist, the edge stays open (unless `required`). */
@@ -60,7 +61,7 @@ export function authentication(options: AuthenticationOptions = {}): Middleware 
   const metricsDigest = metricsToken ? digest(metricsToken) : undefined;
 
   return async function authentication(ctx, next) {
-    if (OPEN_PATHS.has(ctx.path) || isExplorerFile(ctx) || isPreflight(ctx)) return next();
+    if (OPEN_PATHS.has(ctx.path) || isContractPath(ctx.path) || isExplorerFile(ctx) || isPreflight(ctx)) return next();
     const header = ctx.get('Authorization');
     const token = BEARER.exec(header)?.[1];
     if (ctx.path === '/metrics' && token && metricsDigest && timingSafeEqual(digest(token), metricsDigest)) return next();
