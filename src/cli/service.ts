@@ -153,7 +153,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter(), uiRouter()],
+        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter(), uiRouter(env.SMARTSPEC_UI_DIR?.trim() || undefined)],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();

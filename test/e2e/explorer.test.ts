@@ -65,9 +65,10 @@ async function started(definition: unknown, input: unknown, executionId: string,
 beforeAll(async () => {
   // Fail loudly: a missing browser must not pass as a skipped test (.ci/run installs it).
   if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  // Test the page as the sources are now (npm ci built it once; the edge reads the build when it starts).
-  await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
-  base = (await startService()).url;
+  // Test the page as the sources are now (npm ci built web/dist once), built aside so web/dist is never half-written.
+  const ui = await mkdtemp(join(tmpdir(), 'smartspec-ui-build-'));
+  await build({ configFile: join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error', build: { outDir: ui, emptyOutDir: true } });
+  base = (await startService({ env: { SMARTSPEC_UI_DIR: ui } })).url;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
   shots = await mkdtemp(join(tmpdir(), 'smartspec-explorer-'));
   console.log(`explorer screenshots: ${shots}`);
