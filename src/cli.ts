@@ -28,6 +28,7 @@ import { parseDuration } from './limits.js';
 import { purgeEndedExecutions } from './retention/purge.js';
 import { SecretStore } from './secrets/secretStore.js';
 import { secretsCommand } from './cli/secretsCommand.js';
+import { schedulesCommand } from './cli/schedulesCommand.js';
 import { KeyStore, viewOf } from './auth/keys.js';
 import { cliPrincipal, parseScopes, type Scope } from './auth/principal.js';
 
@@ -43,6 +44,8 @@ const USAGE = `smartspec — durable workflows on NATS JetStream
   smartspec cancel <id>                                  cancel a running or waiting execution
   smartspec purge --older-than 30d [--dry-run] [--json]  purge executions that ended longer ago than that
   smartspec secrets set <NAME> | list | rm <NAME>        secrets for {{secrets.NAME}} (set reads the value from stdin)
+  smartspec schedules create --workflow W (--cron EXPR [--timezone TZ] | --every 15m) [--input JSON] [--catchup none|last|all]
+  smartspec schedules list | show <id> | pause <id> | resume <id> | trigger <id> | rm <id>
   smartspec serve [--insecure]                           HTTP edge + worker in one process (PORT, default 3000)
   smartspec edge [--insecure] | smartspec worker         the edge or a worker alone (run several against one NATS)
   smartspec nats status | smartspec nats stop            the embedded nats-server of the data folder
@@ -71,6 +74,7 @@ let interruptedWith: number | undefined;
 let onInterrupt: (() => Promise<void>) | undefined;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'schedules') return withNats(({ nc, replicas }) => schedulesCommand(argv.slice(1), nc, replicas, out));
   const { values: opts, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -11,6 +11,7 @@ import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js'
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
+import { checkTriggers } from './triggers.js';
 import { llmStepIssues } from '../llm/stepRules.js';
 
 export interface Issue { path: string; message: string }
@@ -46,7 +47,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
   const def = parsed.data;
   const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def), ...def.steps.flatMap((s, i) => (s.type === 'llm' ? llmStepIssues(s, `steps[${i}]`) : []))];
-  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def));
+  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def), ...checkTriggers(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
 }
