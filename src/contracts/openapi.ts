@@ -87,12 +87,14 @@ const ROUTES: [Method, string, Operation][] = [
   ['get', OPENAPI_PATH, { tags: ['contracts'], operationId: 'openApi', summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3.1', z.looseObject({})) } }],
   ['get', DEFINITION_SCHEMA_PATH, { tags: ['contracts'], operationId: 'definitionSchema', summary: 'The JSON Schema of workflow definitions', security: [], responses: { 200: { description: 'JSON Schema (draft 2020-12)', content: { 'application/schema+json': { schema: z.looseObject({}) } } } } }],
   ['get', REFERENCE_PATH, { tags: ['contracts'], operationId: 'reference', summary: 'The API reference page (HTML)', security: [], responses: { 200: { description: 'the page', content: { 'text/html': { schema: z.string() } } } } }],
+  ['get', '/ui{/*path}', { tags: ['contracts'], operationId: 'explorer', summary: 'The web explorer (docs/explorer.md): its page and assets; any other path under /ui/ is the page', security: [], requestParams: { path: z.object({ path: z.string() }) }, responses: { 200: { description: 'the page or an asset', content: { 'text/html': { schema: z.string() } } }, 404: { description: 'not built (npm run build:web)' } } }],
   ['get', `${REFERENCE_PATH}/:file`, { tags: ['contracts'], operationId: 'referenceAsset', summary: "The reference page's script and stylesheet", security: [], requestParams: { path: z.object({ file: z.string() }) }, responses: withErrors({ 200: { description: 'the file', content: { 'text/javascript': { schema: z.string() }, 'text/css': { schema: z.string() } } } }) }],
 ];
 
 /** `/executions/:id` → `/executions/{id}`. */
 export function openApiPath(routerPath: string): string {
-  return routerPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+  // `{/*path}` (an optional rest of the path, as the explorer's route has it) is documented as one parameter.
+  return routerPath.replace(/\{\/\*([A-Za-z0-9_]+)\}/g, '/{$1}').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
 export type OpenApiDocument = ReturnType<typeof createDocument>;
