@@ -71,7 +71,6 @@ const RULES: Record<string, Rule> = {
   PAYLOAD_TAMPERED: { status: 500, title: 'Stored value failed verification', expose: true },
   PAYLOAD_MISSING: { status: 500, title: 'Stored value missing', expose: true },
   NOT_READY: { status: 503, title: 'Service not ready', expose: true },
-  OWNER_UNRESPONSIVE: { status: 503, title: 'Execution host busy', expose: true },
 };
 
 const GENERIC_DETAIL = 'An unexpected error occurred. Quote the request id when reporting it.';

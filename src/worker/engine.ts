@@ -31,6 +31,9 @@ import { limits } from '../limits.js';
 import type { SecretResolver } from '../secrets/secretStore.js';
 import { DEFAULT_TENANT, systemPrincipal, type Principal } from '../auth/principal.js';
 
+/** How long a ping's staleness check may read the log: well within the asker's 2 s wait. */
+const STALENESS_CHECK_MS = 750;
+
 /** Who acts when a caller of the engine names nobody (tests, embedders); the CLI names the OS user. */
 const LOCAL_PRINCIPAL: Principal = { tenant: DEFAULT_TENANT, keyId: 'local' };
 
@@ -355,9 +358,10 @@ export class Engine {
       return false;
     }
     if (runner.isStopped) return false;
-    // The log out of reach (a fail-over): it cannot be shown stale, and its next append is
-    // checked against the log anyway, so it keeps the execution.
-    const last = await this.log.last(runner.executionId).catch(() => undefined);
+    // The log slow or out of reach (a fail-over): it cannot be shown stale, and its next append
+    // is checked against the log anyway, so it keeps the execution. Bounded, so that a ping is
+    // answered before the asker gives up and takes the execution over (a step run twice).
+    const last = await withinMs(this.log.last(runner.executionId), STALENESS_CHECK_MS).catch(() => undefined);
     if (last === undefined) return true;
     // Idle at WAITING it writes nothing, so any other last record is another writer's; running,
     // its own append may be in flight: only an end it did not write gives it away.
@@ -400,4 +404,11 @@ export class Engine {
 function tenantOf(records: StoredRecord[]): string {
   for (const { record } of records) if (record.type === 'ExecutionStarted') return record.principal?.tenant ?? DEFAULT_TENANT;
   return DEFAULT_TENANT;
+}
+
+/** The promise's value, or undefined once `ms` have passed. */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
