@@ -6,13 +6,15 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
+import { definitionSchema, stepSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
+import { closest } from '../suggest.js';
 
-export interface Issue { path: string; message: string }
+/** A problem with a definition; syntax errors also say where in the text (1-based). */
+export interface Issue { path: string; message: string; line?: number; column?: number }
 
 export interface ValidateOptions {
   /** Most steps a definition may have; default SMARTSPEC_MAX_STEPS (src/limits.ts). */
@@ -26,28 +28,105 @@ export function parseDefinition(text: string, source = 'definition', options: Va
 
 export function parseDocument(text: string, source = 'document'): unknown {
   const trimmed = text.trimStart();
-  try {
-    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
-    return YAML.parse(text);
-  } catch (err) {
-    throw new DefinitionError([{ path: '(document)', message: `${source} is not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      const { line, column } = lineColumn(text, jsonErrorOffset(text, (err as Error).message));
+      throw new DefinitionError([{ path: '(document)', message: `${source} is not valid JSON: ${(err as Error).message.replace(/, .*is not valid JSON$/s, '').replace(/ in JSON at position \d+.*$/s, '')} (line ${line}, column ${column})`, line, column }]);
+    }
   }
+  // Every syntax error of a YAML text at once, each with its place.
+  const doc = YAML.parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new DefinitionError(doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      const message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      return { path: '(document)', message: `${source} is not valid YAML: ${message}${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+    }));
+  }
+  return doc.toJS();
 }
 
-/** Validate a parsed document; returns the definition with defaults applied. */
+/**
+ * Where JSON.parse gave up. Most messages name the position; "Unexpected token"
+ * does not, so the shortest prefix that fails for a reason other than ending
+ * early is found by bisection: its last character is the culprit.
+ */
+function jsonErrorOffset(text: string, message: string): number {
+  const named = /at position (\d+)/.exec(message);
+  if (named) return Number(named[1]);
+  const failsInside = (k: number) => {
+    try {
+      JSON.parse(text.slice(0, k));
+      return false;
+    } catch (err) {
+      const m = (err as Error).message;
+      const at = /at position (\d+)/.exec(m);
+      return !/end of JSON input/.test(m) && !(at && Number(at[1]) >= k);
+    }
+  };
+  let lo = 0;
+  let hi = text.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (failsInside(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi - 1;
+}
+
+/** 1-based line and column of a character offset. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, offset));
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+/**
+ * Validate a parsed document; returns the definition with defaults applied.
+ * Every problem is reported at once: the rules across fields (ids, groups,
+ * templates, ...) also run on the steps that have the right shape when others
+ * do not.
+ */
 export function validateDefinition(doc: unknown, options: ValidateOptions = {}): Definition {
   // First, before any per-step work: a definition past the limit costs nothing to refuse.
   const tooMany = checkStepCount(doc, options.maxSteps ?? limits().maxSteps);
   if (tooMany) throw new DefinitionError([tooMany]);
-  const pre = checkStepTypes(doc);
-  if (pre.length) throw new DefinitionError(pre);
+  const typeIssues = checkStepTypes(doc);
   const parsed = definitionSchema.safeParse(doc);
-  if (!parsed.success) throw new DefinitionError(zodIssues(parsed.error));
-  const def = parsed.data;
-  const issues = [...checkIds(def), ...checkGroups(def), ...checkSleeps(def)];
-  if (issues.length === 0) issues.push(...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def));
+  if (!parsed.success) {
+    // A step of an unknown type has its own message; zod's union error about it would only repeat it.
+    const typed = typeIssues.map((i) => i.path.replace(/\.type$/, ''));
+    const shapeIssues = zodIssues(parsed.error).filter((i) => !typed.some((t) => i.path === t || i.path.startsWith(`${t}.`) || i.path.startsWith(`${t}[`)));
+    const partial = wellShapedPart(doc);
+    throw new DefinitionError([...typeIssues, ...shapeIssues, ...(partial ? crossFieldIssues(partial) : [])]);
+  }
+  const issues = [...typeIssues, ...crossFieldIssues(parsed.data)];
   if (issues.length) throw new DefinitionError(issues);
-  return def;
+  return parsed.data;
+}
+
+function crossFieldIssues(def: Definition): Issue[] {
+  return [...checkIds(def), ...checkGroups(def), ...checkSleeps(def), ...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def)];
+}
+
+/**
+ * The part of a document the rules across fields can still check when its
+ * shape is wrong: its steps that parse, and a stand-in (same id, no fields)
+ * for each that does not, so positions and ids stay as written.
+ */
+function wellShapedPart(doc: unknown): Definition | undefined {
+  const raw = doc as { steps?: unknown; parallel?: unknown } | null;
+  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.steps)) return undefined;
+  const steps = raw.steps.map((s, i): Step => {
+    const ok = stepSchema.safeParse(s);
+    if (ok.success) return ok.data;
+    const id = (s as { id?: unknown })?.id;
+    return { id: typeof id === 'string' ? id : `(steps[${i}])`, type: 'transform', value: null, onError: 'fail' };
+  });
+  const parallel = Array.isArray(raw.parallel) && raw.parallel.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string')) ? (raw.parallel as string[][]) : [];
+  return { id: 'partial', steps, parallel } as Definition;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -79,11 +158,16 @@ function checkStepTypes(doc: unknown): Issue[] {
     if (s && typeof s === 'object' && !(STEP_TYPES as unknown[]).includes(type)) {
       issues.push({
         path: `steps[${i}].type`,
-        message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : `unknown step type '${String(type)}' (one of ${STEP_TYPES.join(', ')})`,
+        message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : unknownTypeMessage(type),
       });
     }
   });
   return issues;
+}
+
+function unknownTypeMessage(type: unknown): string {
+  const guess = typeof type === 'string' ? closest(type, STEP_TYPES) : undefined;
+  return `unknown step type '${String(type)}'${guess ? `: did you mean '${guess}'?` : ''} (one of ${STEP_TYPES.join(', ')})`;
 }
 
 function checkIds(def: Definition): Issue[] {
