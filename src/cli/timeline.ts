@@ -102,12 +102,14 @@ export function ganttLines(records: StoredRecord[], { now, columns }: GanttOptio
   const labels = attempts.map((a) => (a.attempt > 1 ? `${a.stepId} #${a.attempt}` : a.stepId));
   const labelWidth = Math.min(28, Math.max(4, ...labels.map((l) => l.length)));
   const width = Math.max(10, columns - labelWidth - 24);
-  const col = (t: number) => Math.min(width - 1, Math.floor(((t - t0) / (t1 - t0)) * width));
+  const at = (t: number) => Math.floor(((t - t0) / (t1 - t0)) * width);
+  const col = (t: number) => Math.min(width - 1, at(t)); // where something starts
+  const endCol = (t: number) => Math.min(width, at(t)); // where it ends (exclusive): the very end fills the last column
   const rows = attempts.map((a, i) => {
     const bar = Array<string>(width).fill(' ');
     if (a.backoffFrom !== undefined) for (let c = col(a.backoffFrom); c < col(a.start); c++) bar[c] = BACKOFF;
     const from = col(a.start);
-    const to = Math.max(from + 1, col(a.end));
+    const to = Math.max(from + 1, endCol(a.end));
     for (let c = from; c < to; c++) bar[c] = a.waiting ? WAIT : RUN;
     const mark = a.ended === 'failed' ? ` ✗ ${a.error ?? ''}` : a.ended === 'skipped' ? ' skipped' : a.ended === 'open' ? ' …' : a.ended === 'interrupted' ? ' (interrupted)' : '';
     const duration = a.ended === 'skipped' ? '' : formatDuration(a.end - a.start);
