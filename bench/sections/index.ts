@@ -11,5 +11,6 @@ import fork5 from './fork5.js';
 import resume from './resume.js';
 import edge from './edge.js';
 import memory from './memory.js';
+import startup from './startup.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, memory];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, memory, startup];

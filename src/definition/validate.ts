@@ -56,6 +56,7 @@ export function parseDocument(text: string, source = 'document'): unknown {
 function jsonErrorOffset(text: string, message: string): number {
   const named = /at position (\d+)/.exec(message);
   if (named) return Number(named[1]);
+  if (/end of JSON input/.test(message)) return text.length;
   const failsInside = (k: number) => {
     try {
       JSON.parse(text.slice(0, k));
