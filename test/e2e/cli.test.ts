@@ -17,7 +17,8 @@ import { useEngine } from '../support/engine.js';
 import { parseDefinition } from '../../src/definition/validate.js';
 import { EXECUTIONS_STREAM } from '../../src/nats/names.js';
 
-// Each test spawns several CLI processes in a row (about 1.5 s each on an idle 2-core machine).
+// Each test spawns several CLI processes in a row (about 1.5 s each on an idle 2-core machine; a
+// process may take 20 s on a shared, loaded one, hence the generous per-process limit below).
 vi.setConfig({ testTimeout: 90_000 });
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -44,7 +45,7 @@ async function slot<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** Run the CLI to completion. `env` replaces NATS_URL / data dir settings as given. */
-function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<Result> {
+function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<Result> {
   return slot(() => spawnCli(args, env, timeoutMs));
 }
 
