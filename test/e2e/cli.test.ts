@@ -19,7 +19,7 @@ import { EXECUTIONS_STREAM } from '../../src/nats/names.js';
 
 // Each test spawns several CLI processes in a row (about 1.5 s each on an idle 2-core machine; a
 // process may take 20 s on a shared, loaded one, hence the generous per-process limit below).
-vi.setConfig({ testTimeout: 90_000 });
+vi.setConfig({ testTimeout: 180_000 });
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/smartspec.mjs');

@@ -41,7 +41,7 @@ const RULES: [RegExp, Rule][] = [
   [/^nats (pub|sub) /, { kind: 'skip', reason: 'the nats CLI is not installed here' }],
   [/^SMARTSPEC_EDGE_PASSWORD=.* nats-server -c nats-auth\.conf$/, { kind: 'background', ready: /Server is ready/ }],
   [/^NATS_URL=nats:\/\/127\.0\.0\.1:4222 NATS_USER=(worker|edge) NATS_PASSWORD=\.\.\. node bin\/smartspec\.mjs (worker|edge)$/, { kind: 'background', ready: /edge listening|worker consuming commands/ }],
-  [/^NATS_URL=nats:\/\/10\.0\.0\.1:4222,/, { kind: 'skip', reason: 'three hosts; the same command against the one-machine cluster runs in test/e2e/cluster-readme.test.ts' }],
+  [/^NATS_URL=nats:\/\/10\.0\.0\.1:4222,/, { kind: 'skip', reason: 'three hosts; the same command against the one-machine cluster runs in test/cluster/readme.test.ts' }],
 ];
 
 function ruleFor(c: ReadmeCommand): Rule | undefined {
