@@ -107,6 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       await mkdir(tmp, { recursive: true });
       const ctx: BenchContext = {
         natsUrl: nats.url,
+        natsPid: nats.pid,
         tmpDir: tmp,
         runs: opts.runs,
         scale: opts.scale,

@@ -79,6 +79,10 @@ export const llmStepSchema = z.strictObject({
   temperature: z.number().min(0).max(2).optional(),
   maxTokens: z.number().int().min(1).optional(),
   json: z.boolean().optional(),
+  /** A JSON Schema the answer must match: asked for as structured output, checked, re-asked (src/llm/stepRules.ts, docs/llm.md). */
+  schema: z.record(z.string(), z.unknown()).optional(),
+  /** Models tried in order when the model fails with a retryable error (429, 5xx, timeouts); literal ids or aliases. */
+  fallbackModels: z.array(z.string().min(1)).min(1).max(10).optional(),
 });
 
 export const stepSchema = z.discriminatedUnion('type', [

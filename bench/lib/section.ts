@@ -12,6 +12,8 @@
 export interface BenchContext {
   /** The private nats-server started by the runner (file storage, temp store dir). */
   readonly natsUrl: string;
+  /** Its process id, for sections that charge CPU time to it (/proc). */
+  readonly natsPid: number;
   /** A temporary directory owned by this section; removed after the bench. */
   readonly tmpDir: string;
   /** Number of counted runs (default 5). */

@@ -11,6 +11,7 @@ import fork5 from './fork5.js';
 import resume from './resume.js';
 import edge from './edge.js';
 import memory from './memory.js';
+import service from './service.js';
 import startup from './startup.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, memory, startup];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, service, memory, startup];

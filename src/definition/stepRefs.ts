@@ -13,8 +13,10 @@ export function stepsReferencedBy(step: Step): string[] {
   let ids = cache.get(step);
   if (!ids) {
     const found = new Set<string>();
-    // A validated step: its templates are well-formed, and only templated fields hold `{{…}}`.
-    for (const ref of collectTemplates(step)) if (ref.path[0] === 'steps' && ref.path[1] !== undefined) found.add(ref.path[1]);
+    // A validated step: its templates are well-formed, and only templated fields hold `{{…}}`,
+    // except an llm step's `schema`, sent as written (its descriptions may show braces).
+    const { schema: _sentAsWritten, ...templated } = step as Step & { schema?: unknown };
+    for (const ref of collectTemplates(templated)) if (ref.path[0] === 'steps' && ref.path[1] !== undefined) found.add(ref.path[1]);
     cache.set(step, (ids = [...found]));
   }
   return ids;

@@ -12,6 +12,7 @@ import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
 import { closest } from '../suggest.js';
+import { llmStepIssues } from '../llm/stepRules.js';
 
 /** A problem with a definition; syntax errors also say where in the text (1-based). */
 export interface Issue { path: string; message: string; line?: number; column?: number }
@@ -109,7 +110,15 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
 }
 
 function crossFieldIssues(def: Definition): Issue[] {
-  return [...checkIds(def), ...checkGroups(def), ...checkSleeps(def), ...checkTemplates(def), ...checkSignals(def), ...checkOutbound(def)];
+  return [
+    ...checkIds(def),
+    ...checkGroups(def),
+    ...checkSleeps(def),
+    ...def.steps.flatMap((s, i) => (s.type === 'llm' ? llmStepIssues(s, `steps[${i}]`) : [])),
+    ...checkTemplates(def),
+    ...checkSignals(def),
+    ...checkOutbound(def),
+  ];
 }
 
 /**

@@ -105,6 +105,22 @@ export class LlmOutputError extends SmartSpecError {
   }
 }
 
+/**
+ * Every answer a schema step got was not JSON or did not match its schema.
+ * Not retryable: the step already asked as often as its retry.maxAttempts allows.
+ */
+export class LlmSchemaMismatchError extends SmartSpecError {
+  /** The last answer, in full. */
+  readonly raw: string;
+  constructor(asks: number, problems: string[], raw: string, details: Record<string, unknown> = {}) {
+    const shown = problems.slice(0, 3).join('; ') + (problems.length > 3 ? `; and ${problems.length - 3} more` : '');
+    super('LLM_SCHEMA_MISMATCH', `no answer matched the step's schema in ${asks} ${asks === 1 ? 'ask' : 'asks'}; the last one: ${shown}`, {
+      details: { ...details, asks, problems, raw: raw.slice(0, 4000), rawLength: raw.length },
+    });
+    this.raw = raw;
+  }
+}
+
 export class LlmConfigError extends SmartSpecError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('LLM_CONFIG_INVALID', message, { details });

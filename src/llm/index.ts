@@ -11,7 +11,7 @@ export { loadLlmConfigFile, parseLlmConfig, type LlmConfigFile } from './config/
 export type { Env } from './config/envProviders.js';
 export { LlmRouter, type LlmRouterOptions, type CallOptions } from './llmRouter.js';
 export { resolveModel, listModels, type ResolvedModel } from './resolveModel.js';
-export { runLlmStep, parseJsonOutput, buildMessages, JSON_INSTRUCTION, type LlmStep, type LlmStepOutput, type LlmStepOptions } from './runLlmStep.js';
+export { runLlmStep, parseJsonOutput, buildMessages, followUp, JSON_INSTRUCTION, MAX_ASKS, type LlmStep, type LlmStepAttempt, type LlmStepOutput, type LlmStepOptions } from './runLlmStep.js';
 export { checkBudget, type TokenBudget } from './budget.js';
 export { countTokens, countPromptTokens } from './tokens.js';
 export { parseRetryAfter, backoffDelayMs, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';

@@ -153,7 +153,7 @@ export class LlmRouter {
     };
     let last: unknown;
 
-    for (const target of this.chain(request.model, primary, record)) {
+    for (const target of this.chain(request, primary, record)) {
       const { provider, model } = target;
       const name = provider.config.name;
       const timeoutMs = this.timeoutFor(provider, options);
@@ -191,11 +191,15 @@ export class LlmRouter {
     throw withAttempts(last, attempts);
   }
 
-  /** The primary target, then the fallbacks configured for the name asked for, for what it resolved to, and for `*`. */
-  private *chain(requested: string, primary: ResolvedModel, record: (a: LlmAttempt) => void): Generator<Target> {
+  /**
+   * The primary target, then the request's own fallbackModels, then the fallbacks configured
+   * for the name asked for, for what it resolved to, and for `*`.
+   */
+  private *chain(request: CompletionRequest, primary: ResolvedModel, record: (a: LlmAttempt) => void): Generator<Target> {
     const key = `${primary.provider}/${primary.model}`;
     const { fallbacks } = this.set;
-    const names = [...(fallbacks[requested.trim()] ?? []), ...(fallbacks[key] ?? []), ...(fallbacks['*'] ?? [])];
+    const requested = request.model.trim();
+    const names = [...(request.fallbackModels ?? []), ...(fallbacks[requested] ?? []), ...(fallbacks[key] ?? []), ...(fallbacks['*'] ?? [])];
     const seen = new Set<string>([key]);
     yield { provider: this.byName.get(primary.provider)!, model: primary.model };
     for (const name of names) {
@@ -232,6 +236,7 @@ function toProviderRequest(request: CompletionRequest, model: string): ProviderR
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
     ...(request.json ? { json: true } : {}),
+    ...(request.schema ? { schema: request.schema } : {}),
   };
 }
 

@@ -24,8 +24,19 @@ export interface CompletionRequest {
   maxTokens?: number;
   /** Ask for a JSON object (`response_format: json_object` upstream). */
   json?: boolean;
+  /** Ask for a JSON object matching a schema (structured output where the provider supports it). */
+  schema?: StructuredOutput;
+  /** Models tried in order after the model fails with a retryable error, before the configured fallbacks. */
+  fallbackModels?: string[];
   /** Use the upstream's streaming protocol (complete() still returns one result). */
   stream?: boolean;
+}
+
+/** OpenAI's `response_format: {type: 'json_schema', json_schema: {name, schema}}`. */
+export interface StructuredOutput {
+  /** Letters, digits, `_` and `-`, at most 64. */
+  name: string;
+  schema: Record<string, unknown>;
 }
 
 export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | null;
@@ -80,6 +91,8 @@ export interface ProviderConfig {
   timeoutMs: number;
   /** Retries after the first attempt on 408/409/429/5xx/connection errors/timeouts. */
   maxRetries: number;
+  /** Whether it takes `response_format: json_schema` (default true); otherwise JSON mode with the schema in the prompt. */
+  structuredOutputs?: boolean;
   enabled: boolean;
   /** Why it is disabled and how to enable it; shown in errors. */
   disabledReason?: string;
@@ -92,6 +105,7 @@ export interface ProviderRequest {
   temperature?: number;
   maxTokens?: number;
   json?: boolean;
+  schema?: StructuredOutput;
 }
 
 export interface ProviderCompletion {

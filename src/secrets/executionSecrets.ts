@@ -51,7 +51,8 @@ function secretNames(step: Step): string[] {
 }
 
 function collectSecretNames(step: Step): string[] {
-  const { when: _when, ...fields } = step;
+  // An llm step's schema is sent as written: braces in its descriptions are not templates.
+  const { when: _when, schema: _sentAsWritten, ...fields } = step as Step & { schema?: unknown };
   let refs: ReturnType<typeof collectTemplates>;
   try {
     refs = collectTemplates(fields);

@@ -1,5 +1,12 @@
 /**
- * The `llm` step: one chat completion through the provider router (src/llm).
+ * The `llm` step: a chat completion through the provider router (src/llm).
+ *
+ * - `schema`: the answer is asked for as structured output and checked; one
+ *   that does not match is re-asked with what is wrong, up to
+ *   `retry.maxAttempts` asks (runLlmStep). The output gets `json`.
+ * - `fallbackModels`: tried in order when the model fails with a retryable
+ *   error. Every call is in the output's `attempts` (with its model), or in
+ *   the error's `details.attempts` when the step fails.
  *
  * - The run's AbortSignal goes to the router, so cancelling the execution or
  *   the step's `timeoutMs` aborts the HTTP request in flight.
@@ -22,22 +29,24 @@
 import type { Usage } from '../../machines/events.js';
 import type { Step } from '../../machines/definition.js';
 import { SmartSpecError, StepError } from '../errors.js';
-import { ModelNotFoundError, checkBudget, runLlmStep, type LlmRouter, type Usage as LlmUsage } from '../llm/index.js';
+import { ModelNotFoundError, checkBudget, runLlmStep, type LlmRouter, type LlmStepAttempt, type Usage as LlmUsage } from '../llm/index.js';
 import type { StepExecutor } from './types.js';
 
 export type LlmStepDefinition = Extract<Step, { type: 'llm' }>;
 
 /** The step's output (what `{{steps.<id>.output...}}` reads). */
 export interface LlmStepResultOutput {
-  /** The answer, unless `json: true`. */
+  /** The answer, unless `json: true` without a schema. */
   text?: string;
-  /** The parsed answer with `json: true`. */
+  /** The parsed answer with `json: true` or a `schema` (then it matches the schema). */
   json?: unknown;
   /** The model that answered, as its provider names it (aliases resolved, after any fallback). */
   model: string;
   provider: string;
-  /** As the provider reported it (`estimated: true` when it reported none and we counted). */
+  /** As the provider reported it, summed over every ask (`estimated: true` when one reported none and we counted). */
   usage: LlmUsage;
+  /** Every call: ask, provider, model, ok, status, code, and for an answer that did not match, `invalid`. */
+  attempts: LlmStepAttempt[];
 }
 
 /**
@@ -60,14 +69,18 @@ export function llmExecutor(router: LlmRouter | (() => LlmRouter)): StepExecutor
           ...(step.temperature !== undefined ? { temperature: step.temperature } : {}),
           ...(step.maxTokens !== undefined ? { maxTokens: step.maxTokens } : {}),
           ...(step.json ? { json: true } : {}),
+          ...(step.schema ? { schema: step.schema, schemaName: step.id, maxAsks: step.retry?.maxAttempts ?? 1 } : {}),
+          ...(step.fallbackModels ? { fallbackModels: step.fallbackModels } : {}),
         },
         { signal, budgetRemaining },
       );
       const output: LlmStepResultOutput = {
-        ...(step.json ? { json: result.json } : { text: result.text ?? '' }),
+        ...(result.text !== undefined || !step.json ? { text: result.text ?? '' } : {}),
+        ...(result.json !== undefined ? { json: result.json } : {}),
         model: result.model,
         provider: result.provider,
         usage: result.usage,
+        attempts: result.attempts,
       };
       return { output, usage: recordUsage(result.usage), latencyMs: result.latencyMs };
     } catch (err) {

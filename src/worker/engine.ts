@@ -305,7 +305,9 @@ export class Engine {
     const sub = this.nc.subscribe(controlSubject(id), {
       callback: (err, msg) => {
         if (err) return;
-        void this.answer(runner, JSON.parse(decoder.decode(msg.data)) as ControlRequest).then((reply) => msg.respond(encoder.encode(JSON.stringify(reply))));
+        void this.answer(runner, JSON.parse(decoder.decode(msg.data)) as ControlRequest)
+          .catch((err: Error): ControlReply => ({ ok: false, owner: this.owner, error: { code: 'ERROR', message: err.message } }))
+          .then((reply) => msg.respond(encoder.encode(JSON.stringify(reply))));
       },
     });
     this.subs.set(id, sub);
@@ -347,7 +349,10 @@ export class Engine {
       return false;
     }
     if (runner.isStopped) return false;
-    const last = await this.log.last(runner.executionId);
+    // The log out of reach (a fail-over): it cannot be shown stale, and its next append is
+    // checked against the log anyway, so it keeps the execution.
+    const last = await this.log.last(runner.executionId).catch(() => undefined);
+    if (last === undefined) return true;
     // Idle at WAITING it writes nothing, so any other last record is another writer's; running,
     // its own append may be in flight: only an end it did not write gives it away.
     const stale = runner.status === 'WAITING' ? last?.seq !== runner.lastSeq : last !== null && last.seq > runner.lastSeq && END_RECORDS.has(last.record.type);

@@ -378,13 +378,15 @@ describe('the CLI', () => {
       expect(completed(loaded.records, id)).toMatchObject({ usage: { totalTokens: expect.any(Number) }, latencyMs: expect.any(Number), output: { provider: 'local' } });
     }
     expect(summary.usage.totalTokens).toBe(sumUsage(loaded.records.map((r) => (r.record as Rec).usage)).totalTokens);
+    // The merge's answer is built from its schema offline.
+    expect(completed(loaded.records, 'merge').output.json).toEqual({ summary: expect.any(String), blockers: [expect.any(String)], approved: true });
     expect(replayExecution(summary.executionId, loaded.records).ok).toBe(true);
   }, 60_000);
 
   it('runs the same file on the openai provider when OPENAI_API_KEY and SMARTSPEC_LLM_DEFAULT_MODEL are set', async () => {
     fake.setReply((body) => ({
       type: 'completion',
-      content: body?.response_format?.type === 'json_object' ? JSON.stringify({ summary: 'fine', blockers: [], approved: true }) : `review of ${lastUser(body).length} chars`,
+      content: body?.response_format?.type === 'json_schema' ? JSON.stringify({ summary: 'fine', blockers: [], approved: true }) : `review of ${lastUser(body).length} chars`,
     }));
     const { code, stdout, stderr } = await runCli(['run', 'examples/llm-review.json'], {
       OPENAI_API_KEY: 'sk-test-key',

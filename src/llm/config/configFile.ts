@@ -18,6 +18,8 @@ const providerEntry = z.strictObject({
   aliases: z.record(z.string().min(1), z.string().min(1)).optional(),
   timeoutMs: z.int().positive().optional(),
   maxRetries: z.int().min(0).max(10).optional(),
+  /** false: the upstream does not take `response_format: json_schema` (JSON mode and the schema in the prompt instead). */
+  structuredOutputs: z.boolean().optional(),
   enabled: z.boolean().optional(),
 });
 

@@ -124,6 +124,7 @@ function refine(base: ProviderConfig | undefined, entry: ProviderEntry, env: Env
     aliases: { ...base?.aliases, ...entry.aliases },
     timeoutMs: entry.timeoutMs ?? base?.timeoutMs ?? defaults.timeoutMs,
     maxRetries: entry.maxRetries ?? base?.maxRetries ?? defaults.maxRetries,
+    ...((entry.structuredOutputs ?? base?.structuredOutputs) !== undefined ? { structuredOutputs: entry.structuredOutputs ?? base?.structuredOutputs } : {}),
     enabled,
     ...(disabledReason ? { disabledReason } : {}),
   };

@@ -51,6 +51,15 @@ export function readPairs(env: Env, name: string): Record<string, string> | unde
   return out;
 }
 
+/** true/1/yes/on or false/0/no/off; undefined when unset. */
+export function readBool(env: Env, name: string): boolean | undefined {
+  const raw = readVar(env, name);
+  if (raw === undefined) return undefined;
+  if (isTrue(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new LlmConfigError(`${name} must be true or false, got '${raw}'`, { variable: name });
+}
+
 function isTrue(value: string | undefined): boolean {
   return value !== undefined && ['true', '1', 'yes', 'on'].includes(value.toLowerCase());
 }
@@ -91,9 +100,14 @@ export function compatibleFromEnv(env: Env, defaults: EnvDefaults): ProviderConf
       aliases: readPairs(env, `${prefix}_ALIASES`) ?? {},
       timeoutMs: readInt(env, `${prefix}_TIMEOUT_MS`, 1) ?? defaults.timeoutMs,
       maxRetries: readInt(env, `${prefix}_MAX_RETRIES`, 0) ?? defaults.maxRetries,
+      ...optional('structuredOutputs', readBool(env, `${prefix}_STRUCTURED_OUTPUTS`)),
       enabled: true,
     };
   });
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
 }
 
 /** `my-vllm` → `SMARTSPEC_LLM_MY_VLLM`. */

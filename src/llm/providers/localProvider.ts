@@ -1,7 +1,8 @@
 /**
  * The built-in offline provider: no network, no key, same answer for the same
  * prompt. It exists so demos and tests run anywhere; every answer says plainly
- * that it does not come from a language model.
+ * that it does not come from a language model, except a structured one, which
+ * is built from its schema (and the output's `provider: local` says where it came from).
  */
 import { createHash } from 'node:crypto';
 import { countPromptTokens, countTokens, truncateToTokens } from '../tokens.js';
@@ -14,6 +15,7 @@ import type {
   ProviderStreamPart,
 } from '../types.js';
 import { LlmCancelledError } from '../errors.js';
+import { schemaExample } from './schemaExample.js';
 
 export const LOCAL_NOTICE = '[local provider: not a language model]';
 
@@ -63,7 +65,11 @@ export function localAnswer(request: ProviderRequest): ProviderCompletion {
 
   let text: string;
   let finishReason: ProviderCompletion['finishReason'] = 'stop';
-  if (request.json) {
+  if (request.schema) {
+    // Built from the schema (schemaExample.ts); a notice field could break `additionalProperties: false`.
+    const prompt = request.messages.find((m) => m.role === 'user')?.content ?? '';
+    text = JSON.stringify(schemaExample(request.schema.schema, prompt));
+  } else if (request.json) {
     // Valid JSON is the contract of json mode, so it is never truncated.
     text = JSON.stringify({ notice: LOCAL_NOTICE, echo: excerpt, words: countWords(lastUser), digest });
   } else {

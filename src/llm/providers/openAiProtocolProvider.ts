@@ -9,6 +9,7 @@ import type { ChatCompletionCreateParamsBase } from 'openai/resources/chat/compl
 import { countPromptTokens, countTokens } from '../tokens.js';
 import { LlmCancelledError } from '../errors.js';
 import type {
+  ChatMessage,
   FinishReason,
   LlmProvider,
   ProviderCompletion,
@@ -86,9 +87,12 @@ export class OpenAiProtocolProvider implements LlmProvider {
   }
 
   private body(request: ProviderRequest): ChatCompletionCreateParamsBase {
+    const { schema } = request;
+    const structured = schema !== undefined && this.config.structuredOutputs !== false;
+    const messages = schema && !structured ? withSchemaInstruction(request.messages, schema.schema) : request.messages;
     return {
       model: request.model,
-      messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
       ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
       // OpenAI's newer models refuse max_tokens; compatible servers mostly only know max_tokens.
       ...(request.maxTokens !== undefined
@@ -96,9 +100,23 @@ export class OpenAiProtocolProvider implements LlmProvider {
           ? { max_completion_tokens: request.maxTokens }
           : { max_tokens: request.maxTokens }
         : {}),
-      ...(request.json ? { response_format: { type: 'json_object' as const } } : {}),
+      // Not strict: strict mode refuses most schemas written for validation (it wants every property required and
+      // additionalProperties false); the answer is checked against the schema either way (runLlmStep).
+      ...(structured
+        ? { response_format: { type: 'json_schema' as const, json_schema: { name: schema.name, schema: schema.schema } } }
+        : request.json || schema
+          ? { response_format: { type: 'json_object' as const } }
+          : {}),
     };
   }
+}
+
+/** Without structured outputs, JSON mode does the rest: the schema goes into the system message. */
+function withSchemaInstruction(messages: ChatMessage[], schema: Record<string, unknown>): ChatMessage[] {
+  const instruction = `Respond with a single JSON object that matches this JSON Schema:\n${JSON.stringify(schema)}`;
+  const [first, ...rest] = messages;
+  if (first?.role === 'system') return [{ role: 'system', content: `${first.content}\n\n${instruction}` }, ...rest];
+  return [{ role: 'system', content: instruction }, ...messages];
 }
 
 function toUsage(u: OpenAI.CompletionUsage | null | undefined): Usage | undefined {

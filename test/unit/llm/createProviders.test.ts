@@ -119,6 +119,14 @@ describe('createProviders: several providers', () => {
     expect(() => createProviders({}, join(dir, 'missing.yaml'))).toThrow(/cannot read LLM config file/);
   });
 
+  it('reads structuredOutputs from SMARTSPEC_LLM_<NAME>_STRUCTURED_OUTPUTS and the file, unset meaning supported', () => {
+    const env = { SMARTSPEC_LLM_PROVIDERS: 'a,b,c', SMARTSPEC_LLM_A_BASE_URL: 'http://a/v1', SMARTSPEC_LLM_B_BASE_URL: 'http://b/v1', SMARTSPEC_LLM_C_BASE_URL: 'http://c/v1' };
+    const set = createProviders({ ...env, SMARTSPEC_LLM_A_STRUCTURED_OUTPUTS: 'false', SMARTSPEC_LLM_B_STRUCTURED_OUTPUTS: 'yes' }, { providers: [{ name: 'c', structuredOutputs: false }] });
+    expect([config(set, 'a')?.structuredOutputs, config(set, 'b')?.structuredOutputs, config(set, 'c')?.structuredOutputs]).toEqual([false, true, false]);
+    expect(config(createProviders(env), 'a')).not.toHaveProperty('structuredOutputs');
+    expect(() => createProviders({ ...env, SMARTSPEC_LLM_A_STRUCTURED_OUTPUTS: 'maybe' })).toThrow(/SMARTSPEC_LLM_A_STRUCTURED_OUTPUTS must be true or false, got 'maybe'/);
+  });
+
   it('never puts API keys into the summary', () => {
     const summary = summarizeProviders(createProviders({ OPENAI_API_KEY: 'sk-secret' }));
     expect(JSON.stringify(summary)).not.toContain('sk-secret');
