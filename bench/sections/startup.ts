@@ -41,8 +41,8 @@ export default defineSection({
     { key: 'status.ms', label: 'smartspec status <id>', unit: 'ms', better: 'lower' },
   ],
   async setup(ctx) {
-    const env = { ...process.env, NATS_URL: ctx.natsUrl };
-    delete env.NODE_OPTIONS; // the bench's own loader flags are not the user's
+    const { NODE_OPTIONS: _loaderFlags, ...userEnv } = process.env; // the bench's own loader flags are not the user's
+    const env: NodeJS.ProcessEnv = { ...userEnv, NATS_URL: ctx.natsUrl };
     const id = `startup-${process.pid}`;
     await timed(['run', 'examples/fork-join.json', '--id', id, '--input', '{"feature":"startup"}'], env);
     return {
