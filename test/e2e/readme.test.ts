@@ -65,12 +65,12 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-readme-'));
   dataDir = join(tmp, 'data');
   if (netnsAvailable) ns = await startNetNs();
-  // The last step of examples/llm-review.json asks for JSON: answer such requests with JSON.
+  // The last step of examples/llm-review.json asks for JSON of its schema: answer such requests so.
   fake = await startFakeOpenAI({
     name: 'readme',
     apiKey: 'sk-readme',
     models: ['gpt-4o-mini'],
-    reply: (body: { response_format?: unknown; messages: { content: string }[] }) => ({ type: 'completion', content: body.response_format || body.messages.some((m) => /json/i.test(m.content)) ? '{"summary": "fine"}' : 'a reviewed spec' }),
+    reply: (body: { response_format?: unknown; messages: { content: string }[] }) => ({ type: 'completion', content: body.response_format || body.messages.some((m) => /json/i.test(m.content)) ? '{"summary": "fine", "blockers": [], "approved": true}' : 'a reviewed spec' }),
   });
 });
 
