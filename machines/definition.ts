@@ -97,6 +97,8 @@ export const stepSchema = z.discriminatedUnion('type', [
 export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
 
 export const definitionSchema = z.strictObject({
+  /** Where editors find the JSON Schema (`smartspec schema`, GET /schemas/definition.json); ignored. */
+  $schema: z.string().optional(),
   id: stepId,
   version: z.number().int().min(1).optional(),
   description: z.string().optional(),

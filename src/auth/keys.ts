@@ -11,7 +11,7 @@
  * entries stay: "any key was ever created" is what turns authentication on,
  * and revoking the last key must not open the API again.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -33,6 +33,12 @@ export interface ApiKeyRecord {
 /** What listings show: everything but the hash. */
 export type ApiKeyView = Omit<ApiKeyRecord, 'hash'>;
 
+/** A key that works: its hash as bytes and the caller it stands for, made once per KV revision. */
+interface LiveKey { hash: Buffer; caller: Caller }
+
+/** Verified keys remembered at most (the map is emptied when full). */
+const MAX_VERIFIED = 10_000;
+
 const KEY_FORMAT = /^ssk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const KEY_ID = /^[0-9a-f]{16}$/;
 
@@ -53,8 +59,18 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 export const viewOf = ({ hash: _hash, ...view }: ApiKeyRecord): ApiKeyView => view;
 
 export class KeyStore {
-  /** Key id → its entry; `record` is undefined for an entry deleted from the bucket (refused like a revoked one). */
-  private readonly keys = new Map<string, { record?: ApiKeyRecord; revision: number }>();
+  /**
+   * Key id → its entry; `record` is undefined for an entry deleted from the bucket (refused like a
+   * revoked one). A live key also keeps its hash as bytes and the caller it stands for, made once
+   * here rather than on every request.
+   */
+  private readonly keys = new Map<string, { record?: ApiKeyRecord; revision: number; live?: LiveKey }>();
+  /**
+   * Keys that passed the hash check, to the entry they passed against. SHA-256 costs more than all
+   * the rest of authenticating; only genuine keys get in (unknown ones cannot fill it), and a
+   * lookup by a 256-bit random key reveals nothing a guess could use.
+   */
+  private readonly verified = new Map<string, LiveKey>();
   private watching?: Promise<void>;
   private ready!: () => void;
   private current?: { stop(): void };
@@ -125,11 +141,14 @@ export class KeyStore {
   authenticate(token: string): Caller | undefined {
     const match = KEY_FORMAT.exec(token);
     if (!match) return undefined;
-    const record = this.keys.get(match[1])?.record;
-    if (!record || record.revokedAt) return undefined;
-    const given = Buffer.from(sha256(token), 'hex');
-    if (!timingSafeEqual(given, Buffer.from(record.hash, 'hex'))) return undefined;
-    return { principal: { tenant: record.tenant, keyId: record.keyId }, scopes: new Set(record.scopes) };
+    const live = this.keys.get(match[1])?.live;
+    if (!live) return undefined;
+    // A key verified before, and still the live entry of its id (a revocation replaces it): no hash.
+    if (this.verified.get(token) === live) return live.caller;
+    if (!timingSafeEqual(hash('sha256', token, 'buffer'), live.hash)) return undefined;
+    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+    this.verified.set(token, live);
+    return live.caller;
   }
 
   /** Start mirroring the bucket; resolves once the current keys are in. */
@@ -177,7 +196,10 @@ export class KeyStore {
     const known = this.keys.get(keyId);
     if (known && known.revision >= revision) return;
     // A deleted entry stays in the map: it still means keys exist.
-    this.keys.set(keyId, { record, revision });
+    const live = record && !record.revokedAt
+      ? { hash: Buffer.from(record.hash, 'hex'), caller: { principal: Object.freeze({ tenant: record.tenant, keyId: record.keyId }), scopes: new Set(record.scopes) } }
+      : undefined;
+    this.keys.set(keyId, { record, revision, ...(live ? { live } : {}) });
   }
 
   close(): void {

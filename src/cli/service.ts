@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CommandBus } from '../bus/commands.js';
-import { createEdgeApp, createEdgeLogger, loadEdgeConfig, startEdgeServer, ConfigError } from '../edge/index.js';
+import { createEdgeApp, createEdgeLogger, loadEdgeConfig, startEdgeServer, ConfigError, type EdgeApp } from '../edge/index.js';
 import { executionsRouter } from '../edge/routes/executions.js';
 import { workflowsRouter } from '../edge/routes/workflows.js';
 import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
@@ -34,6 +34,7 @@ import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
 import { KeyStore } from '../auth/keys.js';
 import { keysRouter } from '../edge/routes/keys.js';
+import { contractsRouter } from '../edge/routes/contracts.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -52,6 +53,8 @@ function loadWorkerConfig(env: NodeJS.ProcessEnv) {
 export interface RunningService {
   /** The edge's base URL, when this process runs the edge. */
   url?: string;
+  /** The edge's Koa app (its routers: `app.middleware`), when this process runs the edge. */
+  app?: EdgeApp;
   engine?: Engine;
   /**
    * Stop serving: the edge closes; the worker takes no more commands, lets
@@ -87,14 +90,14 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       await nats.close();
     })());
   try {
-    const { url, engine } = await startRoles();
-    return { url, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
+    const { url, app, engine } = await startRoles();
+    return { url, app, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
   } catch (err) {
     await stop(); // what was started (the worker, the embedded nats-server's lease) does not outlive a failed start
     throw err;
   }
 
-  async function startRoles(): Promise<{ url?: string; engine?: Engine }> {
+  async function startRoles(): Promise<{ url?: string; app?: EdgeApp; engine?: Engine }> {
     const replicas = workerConfig.NATS_REPLICAS;
     const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
     const payloads = new PayloadStore(nc, { limits: payloadLimits, replicas });
@@ -105,6 +108,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const registry = new Registry(); // one /metrics for the edge and the engine in this process
     let engine: Engine | undefined;
     let url: string | undefined;
+    let edgeApp: EdgeApp | undefined;
 
     if (roles.worker) {
       const timers = await TimerStore.open(nc, replicas);
@@ -148,13 +152,14 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env))],
+        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter()],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();
           return true;
         },
       });
+      edgeApp = app;
       const server = await startEdgeServer(app, config.port, bind.host).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EADDRINUSE') throw err;
         throw new SmartSpecError('PORT_IN_USE', `port ${config.port} is already in use: set PORT to a free port (PORT=0 picks one)`);
@@ -164,7 +169,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       logger.info({ url: server.url }, 'edge listening');
     }
 
-    return { url, engine };
+    return { url, app: edgeApp, engine };
   }
 }
 

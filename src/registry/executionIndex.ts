@@ -39,6 +39,8 @@ export class ExecutionIndex {
   private seenAtLastCheck = -1;
   private stallCheck?: NodeJS.Timeout;
   private closed = false;
+  /** PENDING + RUNNING entries per tenant, kept with the mirror: the cap is checked on every submission. */
+  private readonly active = new Map<string, number>();
   /** Per execution: the update being written, and the newest one waiting behind it. */
   private readonly updates = new Map<string, { next?: IndexUpdate; done: Promise<void> }>();
 
@@ -58,7 +60,7 @@ export class ExecutionIndex {
   /** Take an entry out (a submission that could not be published leaves nothing behind). */
   async remove(executionId: string): Promise<void> {
     await this.kv.delete(executionId);
-    this.entries.delete(executionId);
+    this.mirror(executionId, undefined);
   }
 
   /**
@@ -155,8 +157,23 @@ export class ExecutionIndex {
   private apply(key: string, entry: IndexEntry | undefined, revision: number): void {
     const known = this.entries.get(key);
     if (known && known.revision >= revision) return;
-    if (entry) this.entries.set(key, { entry, revision });
+    this.mirror(key, entry && { entry, revision });
+  }
+
+  /** Replace (or drop) one mirrored entry, keeping the per-tenant active counts in step. */
+  private mirror(key: string, next: { entry: IndexEntry; revision: number } | undefined): void {
+    const before = this.entries.get(key)?.entry;
+    if (before && isActive(before)) this.count(before, -1);
+    if (next) this.entries.set(key, next);
     else this.entries.delete(key);
+    if (next && isActive(next.entry)) this.count(next.entry, +1);
+  }
+
+  private count(entry: IndexEntry, delta: number): void {
+    const tenant = entry.tenant ?? DEFAULT_TENANT;
+    const n = (this.active.get(tenant) ?? 0) + delta;
+    if (n > 0) this.active.set(tenant, n);
+    else this.active.delete(tenant);
   }
 
   /** Behind the bucket and nothing delivered since the last check: abandon that watch for a new one. */
@@ -171,9 +188,7 @@ export class ExecutionIndex {
 
   /** How many of a tenant's executions are PENDING or RUNNING (the per-tenant cap counts these). */
   activeCount(tenant: string): number {
-    let n = 0;
-    for (const { entry: e } of this.entries.values()) if ((e.tenant ?? DEFAULT_TENANT) === tenant && (e.status === 'PENDING' || e.status === 'RUNNING')) n++;
-    return n;
+    return this.active.get(tenant) ?? 0;
   }
 
   /** Stop the watch (it would otherwise restart). */
@@ -196,3 +211,5 @@ export class ExecutionIndex {
     return out.slice(0, filter.limit ?? 100);
   }
 }
+
+const isActive = (e: IndexEntry) => e.status === 'PENDING' || e.status === 'RUNNING';

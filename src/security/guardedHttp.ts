@@ -8,7 +8,8 @@
  * are followed here, by hand, so every hop's URL and address is checked the
  * same way before a byte is sent to it.
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
@@ -23,7 +24,17 @@ export interface GuardedRequest {
   signal: AbortSignal;
   /** Read a response body only up to this many bytes; a larger one drops the connection and fails with OUTPUT_TOO_LARGE. */
   maxBytes?: number;
+  /**
+   * Name resolution; default: the system's (dns.lookup, as any Node client).
+   * Called once per new connection, whose socket then goes to what it returned.
+   */
+  resolve?: Resolver;
 }
+
+/** Every address a host name resolves to (`family` 0: both). */
+export type Resolver = (hostname: string, family: number) => Promise<LookupAddress[]>;
+
+const systemResolver: Resolver = (hostname, family) => dnsLookup(hostname, { all: true, family });
 
 export interface GuardedResponse {
   status: number;
@@ -37,15 +48,24 @@ const MAX_REDIRECTS = 20;
 /** Headers that must not follow a redirect to another origin (as fetch does). */
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
-// Agents of their own: their sockets were all opened through the checking lookup.
-const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+/**
+ * Keep-alive agents per policy: every pooled socket was opened through this
+ * policy's checking lookup, and a reused socket skips the lookup, so a socket
+ * opened where a policy allowed a name must never serve a stricter one.
+ */
+const agentsByPolicy = new WeakMap<OutboundPolicy, { 'http:': http.Agent; 'https:': https.Agent }>();
+function agentsOf(policy: OutboundPolicy) {
+  let agents = agentsByPolicy.get(policy);
+  if (!agents) agentsByPolicy.set(policy, (agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) }));
+  return agents;
+}
 
 export async function guardedRequest(policy: OutboundPolicy, req: GuardedRequest): Promise<GuardedResponse> {
   let url = checkUrl(policy, req.url);
   let { method, body } = req;
   let headers = { ...req.headers };
   for (let hop = 0; ; hop++) {
-    const res = await send(policy, url, method, headers, body, req.signal, req.maxBytes, `${req.method} ${req.url}`);
+    const res = await send(policy, url, method, headers, body, req.signal, req.maxBytes, `${req.method} ${req.url}`, req.resolve ?? systemResolver);
     const location = res.location;
     if (!location || ![301, 302, 303, 307, 308].includes(res.status)) return { status: res.status, contentType: res.contentType, text: res.text, url: url.href };
     if (hop >= MAX_REDIRECTS) throw new StepError('HTTP_TOO_MANY_REDIRECTS', `${req.method} ${req.url}: more than ${MAX_REDIRECTS} redirects`, { retryable: false });
@@ -63,28 +83,29 @@ export async function guardedRequest(policy: OutboundPolicy, req: GuardedRequest
 
 interface RawResponse { status: number; contentType: string; text: string; location?: string }
 
-function send(policy: OutboundPolicy, url: URL, method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal, maxBytes: number | undefined, what: string): Promise<RawResponse> {
+function send(policy: OutboundPolicy, url: URL, method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal, maxBytes: number | undefined, what: string, resolver: Resolver): Promise<RawResponse> {
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     let denied: unknown;
     const lookup: LookupFunction = (hostname, options, callback) => {
-      dnsLookup(hostname, { all: true, family: options.family }, (err, addresses: LookupAddress[]) => {
-        if (err) return callback(err, '', 0);
+      resolver(hostname, options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0)).then((addresses) => {
         try {
           // Every address must pass: a name that also resolves to a private address is refused.
+          if (addresses.length === 0) throw Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' });
           for (const a of addresses) checkAddress(policy, hostname, a.address);
         } catch (e) {
-          denied = e;
+          if (e instanceof DestinationDeniedError) denied = e;
           return callback(e as NodeJS.ErrnoException, '', 0);
         }
+        // The socket connects to exactly the addresses checked here: no second lookup happens.
         if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
         callback(null, addresses[0].address, addresses[0].family);
-      });
+      }, (err: NodeJS.ErrnoException) => callback(err, '', 0));
     };
     const request = client.request(url, {
       method,
       headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-      agent: agents[url.protocol as 'http:' | 'https:'],
+      agent: agentsOf(policy)[url.protocol as 'http:' | 'https:'],
       lookup,
       signal,
     }, (res) => {

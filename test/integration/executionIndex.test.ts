@@ -69,6 +69,30 @@ describe('ExecutionIndex', () => {
     }
   }, 20_000);
 
+  it("counts each tenant's PENDING and RUNNING executions as entries come, change, go and arrive from other processes", async () => {
+    const other = await ExecutionIndex.open(writer);
+    const index = await ExecutionIndex.open(reader, 1, 200);
+    await index.watch();
+    try {
+      const of = (id: string, status: IndexEntry['status'], tenant?: string) => ({ ...entry(id, status), ...(tenant ? { tenant } : {}) });
+      const counts = () => ({ acme: index.activeCount('acme'), beta: index.activeCount('beta'), default: index.activeCount('default') });
+      const base = counts();
+      await index.put(of('cap-a1', 'PENDING', 'acme'));
+      await index.put(of('cap-a2', 'RUNNING', 'acme'));
+      await index.put(of('cap-b1', 'WAITING', 'beta')); // waiting is not running
+      await index.put(of('cap-d1', 'PENDING')); // no tenant: the default tenant's
+      expect(counts()).toEqual({ acme: base.acme + 2, beta: base.beta, default: base.default + 1 });
+      await index.put(of('cap-a2', 'COMPLETED', 'acme'));
+      await index.remove('cap-d1');
+      await other.put(of('cap-b2', 'RUNNING', 'beta'));
+      await other.put(of('cap-a1', 'FAILED', 'acme'));
+      await until('the watch to deliver', async () => index.activeCount('beta') === base.beta + 1 && index.activeCount('acme') === base.acme, 5000, 50);
+      expect(counts()).toEqual({ ...base, beta: base.beta + 1 });
+    } finally {
+      index.close();
+    }
+  });
+
   it("writes one execution's updates in order, newest last, skipping those overtaken while waiting, and keeps createdAt", async () => {
     const index = await ExecutionIndex.open(writer);
     const first = entry('ordered', 'PENDING');

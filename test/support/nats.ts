@@ -36,9 +36,12 @@ export function useNatsServer(): NatsFixture {
  * both) and with its includes inlined (nats-server resolves them relative to
  * the including file, which is no longer next to them).
  */
-export async function runnableConfig(shipped: string, tmpDir: string): Promise<string> {
+export async function runnableConfig(shipped: string, tmpDir: string, options: { clusterListen?: string } = {}): Promise<string> {
   const configFile = join(tmpDir, basename(shipped));
-  await writeFile(configFile, await inlined(shipped));
+  let text = await inlined(shipped);
+  // The cluster files listen for routes on fixed ports; a test moves that to a free one.
+  if (options.clusterListen) text = text.replace(/(\ncluster\s*\{[^]*?\n\s*listen:\s*)\S+/, `$1${options.clusterListen}`);
+  await writeFile(configFile, text);
   return configFile;
 }
 
@@ -52,12 +55,29 @@ async function inlined(file: string): Promise<string> {
   return lines.join('\n');
 }
 
-/** The passwords nats-users.conf reads from the server's environment, for tests. */
+/** The route password the cluster files (cluster/node-N.conf) read, for tests. */
+export const TEST_ROUTE_PASSWORD = 'route-secret';
+
+/** SMARTSPEC_ROUTE_PASSWORD and the route URLs SMARTSPEC_ROUTE_1..3, with credentials, for the cluster ports given. */
+export function clusterRouteEnv(ports: number[] = [6222, 6223, 6224], password = TEST_ROUTE_PASSWORD): Record<string, string> {
+  return Object.fromEntries([
+    ['SMARTSPEC_ROUTE_PASSWORD', password],
+    ...ports.map((port, i) => [`SMARTSPEC_ROUTE_${i + 1}`, `nats-route://route:${password}@127.0.0.1:${port}`]),
+  ]);
+}
+
+/**
+ * The passwords nats-users.conf reads from the server's environment, for tests;
+ * with the cluster files' route variables (shipped ports: tests that pass
+ * --cluster and --routes replace them, and --cluster without credentials
+ * also turns the route authorization off).
+ */
 export const TEST_NATS_PASSWORDS = {
   SMARTSPEC_EDGE_PASSWORD: 'edge-secret',
   SMARTSPEC_WORKER_PASSWORD: 'worker-secret',
   SMARTSPEC_SERVICE_PASSWORD: 'service-secret',
   SMARTSPEC_INTEGRATION_PASSWORD: 'integration-secret',
+  ...clusterRouteEnv(),
 };
 
 /** NATS_USER and NATS_PASSWORD of one of nats-users.conf's users. */

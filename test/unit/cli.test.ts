@@ -11,7 +11,7 @@ import { mermaidFlowchart } from '../../src/cli/mermaid.js';
 import { closest } from '../../src/suggest.js';
 import { positionsOf } from '../../src/definition/positions.js';
 import { bashCompletion, zshCompletion } from '../../src/cli/commands/completion.js';
-import { definitionJsonSchema } from '../../src/cli/commands/schema.js';
+import { definitionJsonSchema } from '../../src/contracts/definitionSchema.js';
 import { COMMANDS } from '../../src/cli/commandTable.js';
 import { def } from '../support/engine.js';
 import { STEP_TYPES } from '../../machines/definition.js';

@@ -9,7 +9,7 @@
  * every request acting as the default tenant's `anonymous` principal: the
  * composition root only allows that on loopback (or with --insecure).
  *
- * Always open: /healthz, /readyz, and CORS preflights (browsers never send
+ * Always open: /healthz, /readyz, the API's contracts (routes/contracts.ts: they hold no data) and CORS preflights (browsers never send
  * credentials on them; CORS answers them). /metrics needs `admin` or the
  * separate metrics token (SMARTSPEC_METRICS_TOKEN) a scraper can hold.
  */
@@ -18,6 +18,7 @@ import type { Context, Middleware } from 'koa';
 import { ForbiddenError, UnauthenticatedError } from '../../auth/errors.js';
 import type { KeyStore } from '../../auth/keys.js';
 import { ANONYMOUS, hasScope, SCOPES, type Caller, type Scope } from '../../auth/principal.js';
+import { isContractPath } from '../routes/contracts.js';
 
 export interface AuthenticationOptions {
   /** Absent: no key can exist, the edge stays open (unless `required`). */
@@ -53,7 +54,7 @@ export function authentication(options: AuthenticationOptions = {}): Middleware 
   const metricsDigest = metricsToken ? digest(metricsToken) : undefined;
 
   return async function authentication(ctx, next) {
-    if (OPEN_PATHS.has(ctx.path) || isPreflight(ctx)) return next();
+    if (OPEN_PATHS.has(ctx.path) || isContractPath(ctx.path) || isPreflight(ctx)) return next();
     const header = ctx.get('Authorization');
     const token = BEARER.exec(header)?.[1];
     if (ctx.path === '/metrics' && token && metricsDigest && timingSafeEqual(digest(token), metricsDigest)) return next();

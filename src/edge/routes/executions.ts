@@ -9,55 +9,22 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { z } from 'zod';
-import { isTerminal, statusOf, stepMapHas, STATUSES } from '../../../machines/index.js';
+import { isTerminal, statusOf, stepMapHas } from '../../../machines/index.js';
 import type { Definition } from '../../../machines/definition.js';
 import { validateDefinition } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
-import { EXECUTION_ID } from '../../nats/names.js';
 import { pingOwner } from '../../worker/control.js';
 import { planResume } from '../../worker/resumePlan.js';
 import { validateRequest } from '../middleware/validate.js';
 import { callerOf } from '../middleware/authentication.js';
 import { TenantLimitError } from '../../auth/errors.js';
-import { TENANT_ID } from '../../auth/principal.js';
 import { Tenancy, tenantForRead } from '../../auth/tenancy.js';
 import type { RouteDeps } from './deps.js';
+import { cancelExecutionBody, executionIdParams, fromQuery, listExecutionsQuery, resumeExecutionBody, signalParams, startExecutionBody } from '../../contracts/http.js';
 import { payloadLimitsFromEnv } from '../../payloads/config.js';
 import { assertNesting } from '../../payloads/refs.js';
 import { PayloadStore } from '../../payloads/store.js';
-
-const WORKFLOW_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
-const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
-
-const startBody = z
-  .strictObject({
-    workflowId: z.string().regex(WORKFLOW_ID, 'is not a workflow id').optional(),
-    version: z.number().int().min(1).optional(),
-    definition: z.record(z.string(), z.unknown()).optional(),
-    input: z.unknown().optional(),
-    budget: budget.optional(),
-    executionId: z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digits, _ or -').optional(),
-  })
-  .refine((b) => (b.workflowId === undefined) !== (b.definition === undefined), { message: 'give exactly one of workflowId or definition', path: ['workflowId'] });
-
-const resumeBody = z.strictObject({
-  checkpointId: z.string().min(1).optional(),
-  fromStep: z.string().min(1).optional(),
-  steps: z.unknown().optional(),
-  budget: budget.optional(),
-});
-
-const listQuery = z.object({
-  status: z.enum(STATUSES).optional(),
-  workflowId: z.string().optional(),
-  tenant: z.string().regex(TENANT_ID, 'is not a tenant id').optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-const fromQuery = z.object({ from: z.coerce.number().int().min(0).default(0) });
-const idParams = z.object({ id: z.string().regex(EXECUTION_ID, 'is not an execution id') }).passthrough();
 
 const TERMINAL_RECORDS = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
 const SSE_HEARTBEAT_MS = 15_000;
@@ -72,7 +39,7 @@ export function executionsRouter(deps: RouteDeps): Router {
 
   /** The execution id of the path, once the caller may see it: another tenant's is a 404. */
   const idOf = async (ctx: Context) => {
-    const { id } = validateRequest(ctx, { params: idParams }).params;
+    const { id } = validateRequest(ctx, { params: executionIdParams }).params;
     await tenancy.assertVisible(callerOf(ctx), id);
     return id;
   };
@@ -83,7 +50,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   }
 
   router.post('/executions', async (ctx) => {
-    const { body } = validateRequest(ctx, { body: startBody });
+    const { body } = validateRequest(ctx, { body: startExecutionBody });
     checkNesting(body.definition, 'definition');
     checkNesting(body.input, 'input');
     const { principal } = callerOf(ctx);
@@ -146,7 +113,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   });
 
   router.get('/executions', async (ctx) => {
-    const { query } = validateRequest(ctx, { query: listQuery });
+    const { query } = validateRequest(ctx, { query: listExecutionsQuery });
     const caller = callerOf(ctx);
     // An admin without ?tenant= sees every tenant's; everyone else only their own.
     const tenant = query.tenant === undefined && caller.scopes.has('admin') ? undefined : tenantForRead(caller, query.tenant);
@@ -231,7 +198,7 @@ export function executionsRouter(deps: RouteDeps): Router {
 
   router.post('/executions/:id/resume', async (ctx) => {
     const id = await idOf(ctx);
-    const { body } = validateRequest(ctx, { body: resumeBody.optional() });
+    const { body } = validateRequest(ctx, { body: resumeExecutionBody.optional() });
     checkNesting(body?.steps, 'steps');
     const req = body ?? {};
     const owner = await pingOwner(nc, id);
@@ -240,12 +207,13 @@ export function executionsRouter(deps: RouteDeps): Router {
     planResume(loaded, req); // refuses now what the worker would refuse later
     await bus.publish('resume', { executionId: id, ...req, principal: callerOf(ctx).principal }, `resume:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
-    ctx.body = { executionId: id, status: 'RUNNING' };
+    // The records after lastSeq are the resumed run's: a client waits for the end after it.
+    ctx.body = { executionId: id, status: 'RUNNING', lastSeq: loaded.fold.lastSeq };
   });
 
   router.post('/executions/:id/cancel', async (ctx) => {
     const id = await idOf(ctx);
-    const { body } = validateRequest(ctx, { body: z.strictObject({ reason: z.string().max(1000).optional() }).optional() });
+    const { body } = validateRequest(ctx, { body: cancelExecutionBody.optional() });
     const loaded = await load(ctx);
     const status = statusOf(loaded.fold.snapshot);
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status} and cannot be cancelled`, { status });
@@ -256,7 +224,7 @@ export function executionsRouter(deps: RouteDeps): Router {
 
   router.post('/executions/:id/signals/:name', async (ctx) => {
     const id = await idOf(ctx);
-    const name = ctx.params.name;
+    const { name } = validateRequest(ctx, { params: signalParams }).params;
     const loaded = await load(ctx);
     const snap = loaded.fold.snapshot;
     const status = statusOf(snap);

@@ -5,22 +5,15 @@
  * its KV watch delivers the change).
  */
 import Router from '@koa/router';
-import { z } from 'zod';
 import { viewOf, type KeyStore } from '../../auth/keys.js';
-import { SCOPES, TENANT_ID } from '../../auth/principal.js';
 import { validateRequest } from '../middleware/validate.js';
-
-const createBody = z.strictObject({
-  tenant: z.string().regex(TENANT_ID, 'must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit'),
-  scopes: z.array(z.enum(SCOPES)).min(1),
-  name: z.string().min(1).max(200).optional(),
-});
+import { createKeyBody, keyIdParams, listKeysQuery } from '../../contracts/http.js';
 
 export function keysRouter(keys: KeyStore): Router {
   const router = new Router();
 
   router.post('/keys', async (ctx) => {
-    const { body } = validateRequest(ctx, { body: createBody });
+    const { body } = validateRequest(ctx, { body: createKeyBody });
     const { key, record } = await keys.create(body);
     ctx.status = 201;
     ctx.set('Cache-Control', 'no-store');
@@ -28,12 +21,13 @@ export function keysRouter(keys: KeyStore): Router {
   });
 
   router.get('/keys', async (ctx) => {
-    const { query } = validateRequest(ctx, { query: z.object({ tenant: z.string().optional() }) });
+    const { query } = validateRequest(ctx, { query: listKeysQuery });
     ctx.body = { keys: (await keys.list()).filter((k) => !query.tenant || k.tenant === query.tenant).map(viewOf) };
   });
 
   router.delete('/keys/:keyId', async (ctx) => {
-    ctx.body = viewOf(await keys.revoke(ctx.params.keyId));
+    const { keyId } = validateRequest(ctx, { params: keyIdParams }).params;
+    ctx.body = viewOf(await keys.revoke(keyId));
   });
 
   return router;

@@ -3,17 +3,14 @@
  * Workflow ids are per tenant: the caller's tenant (an admin may read another's with ?tenant=).
  */
 import Router from '@koa/router';
-import { z } from 'zod';
-import { TENANT_ID } from '../../auth/principal.js';
 import { tenantForRead } from '../../auth/tenancy.js';
 import { validateDefinition } from '../../definition/validate.js';
 import { callerOf } from '../middleware/authentication.js';
 import { validateRequest } from '../middleware/validate.js';
 import type { RouteDeps } from './deps.js';
+import { getWorkflowQuery, listWorkflowsQuery, workflowIdParams } from '../../contracts/http.js';
 import { payloadLimitsFromEnv } from '../../payloads/config.js';
 import { assertNesting } from '../../payloads/refs.js';
-
-const tenantQuery = z.string().regex(TENANT_ID, 'is not a tenant id').optional();
 
 export function workflowsRouter({ workflows, payloads }: RouteDeps): Router {
   const router = new Router();
@@ -28,16 +25,13 @@ export function workflowsRouter({ workflows, payloads }: RouteDeps): Router {
   });
 
   router.get('/workflows', async (ctx) => {
-    const { query } = validateRequest(ctx, { query: z.object({ tenant: tenantQuery }) });
+    const { query } = validateRequest(ctx, { query: listWorkflowsQuery });
     const tenant = tenantForRead(callerOf(ctx), query.tenant);
     ctx.body = { workflows: (await workflows.list(tenant)).map(({ id, version, createdAt, definition }) => ({ id, version, createdAt, steps: definition.steps.length })) };
   });
 
   router.get('/workflows/:id', async (ctx) => {
-    const { query, params } = validateRequest(ctx, {
-      query: z.object({ version: z.coerce.number().int().min(1).optional(), tenant: tenantQuery }),
-      params: z.object({ id: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'is not a workflow id') }),
-    });
+    const { query, params } = validateRequest(ctx, { query: getWorkflowQuery, params: workflowIdParams });
     ctx.body = await workflows.get(params.id, query.version, tenantForRead(callerOf(ctx), query.tenant));
   });
 

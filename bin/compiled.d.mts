@@ -1,0 +1,3 @@
+export declare const SOURCE_DIRS: string[];
+export declare const STAMP: string;
+export declare function isBuildFresh(root: string): boolean;
