@@ -140,7 +140,8 @@ describe('against NATS', () => {
     expect(r).toMatchObject({ code: 0, stderr: '' });
     for (const step of ['draft', 'security', 'perf', 'legal', 'merge']) expect(r.stdout).toMatch(new RegExp(`^  ${step}\\s+done\\s+\\d+(\\.\\d+)? (ms|s)\\s`, 'm'));
     const loaded = [...new Set((await readFile(trace, 'utf8')).split('\n'))];
-    expect(loaded).toContain(`file://${REPO}/src/cli/commands/inspect.ts`); // the trace works
+    // the trace works (the bin runs the build in dist/ when it is fresh, else the sources)
+    expect(loaded.some((u) => u === `file://${REPO}/src/cli/commands/inspect.ts` || u === `file://${REPO}/dist/src/cli/commands/inspect.js`)).toBe(true);
     const forbidden = loaded.filter((u) => /\/node_modules\/(koa|@koa|ioredis|openai|koa-[^/]+)\/|\/src\/(llm|edge\/(app|routes|middleware)|worker)\//.test(u));
     expect(forbidden).toEqual([]);
   });
