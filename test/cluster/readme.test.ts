@@ -6,8 +6,8 @@
  * flags example. The commands run inside a private network namespace, so the
  * ports the README names (4222-4224, 6222-6224, 3000, 14222) are its own, and
  * from a temporary copy of the files, so the stores (relative to where the
- * servers start) land there. The passwords of its `export` line are test
- * values.
+ * servers start) land there. Its `export` lines run as written (the route
+ * password from openssl), the client passwords it leaves as `...` get test values.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -42,12 +42,24 @@ afterAll(async () => {
 
 const PASSWORDS = 'SMARTSPEC_EDGE_PASSWORD=cr-edge SMARTSPEC_WORKER_PASSWORD=cr-worker SMARTSPEC_SERVICE_PASSWORD=cr-service SMARTSPEC_INTEGRATION_PASSWORD=cr-integration';
 
-/** The README's export line with test passwords in place of its `...`. */
-const exportLine = () => {
-  const line = blocks[0][0].text;
-  expect(line).toMatch(/^export SMARTSPEC_EDGE_PASSWORD=\.\.\. SMARTSPEC_WORKER_PASSWORD=\.\.\. SMARTSPEC_SERVICE_PASSWORD=\.\.\. SMARTSPEC_INTEGRATION_PASSWORD=\.\.\.$/);
-  return `export ${PASSWORDS}`;
-};
+type Kind = 'export' | 'servers' | 'service' | 'three hosts' | 'flags';
+
+/** What each block of the page is, by what it says. */
+function kindOf(block: ReadmeCommand[]): Kind | undefined {
+  const texts = block.map((c) => c.text);
+  if (texts.some((t) => /nats-[abc]\b/.test(t))) return 'three hosts'; // settings for three machines: not run here
+  if (texts.every((t) => t.startsWith('export '))) return 'export';
+  if (texts.length === 3 && texts.every((t, i) => t === `nats-server -c cluster/node-${i + 1}.conf &`)) return 'servers';
+  if (texts.length === 1 && /^NATS_URL=nats:\/\/127\.0\.0\.1:4222,.* npx smartspec serve$/.test(texts[0])) return 'service';
+  if (texts.length === 1 && /^nats-server -c cluster\/node-1\.conf -a 127\.0\.0\.1 -p 14222 /.test(texts[0])) return 'flags';
+  return undefined;
+}
+
+const blocksOf = (kind: Kind) => blocks.filter((b) => kindOf(b) === kind);
+
+/** The page's export lines, the client passwords (its `...`) given test values; the others run as written. */
+const exportLines = () =>
+  blocksOf('export').flat().map((c) => (/SMARTSPEC_EDGE_PASSWORD=\.\.\./.test(c.text) ? `export ${PASSWORDS}` : c.text)).join('\n');
 
 /** A script in the namespace, from `cwd`, in its own process group; its output is collected. */
 function inNs(script: string, cwd: string): { proc: ChildProcess; output(): string; stop(): Promise<void> } {
@@ -81,25 +93,21 @@ async function runInNs(script: string, cwd: string): Promise<string> {
 }
 
 describe('cluster/README.md', () => {
-  it('shows the blocks this test runs: export, three servers, the service, the three-host settings, the flags example', () => {
-    expect(blocks.map((b) => b.map((c) => c.text.split(' ')[0]))).toEqual([
-      ['export'],
-      ['nats-server', 'nats-server', 'nats-server'],
-      [expect.stringMatching(/^NATS_URL=/)],
-      ['NATS_URL=nats://nats-a:4222,nats://nats-b:4222,nats://nats-c:4222', 'NATS_REPLICAS=3', 'NATS_USER=worker'], // three hosts: settings, not run here
-      ['nats-server'],
-    ]);
+  it('every block of the page is one this test knows: exports, the three servers, the service, three-host settings, the flags example', () => {
+    expect(blocks.filter((b) => !kindOf(b)).map((b) => b.map((c) => `cluster/README.md:${c.line}: ${c.text}`))).toEqual([]);
+    for (const kind of ['servers', 'service', 'flags'] as const) expect(blocksOf(kind), kind).toHaveLength(1);
+    expect(blocksOf('export').flat().some((c) => /SMARTSPEC_EDGE_PASSWORD=\.\.\./.test(c.text))).toBe(true);
   });
 
   it.skipIf(!netnsAvailable)('the cluster starts as written, elects a leader, and the service runs an execution on it with 3 replicas; the flags example starts', async () => {
-    const cluster = inNs([exportLine(), ...blocks[1].map((c) => c.text), 'wait'].join('\n'), tmp);
+    const cluster = inNs([exportLines(), ...blocksOf('servers')[0].map((c) => c.text), 'wait'].join('\n'), tmp);
     await until('the JetStream metadata leader', async () => {
       if (cluster.proc.exitCode !== null) throw new Error(cluster.output());
       return /JetStream cluster new metadata leader/.test(cluster.output());
     }, 60_000, 200);
     expect(cluster.output()).not.toMatch(/\[FTL\]/); // (route errors while the others start are normal)
 
-    const service = inNs([exportLine(), blocks[2][0].text].join('\n'), REPO);
+    const service = inNs([exportLines(), blocksOf('service')[0][0].text].join('\n'), REPO);
     await until('the service to listen', async () => {
       if (service.proc.exitCode !== null) throw new Error(service.output());
       return /edge listening/.test(service.output()) && /worker consuming commands/.test(service.output());
@@ -111,7 +119,7 @@ describe('cluster/README.md', () => {
     expect(service.output()).not.toMatch(/"level":50/); // no error logged
     await cluster.stop();
 
-    const flags = inNs([exportLine(), blocks[4][0].text].join('\n'), tmp);
+    const flags = inNs([exportLines(), blocksOf('flags')[0][0].text].join('\n'), tmp);
     await until('the flags example to be ready', async () => {
       if (flags.proc.exitCode !== null) throw new Error(flags.output());
       return /Server is ready/.test(flags.output());
