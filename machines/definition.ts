@@ -28,6 +28,10 @@ const common = {
   onError: z.enum(['fail', 'continue']).default('fail'),
 };
 
+/** A NATS subject a trigger or a wait listens on: tokens, `*` for one token, a final `>` for the rest. */
+const SUBJECT = /^(?:[^\s.*>]+|\*)(?:\.(?:[^\s.*>]+|\*))*(?:\.>)?$/;
+const subject = z.string().regex(SUBJECT, 'is not a NATS subject (tokens separated by dots; * for one token, a final > for the rest)');
+
 export const transformStepSchema = z.strictObject({ ...common, type: z.literal('transform'), value: z.unknown() });
 
 export const httpStepSchema = z.strictObject({
@@ -69,6 +73,15 @@ export const failStepSchema = z.strictObject({
 /** Waits until a signal with this name is delivered; its payload becomes the output. */
 export const signalStepSchema = z.strictObject({ ...common, type: z.literal('signal'), name: stepId.optional() });
 
+/**
+ * Waits for the first event on `subject` published after the step started for which `match`
+ * (a `{% … %}` expression over `event`, `input`, `steps`) is true; `timeoutMs` fails it with
+ * EVENT_TIMEOUT. To the machine it is a signal step whose signal is `eventSignalName(id)`.
+ */
+export const waitForEventStepSchema = z.strictObject({ ...common, type: z.literal('waitForEvent'), subject, match: z.string().optional() });
+/** The internal signal that delivers a waitForEvent step's event (':' never occurs in a user's signal name). */
+export const eventSignalName = (stepId: string) => `event:${stepId}`;
+
 export const llmStepSchema = z.strictObject({
   ...common,
   type: z.literal('llm'),
@@ -92,9 +105,18 @@ export const stepSchema = z.discriminatedUnion('type', [
   failStepSchema,
   signalStepSchema,
   llmStepSchema,
+  waitForEventStepSchema,
 ]);
 
 export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
+
+/** Start an execution per matching event published on `subject` (docs/events.md); expressions are `{% … %}` JSONata. */
+export const triggerSchema = z.strictObject({
+  subject,
+  filter: z.string().optional(),
+  input: z.unknown().optional(),
+  idempotencyKey: z.string().optional(),
+});
 
 export const definitionSchema = z.strictObject({
   /** Where editors find the JSON Schema (`smartspec schema`, GET /schemas/definition.json); ignored. */
@@ -105,6 +127,7 @@ export const definitionSchema = z.strictObject({
   steps: z.array(stepSchema).min(1, 'a workflow needs at least one step'),
   parallel: z.array(z.array(z.string()).min(1, 'a parallel group needs at least one step')).default([]),
   budget: budgetSchema.optional(),
+  triggers: z.array(triggerSchema).max(16, 'at most 16 triggers per workflow').optional(),
 });
 
 export type RetryPolicy = z.infer<typeof retrySchema>;
@@ -112,4 +135,5 @@ export type Step = z.infer<typeof stepSchema>;
 export type StepType = Step['type'];
 export type Definition = z.infer<typeof definitionSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
+export type Trigger = z.infer<typeof triggerSchema>;
 export const STEP_TYPES = stepSchema.options.map((o) => o.shape.type.value);

@@ -45,7 +45,9 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal }
+/** The event a trigger started an execution for: where it was stored, and its headers that are not secrets. */
+export interface TriggeringEvent { subject: string; stream: string; seq: number; headers?: Record<string, string> }
+export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent }
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;
@@ -55,6 +57,8 @@ export interface StepStarted {
   durationMs?: number;
   /** A signal step with `timeoutMs`: when it times out without its signal (ISO-8601). */
   deadline?: string;
+  /** A waitForEvent step: events stored in the events stream after this sequence count. */
+  afterSeq?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';

@@ -3,12 +3,12 @@
  * `transition`: the state after every record is re-derived, never by running
  * a step. Used to rebuild an actor (status, resume) and to audit (replay).
  */
-import { initialTransition, transition } from 'xstate';
+import { createActor, initialTransition, type AnyActorScope } from 'xstate';
 import type { Definition } from './definition.js';
 import { compileCached } from './cache.js';
 import type { WorkflowEvent } from './events.js';
 import { resumeSnapshot } from './resume.js';
-import type { WorkflowSnapshot } from './workflowMachine.js';
+import type { WorkflowMachine, WorkflowSnapshot } from './workflowMachine.js';
 
 export interface RecordedEvent {
   seq: number;
@@ -54,7 +54,26 @@ export function applyEvent(snapshot: WorkflowSnapshot, event: WorkflowEvent, che
       recovery: event.reason === 'recovery',
     });
   }
-  return transition(compileCached(snapshot.context.definition), snapshot, event)[0];
+  const machine = compileCached(snapshot.context.definition);
+  return machine.transition(snapshot, event, inertScope(machine, snapshot));
+}
+
+/**
+ * One inert actor scope per machine. XState's `transition()` builds a new actor for every call,
+ * and with it the machine's initial context: more than half of the cost of a fold, which made
+ * resuming a short history (folded whole: it has no snapshot yet) slower than a long one.
+ * The workflow machine's actions are all assigns, so a scope that executes nothing is enough.
+ */
+const scopes = new WeakMap<WorkflowMachine, AnyActorScope>();
+function inertScope(machine: WorkflowMachine, snapshot: WorkflowSnapshot): AnyActorScope {
+  let scope = scopes.get(machine);
+  if (!scope) {
+    const self = createActor(machine, { input: { executionId: snapshot.context.executionId, definition: snapshot.context.definition } });
+    const none = () => undefined;
+    scope = { self, id: '', sessionId: '', system: self.system, defer: none, logger: none, stopChild: none, emit: none, actionExecutor: none } as unknown as AnyActorScope;
+    scopes.set(machine, scope);
+  }
+  return scope;
 }
 
 export function foldEvents(executionId: string, records: RecordedEvent[], options: { upToSeq?: number } = {}): FoldResult {

@@ -10,7 +10,7 @@
  * log continues exactly where the log ends (resume).
  */
 import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
-import type { Budget, Definition, Step } from './definition.js';
+import { eventSignalName, type Budget, type Definition, type Step } from './definition.js';
 import type { ErrorInfo, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
@@ -79,9 +79,9 @@ const waitingStateId = (stepId: string) => `waiting:${stepId}`;
  */
 function bufferSignalTransitions(definition: Definition) {
   return definition.steps
-    .filter((s) => s.type === 'signal')
+    .filter((s) => s.type === 'signal' || s.type === 'waitForEvent')
     .map((s) => {
-      const name = (s as { name?: string }).name ?? s.id;
+      const name = s.type === 'waitForEvent' ? eventSignalName(s.id) : (s as { name?: string }).name ?? s.id;
       return {
         guard: and([
           ({ context, event }: Args) => event.type === 'SignalReceived' && event.name === name && !stepMapHas(context.outputs, s.id) && !stepMapHas(context.signals, name),
@@ -113,7 +113,7 @@ const addUsage = (a: Usage, b?: Usage): Usage =>
 
 function stepNode(step: Step) {
   const id = step.id;
-  const signalName = step.type === 'signal' ? (step.name ?? step.id) : undefined;
+  const signalName = step.type === 'signal' ? (step.name ?? step.id) : step.type === 'waitForEvent' ? eventSignalName(step.id) : undefined;
   const isSleep = step.type === 'sleep';
   const isStep = forStep(id);
   // A timer's event applies only to the attempt that is waiting: a late one for an earlier attempt is refused.

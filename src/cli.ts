@@ -27,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commandNamed(first);
   if (!command) throw unknownCommand(first);
+  if (command.rawArgs && !rest.includes('--help') && !rest.includes('-h')) return (await command.load())({ args: rest, opts: {} });
   const parsed = parseOptions(command, rest);
   if (parsed.values.help) {
     out(commandHelp(command));

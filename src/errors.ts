@@ -63,6 +63,20 @@ export class ExecutionOwnedError extends SmartSpecError {
   }
 }
 
+/**
+ * A process subscribes to the execution's control subject but did not answer in time (busy,
+ * or cut off from NATS for a moment). Taking the execution over could run a step twice, so
+ * the caller tries again later: a dead process has no subscription and gets "no responders".
+ */
+export class OwnerUnresponsiveError extends SmartSpecError {
+  constructor(executionId: string) {
+    super('OWNER_UNRESPONSIVE', `the process hosting execution '${executionId}' did not answer in time; try again shortly`, {
+      retryable: true,
+      details: { executionId },
+    });
+  }
+}
+
 /** Another writer appended to the execution's log first (optimistic concurrency). */
 export class ConcurrencyError extends SmartSpecError {
   constructor(executionId: string, expectedSeq: number, cause?: unknown) {

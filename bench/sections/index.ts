@@ -12,6 +12,7 @@ import resume from './resume.js';
 import edge from './edge.js';
 import memory from './memory.js';
 import service from './service.js';
+import resumeHttp from './resume-http.js';
 import startup from './startup.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, edge, service, memory, startup];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup];

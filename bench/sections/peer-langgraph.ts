@@ -5,6 +5,13 @@
  * Each execution is one `invoke` on its own thread_id, so every superstep is
  * checkpointed. Measured one at a time and with 64 in flight (alternating
  * which goes first); per-execution latency is invoke start → result.
+ *
+ * Resume, LangGraph's way: a linear graph of RESUME_NODES nodes whose last one
+ * fails runs once per thread; resuming is `getStateHistory` (to find the
+ * checkpoint, as the engine lists checkpoints) then `invoke(null, config)`
+ * from the newest checkpoint, which re-runs the last node (failing again).
+ * The resume section's figure stops at the recorded ExecutionResumed, so it
+ * leaves out that re-run: LangGraph's figure here is, if anything, flattered less.
  */
 import { join } from 'node:path';
 import { seqAndConcurrent } from '../lib/load.js';
@@ -14,6 +21,9 @@ import { defineSection } from '../lib/section.js';
 const SEQUENTIAL = 300;
 const CONCURRENT = 640;
 const IN_FLIGHT = 64;
+/** Ten steps and a final one that fails, as in the resume section's histories. */
+const RESUME_NODES = 11;
+const RESUMES = 30;
 
 export default defineSection({
   name: 'peer-langgraph',
@@ -25,8 +35,10 @@ export default defineSection({
     { key: 'c64.executionsPerSec', label: `${IN_FLIGHT} in flight`, unit: 'executions/s', better: 'higher' },
     { key: 'c64.p50Ms', label: `${IN_FLIGHT} in flight, p50 latency`, unit: 'ms', better: 'lower' },
     { key: 'c64.p99Ms', label: `${IN_FLIGHT} in flight, p99 latency`, unit: 'ms', better: 'lower' },
+    { key: 'resume.p50Ms', label: `resume of a failed ${RESUME_NODES}-node thread (getStateHistory + invoke from the checkpoint), p50`, unit: 'ms', better: 'lower' },
   ],
   ratios: [
+    { key: 'engineResume100OverLanggraph', label: 'engine resume of 100 events (last checkpoint) ÷ LangGraph resume (≤ 1 is the target)', numerator: 'resume:e100.lastMs', denominator: 'resume.p50Ms' },
     { key: 'c64OverSeq', label: `${IN_FLIGHT} in flight / one at a time`, numerator: 'c64.executionsPerSec', denominator: 'seq.executionsPerSec' },
   ],
   async setup(ctx) {
@@ -67,6 +79,29 @@ export default defineSection({
       if (out.e !== fork5Expected(input)) throw new Error(`${thread_id}: E = ${out.e}, expected ${fork5Expected(input)}`);
     };
 
+    // The resume workload: nodes n0..n9 pass, `end` fails (every time: a resume re-runs it and fails again).
+    let chain = new StateGraph(State) as unknown as { addNode: (n: string, f: (s: { input: number }) => object) => typeof chain; addEdge: (a: string, b: string) => typeof chain; compile: (o: object) => typeof app };
+    const names = [...Array.from({ length: RESUME_NODES - 1 }, (_, i) => `n${i}`), 'end'];
+    for (const n of names) chain = chain.addNode(n, n === 'end' ? () => { throw new Error('stops here, to be resumed'); } : (s) => ({ input: s.input + 1 }));
+    chain = chain.addEdge(START, names[0]);
+    for (let i = 1; i < names.length; i++) chain = chain.addEdge(names[i - 1], names[i]);
+    const failing = chain.addEdge('end', END).compile({ checkpointer: saver });
+    const failedThread = async () => {
+      const config = { configurable: { thread_id: `resume-${++threads}` } };
+      await failing.invoke({ input: 0 }, config).then(() => { throw new Error('the failing graph completed'); }, () => undefined);
+      return config;
+    };
+    const resumeMs = async (config: object) => {
+      const t = performance.now();
+      let newest: { config: object; next: string[] } | undefined;
+      for await (const snap of failing.getStateHistory(config)) { newest = snap as never; break; } // newest first
+      if (!newest || newest.next[0] !== 'end') throw new Error(`resume: the newest checkpoint is before ${newest?.next}, not before 'end'`);
+      await failing.invoke(null, newest.config).then(() => { throw new Error('the resumed graph completed'); }, (err: Error) => {
+        if (!/to be resumed/.test(err.message)) throw err;
+      });
+      return performance.now() - t;
+    };
+
     const seqN = ctx.count(SEQUENTIAL);
     const conN = ctx.count(CONCURRENT);
     return {
@@ -74,12 +109,19 @@ export default defineSection({
         sequentialExecutions: seqN,
         concurrentExecutions: conN,
         inFlight: IN_FLIGHT,
+        resumeNodes: RESUME_NODES,
+        resumesPerRun: RESUMES,
         checkpointer: 'SqliteSaver (better-sqlite3, file, WAL)',
         langgraph: await peerVersion('@langchain/langgraph'),
         checkpointSqlite: await peerVersion('@langchain/langgraph-checkpoint-sqlite'),
         betterSqlite3: await peerVersion('better-sqlite3'),
       },
-      measure: (run) => seqAndConcurrent(run, seqN, conN, IN_FLIGHT, execute),
+      async measure(run) {
+        const sample = await seqAndConcurrent(run, seqN, conN, IN_FLIGHT, execute);
+        const ms: number[] = [];
+        for (let i = 0; i < RESUMES; i++) ms.push(await resumeMs(await failedThread()));
+        return { ...sample, 'resume.p50Ms': ms.sort((a, b) => a - b)[ms.length >> 1] };
+      },
       async close() {
         saver.db.close();
       },

@@ -1,11 +1,16 @@
 /**
  * Resume: time to rebuild an execution's actor at a checkpoint and record the
- * resume, for histories of 100 to 100,000 events, at the last checkpoint and
- * at one in the middle. The histories are real: ten steps that each fail and
+ * resume, for histories of 12 to 100,000 events, at the last checkpoint and
+ * at one in the middle. The histories are real: steps that each fail and
  * are retried (retry-heavy steps are how histories grow long) until they
  * succeed, then a final step that fails for good, so the execution is FAILED
  * and resumable. Runners keep a snapshot every SNAPSHOT_EVERY records; resume
  * reads the nearest one and the records after it.
+ *
+ * Each figure is the median of SAMPLES resumes per run, the sizes taken in a
+ * different order each run, so no size is always the first measurement after
+ * another section's load. A resumed runner is released and its end awaited
+ * before the next resume, so it does not run on in the background.
  */
 import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
@@ -18,15 +23,18 @@ import { defaultExecutors } from '../../src/steps/index.js';
 import { StepError } from '../../src/errors.js';
 import { defineSection } from '../lib/section.js';
 
-const SIZES = [100, 1_000, 10_000, 100_000];
+const SIZES = [12, 100, 1_000, 10_000, 100_000];
 const STEPS = 10;
+const SAMPLES = 3;
 
 function history(events: number) {
-  const attempts = Math.max(1, Math.round(events / (2 * STEPS)));
+  // 12 events: started, 4 steps × (started + completed), the final step's started + failed, failed.
+  const steps = events < 4 * STEPS ? Math.max(1, Math.round((events - 4) / 2)) : STEPS;
+  const attempts = steps < STEPS ? 1 : Math.max(1, Math.round(events / (2 * steps)));
   return validateDefinition({
     id: `resume-${events}`,
     steps: [
-      ...Array.from({ length: STEPS }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: attempts, initialDelayMs: 0 } })),
+      ...Array.from({ length: steps }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: attempts, initialDelayMs: 0 } })),
       { id: 'end', type: 'fail', message: 'stops here, to be resumed' },
     ],
   });
@@ -40,6 +48,8 @@ export default defineSection({
     { key: `e${n}.middleMs`, label: `${n.toLocaleString('en')} events, middle checkpoint`, unit: 'ms', better: 'lower' as const },
   ]),
   ratios: [
+    { key: 'e100Over10k', label: 'last checkpoint: 100 ÷ 10,000 events (≤ 1 is the target)', numerator: 'e100.lastMs', denominator: 'e10000.lastMs' },
+    { key: 'e1kMiddleOver10k', label: 'middle checkpoint: 1,000 ÷ 10,000 events (≤ 1 is the target)', numerator: 'e1000.middleMs', denominator: 'e10000.middleMs' },
     { key: 'growth100kOver1k', label: 'last checkpoint: 100,000 ÷ 1,000 events', numerator: 'e100000.lastMs', denominator: 'e1000.lastMs' },
     { key: 'middleGrowth100kOver1k', label: 'middle checkpoint: 100,000 ÷ 1,000 events', numerator: 'e100000.middleMs', denominator: 'e1000.middleMs' },
   ],
@@ -71,20 +81,27 @@ export default defineSection({
     }
     const resumeMs = async (id: string, checkpointId: string) => {
       const t = performance.now();
-      await engine.resume(id, { checkpointId });
+      const runner = await engine.resume(id, { checkpointId });
       const ms = performance.now() - t;
-      engine.release(id); // measure the rebuild, not the re-run
+      engine.release(id); // measure the rebuild, not the re-run…
+      await runner.done.catch(() => undefined); // …and let it stop before the next measurement
       return ms;
     };
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+    let runs = 0;
     return {
-      params: { steps: STEPS + 1, snapshotEvery: (await import('../../src/log/snapshots.js')).SNAPSHOT_EVERY },
+      params: { steps: STEPS + 1, samplesPerFigure: SAMPLES, snapshotEvery: (await import('../../src/log/snapshots.js')).SNAPSHOT_EVERY },
       async measure() {
-        const sample: Record<string, number> = {};
-        for (const t of targets) {
-          sample[`e${t.n}.lastMs`] = await resumeMs(t.id, t.last);
-          sample[`e${t.n}.middleMs`] = await resumeMs(t.id, t.middle);
+        const ms: Record<string, number[]> = {};
+        const shift = runs++ % targets.length;
+        const order = [...targets.slice(shift), ...targets.slice(0, shift)];
+        for (let i = 0; i < SAMPLES; i++) {
+          for (const t of order) {
+            (ms[`e${t.n}.lastMs`] ??= []).push(await resumeMs(t.id, t.last));
+            (ms[`e${t.n}.middleMs`] ??= []).push(await resumeMs(t.id, t.middle));
+          }
         }
-        return sample;
+        return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)]));
       },
       async close() {
         await engine.close();

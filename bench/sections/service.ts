@@ -61,7 +61,7 @@ async function freePort(): Promise<number> {
 interface Running { edgeUrl: string; edge: ChildProcess; workers: ChildProcess[]; stop(): Promise<void> }
 
 /** Start a deployment as child processes and wait until the edge is ready. */
-async function startDeployment(ctx: BenchContext, kind: Deployment): Promise<Running> {
+export async function startDeployment(ctx: BenchContext, kind: Deployment): Promise<Running> {
   const port = await freePort();
   const env = { ...process.env, NATS_URL: ctx.natsUrl, PORT: String(port), LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000000' };
   const start = (cmd: string) => {

@@ -17,9 +17,11 @@ const executionId = z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digit
 const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
 /** Who sent the command (the edge adds the API key's); absent from other publishers: see README "Security". */
 const principal = principalSchema.optional();
+/** The event a trigger started it for (src/triggers), recorded in ExecutionStarted. */
+const triggeringEvent = z.strictObject({ subject: z.string().min(1), stream: z.string().min(1), seq: z.number().int().min(1), headers: z.record(z.string(), z.string()).optional() });
 
 export const commandSchemas = {
-  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal }),
+  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal, trigger: triggeringEvent.optional() }),
   resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional(), principal }),
   cancel: z.object({ executionId, reason: z.string().optional(), principal }),
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional(), principal }),

@@ -29,6 +29,8 @@ export interface CommandSpec {
   subcommands?: string[];
   /** Positional arguments are files (completion offers files). */
   files?: boolean;
+  /** The command parses its own arguments (`options` are then for help and completion only). */
+  rawArgs?: boolean;
   load: () => Promise<CommandRun>;
 }
 
@@ -158,6 +160,19 @@ export const COMMANDS: CommandSpec[] = [
     examples: ['smartspec purge --older-than 30d --dry-run', 'smartspec purge --older-than 12h'],
     options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean', default: false }, ...json },
     load: async () => (await import('./commands/purge.js')).purge,
+  },
+  {
+    name: 'schedules',
+    usage: 'create --workflow W (--cron EXPR [--timezone TZ] | --every 15m) [--input JSON] [--catchup none|last|all] | list | show <id> | pause <id> | resume <id> | trigger <id> | rm <id>',
+    summary: 'start a registered workflow on a schedule (cron, or every N)',
+    examples: ['smartspec schedules create --workflow spec-review --cron "0 9 * * 1-5" --timezone Europe/Paris', 'smartspec schedules list', 'smartspec schedules trigger nightly'],
+    options: {
+      workflow: { type: 'string' }, version: { type: 'string' }, cron: { type: 'string' }, every: { type: 'string' }, timezone: { type: 'string' },
+      input: { type: 'string' }, catchup: { type: 'string' }, id: { type: 'string' }, ...json,
+    },
+    subcommands: ['create', 'list', 'show', 'pause', 'resume', 'trigger', 'rm'],
+    rawArgs: true,
+    load: async () => (await import('./commands/schedules.js')).schedules,
   },
   {
     name: 'secrets',

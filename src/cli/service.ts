@@ -34,6 +34,15 @@ import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
 import { KeyStore } from '../auth/keys.js';
 import { keysRouter } from '../edge/routes/keys.js';
+import { schedulesRouter } from '../edge/routes/schedules.js';
+import { FiringStarter } from '../schedules/firing.js';
+import { Scheduler } from '../schedules/scheduler.js';
+import { ScheduleStore } from '../schedules/scheduleStore.js';
+import { loadEventsConfig } from '../triggers/config.js';
+import { ensureEventsStream, TriggerConsumer } from '../triggers/triggerConsumer.js';
+import { WaitDispatcher } from '../events/waitDispatcher.js';
+import { WaitStore } from '../events/waitStore.js';
+import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 import { contractsRouter } from '../edge/routes/contracts.js';
 
 const workerEnv = z.object({
@@ -73,6 +82,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   useLimits(limits);
   const payloadLimits = payloadLimitsFromEnv(env);
   const authConfig = loadAuthConfig(env);
+  const eventsConfig = roles.worker ? loadEventsConfig(env) : undefined;
   const executors = roles.worker ? cliExecutors(env) : undefined; // an invalid HTTP_STEP_ALLOW stops here, before NATS
   const role = roles.edge && roles.worker ? 'serve' : roles.edge ? 'edge' : 'worker';
   const logger = createEdgeLogger(config, undefined, `smartspec-${role}`);
@@ -112,8 +122,11 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
 
     if (roles.worker) {
       const timers = await TimerStore.open(nc, replicas);
+      await ensureEventsStream(nc, eventsConfig!, replicas);
+      const waits = await WaitStore.open(nc, eventsConfig!.stream, replicas);
       engine = await Engine.create({
         timers,
+        waits,
         nc,
         log,
         index,
@@ -130,6 +143,20 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       await worker.start();
       stops.push((graceMs) => worker.stop(graceMs));
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
+      // Every worker runs the scheduler: each firing is claimed by one of them (src/schedules).
+      const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
+      scheduler.start();
+      stops.push(async () => scheduler.stop());
+      // Every worker consumes the events stream for the workflows' triggers (src/triggers).
+      const triggers = await WorkflowTriggers.open(nc, replicas);
+      await triggers.start();
+      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      await triggerConsumer.start();
+      stops.push(async () => { await triggerConsumer.stop(); triggers.stop(); });
+      // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
+      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
+      await dispatcher.start();
+      stops.push(() => dispatcher.stop());
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push(() => stopRetention());
@@ -137,7 +164,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
-      const [workflows, idempotency, keys] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas)]);
+      const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
       stops.push(async () => { await closeServer(); index.close(); keys.close(); });
@@ -152,7 +179,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter()],
+        routers: [workflowsRouter(deps), executionsRouter(deps), schedulesRouter({ schedules, workflows, bus }), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter()],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();

@@ -12,6 +12,8 @@ import { definitionSchema } from '../../machines/definition.js';
 import { chatCompletionRequestSchema } from '../llm/proxy/requestSchema.js';
 import { DEFINITION_SCHEMA_PATH } from './definitionSchema.js';
 import * as http from './http.js';
+import { createScheduleBody } from '../schedules/operations.js';
+import { SCHEDULE_ID } from '../schedules/scheduleStore.js';
 
 export const OPENAPI_PATH = '/openapi.json';
 /** The API reference page, rendering the document. */
@@ -26,6 +28,8 @@ const problem = { description: 'the request was refused: problem details (RFC 94
 const withErrors = (responses: ZodOpenApiResponsesObject): ZodOpenApiResponsesObject => ({ ...responses, default: problem });
 const definition = definitionSchema.meta({ id: 'Definition', description: `A workflow definition (also served alone at ${DEFINITION_SCHEMA_PATH})` });
 const execution = { path: http.executionIdParams };
+const schedule = { path: z.object({ id: z.string().regex(SCHEDULE_ID) }) };
+const scheduleViewSchema = z.looseObject({ id: z.string(), workflowId: z.string(), catchup: z.string(), paused: z.boolean(), nextAt: z.string().nullable(), history: z.array(z.looseObject({ kind: z.string(), at: z.string() })).optional() }).meta({ id: 'Schedule' });
 
 /** Every route of the edge: `[method, router path, operation]`. */
 const ROUTES: [Method, string, Operation][] = [
@@ -54,6 +58,14 @@ const ROUTES: [Method, string, Operation][] = [
   ['post', '/executions/:id/resume', { tags: ['executions'], operationId: 'resumeExecution', summary: 'Resume from a checkpoint or step, optionally with corrected steps', requestParams: execution, requestBody: { required: false, ...json(http.resumeExecutionBody) }, responses: withErrors({ 202: ok('resuming', http.resumedSchema) }) }],
   ['post', '/executions/:id/cancel', { tags: ['executions'], operationId: 'cancelExecution', summary: 'Cancel a running or waiting execution', requestParams: execution, requestBody: { required: false, ...json(http.cancelExecutionBody) }, responses: withErrors({ 202: ok('cancelling', http.cancellingSchema) }) }],
   ['post', '/executions/:id/signals/:name', { tags: ['executions'], operationId: 'signalExecution', summary: 'Deliver a signal to the step waiting for it', requestParams: { path: http.signalParams }, requestBody: { required: false, ...json(http.signalBody) }, responses: withErrors({ 202: ok('delivered', http.signalledSchema) }) }],
+  // ── schedules (docs/events.md)
+  ['post', '/schedules', { tags: ['schedules'], operationId: 'createSchedule', summary: 'Schedule a workflow: cron in a time zone, or every interval', requestBody: json(createScheduleBody), responses: withErrors({ 201: ok('created', scheduleViewSchema) }) }],
+  ['get', '/schedules', { tags: ['schedules'], operationId: 'listSchedules', summary: "The caller's tenant's schedules", responses: withErrors({ 200: ok('the schedules', z.object({ schedules: z.array(scheduleViewSchema) })) }) }],
+  ['get', '/schedules/:id', { tags: ['schedules'], operationId: 'getSchedule', summary: 'A schedule with its recent firings (history, newest first)', requestParams: schedule, responses: withErrors({ 200: ok('the schedule', scheduleViewSchema) }) }],
+  ['post', '/schedules/:id/pause', { tags: ['schedules'], operationId: 'pauseSchedule', summary: 'Pause: no firing starts until resumed', requestParams: schedule, responses: withErrors({ 200: ok('paused', scheduleViewSchema) }) }],
+  ['post', '/schedules/:id/resume', { tags: ['schedules'], operationId: 'resumeSchedule', summary: 'Resume: the next firing after now starts (none missed while paused)', requestParams: schedule, responses: withErrors({ 200: ok('resumed', scheduleViewSchema) }) }],
+  ['post', '/schedules/:id/trigger', { tags: ['schedules'], operationId: 'triggerSchedule', summary: 'Start one execution now', requestParams: schedule, responses: withErrors({ 202: ok('started', z.object({ scheduleId: z.string(), executionId: z.string() })) }) }],
+  ['delete', '/schedules/:id', { tags: ['schedules'], operationId: 'deleteSchedule', summary: 'Delete a schedule', requestParams: schedule, responses: withErrors({ 204: ok('deleted') }) }],
   // ── API keys (admin)
   ['post', '/keys', { tags: ['keys'], operationId: 'createKey', summary: 'Create an API key (the secret is in this answer only)', requestBody: json(http.createKeyBody), responses: withErrors({ 201: ok('created', http.createdKeySchema) }) }],
   ['get', '/keys', { tags: ['keys'], operationId: 'listKeys', summary: 'API keys, without their secrets', requestParams: { query: http.listKeysQuery }, responses: withErrors({ 200: ok('the keys', z.object({ keys: z.array(http.apiKeySchema) })) }) }],
@@ -115,6 +127,7 @@ export function openApiDocument(): OpenApiDocument {
     tags: [
       { name: 'workflows', description: 'The definition registry' },
       { name: 'executions', description: 'Start, read, follow, resume, cancel and signal executions' },
+      { name: 'schedules', description: 'Workflows started on a cron or an interval' },
       { name: 'keys', description: 'API keys (admin scope)' },
       { name: 'llm', description: 'The OpenAI-compatible proxy (llm scope)' },
       { name: 'operations', description: 'Probes and metrics' },

@@ -12,6 +12,7 @@ import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
 import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
 import { closest } from '../suggest.js';
+import { checkTriggers } from './triggers.js';
 import { llmStepIssues } from '../llm/stepRules.js';
 
 /** A problem with a definition; syntax errors also say where in the text (1-based). */
@@ -118,6 +119,7 @@ function crossFieldIssues(def: Definition): Issue[] {
     ...checkTemplates(def),
     ...checkSignals(def),
     ...checkOutbound(def),
+    ...checkTriggers(def),
   ];
 }
 

@@ -52,6 +52,7 @@ const RULES: Record<string, Rule> = {
   INVALID_EXECUTION_STATE: { status: 409, title: 'Invalid execution state' },
   EXECUTION_OWNED: { status: 409, title: 'Execution owned by another process' },
   EXECUTION_EXISTS: { status: 409, title: 'Execution already exists' },
+  SCHEDULE_EXISTS: { status: 409, title: 'Schedule already exists' },
   CONCURRENT_WRITE: { status: 409, title: 'Concurrent write' },
   BUDGET_EXCEEDED: { status: 409, title: 'Budget exceeded' },
   HISTORY_LIMIT: { status: 409, title: 'History limit reached' },
@@ -70,6 +71,7 @@ const RULES: Record<string, Rule> = {
   PAYLOAD_TAMPERED: { status: 500, title: 'Stored value failed verification', expose: true },
   PAYLOAD_MISSING: { status: 500, title: 'Stored value missing', expose: true },
   NOT_READY: { status: 503, title: 'Service not ready', expose: true },
+  OWNER_UNRESPONSIVE: { status: 503, title: 'Execution host busy', expose: true },
 };
 
 const GENERIC_DETAIL = 'An unexpected error occurred. Quote the request id when reporting it.';

@@ -127,10 +127,13 @@ export class EventLog {
     }
   }
 
-  /** The history of an execution from `fromSeq` (to `toSeq`, default its newest record), in order. */
-  async read(executionId: string, fromSeq = 0, toSeq?: number): Promise<StoredRecord[]> {
-    const start = fromSeq > 0 || !this.startOf ? undefined : await this.startHint(executionId);
-    if (start) {
+  /**
+   * The history of an execution from `fromSeq` (to `toSeq`, default its newest record), in order.
+   * `start`: the start hint, when the caller has already asked for it (startSeq).
+   */
+  async read(executionId: string, fromSeq = 0, toSeq?: number, start?: number): Promise<StoredRecord[]> {
+    if (fromSeq === 0) start ??= await this.startSeq(executionId);
+    if (fromSeq === 0 && start) {
       const out = await this.readRange(executionId, start, toSeq);
       // A hint that does not land on the first record (a re-created stream, say) is not trusted.
       if (out.length > 0 && out[0].record.type === 'ExecutionStarted') return out;
@@ -138,8 +141,12 @@ export class EventLog {
     return this.readRange(executionId, fromSeq, toSeq);
   }
 
-  /** The start hint, if it comes quickly: an index lost in a NATS fail-over must not hold reads up. */
-  private async startHint(executionId: string): Promise<number | undefined> {
+  /**
+   * Where the history starts in the stream, if the index says so quickly (an index lost in a NATS
+   * fail-over must not hold reads up). A hint: read() checks it lands on ExecutionStarted.
+   */
+  async startSeq(executionId: string): Promise<number | undefined> {
+    if (!this.startOf) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), START_HINT_MS)));
     try {
@@ -220,7 +227,8 @@ export class EventLog {
         await messages.close().catch(() => undefined);
       }
     } finally {
-      await consumer.delete().catch(() => undefined);
+      // Not awaited: the records are all here, and the reader need not wait a round trip more.
+      void consumer.delete().catch(() => undefined);
     }
   }
 }

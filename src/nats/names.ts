@@ -34,3 +34,7 @@ export const TIMERS_BUCKET = 'smartspec_timers';
 export const SECRETS_BUCKET = 'smartspec_secrets';
 /** API keys (hashes only): see src/auth/keys.ts. */
 export const KEYS_BUCKET = 'smartspec_keys';
+/** Schedules and their recent firings (src/schedules). */
+export const SCHEDULES_BUCKET = 'smartspec_schedules';
+/** waitForEvent steps waiting now, one key per execution, step and attempt (src/events). */
+export const WAITS_BUCKET = 'smartspec_waits';

@@ -6,6 +6,7 @@
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { controlSubject } from '../nats/names.js';
 import type { Principal } from '../auth/principal.js';
+import { OwnerUnresponsiveError } from '../errors.js';
 
 export type ControlRequest =
   | { op: 'ping' }
@@ -18,14 +19,18 @@ export function isNoResponders(err: unknown): boolean {
   return err instanceof natsErrors.NoRespondersError || (err as { cause?: unknown })?.cause instanceof natsErrors.NoRespondersError;
 }
 
-/** The live owner of an execution, or undefined when nobody hosts it. */
+/**
+ * The live owner of an execution, or undefined when nobody hosts it. A subscriber that does
+ * not answer is not "nobody": OwnerUnresponsiveError (retryable).
+ */
 export async function pingOwner(nc: NatsConnection, executionId: string): Promise<string | undefined> {
   try {
     const reply = await nc.request(controlSubject(executionId), JSON.stringify({ op: 'ping' } satisfies ControlRequest), { timeout: 2000 });
     const answer = reply.json() as ControlReply;
     return answer.ok ? answer.owner : undefined; // a host letting go (NOT_HOSTED) is no owner
   } catch (err) {
-    if (isNoResponders(err) || err instanceof natsErrors.TimeoutError) return undefined;
+    if (isNoResponders(err)) return undefined;
+    if (err instanceof natsErrors.TimeoutError) throw new OwnerUnresponsiveError(executionId);
     throw err;
   }
 }

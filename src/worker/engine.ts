@@ -10,6 +10,8 @@ import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
+import type { TriggeringEvent } from '../../machines/events.js';
+import type { WaitStore } from '../events/waitStore.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
@@ -47,6 +49,8 @@ export interface EngineOptions {
   payloads?: PayloadStore;
   /** Where steps' durable timers are kept, for every worker to fire. */
   timers?: TimerStore;
+  /** Where waitForEvent steps keep their waits, for every worker's dispatcher. */
+  waits?: WaitStore;
   /** Told about failures that have no caller to throw to (index writes). */
   onError?: (err: unknown, context: string) => void;
   /** Records one execution's history may hold (default SMARTSPEC_HISTORY_LIMIT). */
@@ -64,6 +68,8 @@ export interface StartRequest {
   budget?: Budget;
   /** Who starts it: recorded in ExecutionStarted, and its tenant owns the execution. */
   principal?: Principal;
+  /** The event a trigger started it for: recorded in ExecutionStarted. */
+  trigger?: TriggeringEvent;
 }
 
 export type { ResumeRequest };
@@ -118,7 +124,7 @@ export class Engine {
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal });
+      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal, ...(req.trigger ? { trigger: req.trigger } : {}) });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw this.refusedStart(executionId, err);
@@ -145,8 +151,8 @@ export class Engine {
    * FAILED/CANCELLED one from its last checkpoint.
    */
   async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
-    await this.assertNoLiveOwner(executionId);
-    const loaded = await loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId));
+    // Both only read: the owner check need not wait for the load (an owner found throws all the same).
+    const [, loaded] = await Promise.all([this.assertNoLiveOwner(executionId), loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId))]);
     const plan = planResume(loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
@@ -270,7 +276,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, historyLimit: this.historyLimit, secrets: this.options.secrets };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */

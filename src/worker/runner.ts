@@ -28,7 +28,8 @@ import {
   type WorkflowMachine,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
-import type { Step } from '../../machines/definition.js';
+import { eventSignalName, type Step } from '../../machines/definition.js';
+import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
@@ -61,6 +62,8 @@ export interface RunnerDeps {
   timers?: TimerStore;
   /** Records one execution's history may hold; the last one ends it FAILED (HISTORY_LIMIT). */
   historyLimit?: number;
+  /** Where waitForEvent steps register their waits, for every worker's dispatcher to match events against. */
+  waits?: WaitStore;
   /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
   secrets?: SecretResolver;
 }
@@ -98,6 +101,8 @@ export class ExecutionRunner {
   private idleWaiters: { resolve: (o: RunnerOutcome) => void; wakeWithinMs: number }[] = [];
   /** Steps whose timer is armed in the timer store, with the attempt: disarmed when that attempt stops waiting. */
   private readonly armed = new Map<string, number>();
+  /** What a waitForEvent step about to start lets its match expression read (kept with its wait). */
+  private readonly waitScopes = new Map<string, Record<string, unknown>>();
   readonly workflowId: string;
   /** Secrets used so far, and the redaction of everything recorded after them. */
   private readonly secrets: ExecutionSecrets;
@@ -171,7 +176,7 @@ export class ExecutionRunner {
   }
 
   async signal(name: string, payload: unknown, principal?: Principal): Promise<void> {
-    const waiting = this.snapshot.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
+    const waiting = this.snapshot.context.definition.steps.find((s) => (s.type === 'signal' && (s.name ?? s.id) === name) || (s.type === 'waitForEvent' && eventSignalName(s.id) === name));
     const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}), ...(principal ? { principal } : {}) };
     await this.commit(event);
   }
@@ -219,10 +224,18 @@ export class ExecutionRunner {
     }
     const after = this.actor.getSnapshot();
     // The envelope first: V8 takes a slow path for properties added after a spread (µs per record).
-    const body = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
+    let body: Record<string, unknown> = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
     const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : undefined;
+    const waitScope = event.type === 'StepStarted' ? this.waitScopes.get(event.stepId) : undefined;
     let stored: StoredRecord;
     try {
+      // Like a timer, the wait is kept before its step starts; events stored after `afterSeq` count.
+      if (waitScope && event.type === 'StepStarted' && this.deps.waits) {
+        const step = this.stepById(event.stepId) as Extract<Step, { type: 'waitForEvent' }>;
+        const afterSeq = await this.deps.waits.arm({ executionId: this.executionId, stepId: step.id, attempt: event.attempt, subject: step.subject, ...(step.match !== undefined ? { match: step.match } : {}), scope: waitScope });
+        this.waitScopes.delete(event.stepId);
+        body = { ...body, afterSeq };
+      }
       // The timer is kept before its step starts: a crash in between leaves a timer the machine will refuse, never a lost one.
       if (timerAt && this.deps.timers) await this.deps.timers.arm({ executionId: this.executionId, stepId: (event as { stepId: string }).stepId, attempt: (event as { attempt: number }).attempt, at: timerAt });
       stored = await this.deps.log.append(body as never, this.position, this.writer);
@@ -247,6 +260,7 @@ export class ExecutionRunner {
     this.position = { seq: stored.seq, hash: stored.record.hash };
     if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
     if (this.armed.size > 0) this.disarmEnded(after);
+    if (this.deps.waits) this.endWaits(event, current, after);
     this.recorded++;
     this.deps.onRecord?.(stored, after);
     if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
@@ -254,6 +268,22 @@ export class ExecutionRunner {
       this.deps.snapshots.save(stored, after, this.recorded).catch((err) => this.deps.onError?.(err, 'snapshot save'));
     }
     this.react();
+  }
+
+  /** Remove from the waits bucket the waits of waitForEvent steps that stopped waiting with this record. */
+  private endWaits(event: WorkflowEvent, before: WorkflowSnapshot, after: WorkflowSnapshot): void {
+    if (event.type === 'StepStarted') return;
+    const was = stepPhases(before);
+    const now = isTerminal(statusOf(after)) ? {} : stepPhases(after);
+    for (const step of after.context.definition.steps) {
+      if (step.type !== 'waitForEvent' || was[step.id] !== 'waiting' || now[step.id] === 'waiting') continue;
+      const attempt = stepMapGet(before.context.attempts, step.id) ?? 1;
+      this.deps.waits!.disarm({ executionId: this.executionId, stepId: step.id, attempt }).catch((err) => this.deps.onError?.(err, 'wait disarm'));
+    }
+  }
+
+  private stepById(id: string): Step | undefined {
+    return this.snapshot.context.definition.steps.find((s) => s.id === id);
   }
 
   /** Remove from the timer store the timers whose step attempt no longer waits (ended, failed, cancelled). */
@@ -384,7 +414,8 @@ export class ExecutionRunner {
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
-      if (step.type === 'sleep' || step.type === 'signal') timer = timerFields(step, snap, this.scope(snap, step), this.now().getTime());
+      if (step.type === 'sleep' || step.type === 'signal' || step.type === 'waitForEvent') timer = timerFields(step, snap, this.scope(snap, step), this.now().getTime());
+      if (step.type === 'waitForEvent' && this.deps.waits) this.waitScopes.set(step.id, waitScopeOf(step, snap, { id: this.executionId, workflowId: this.workflowId }));
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
@@ -550,4 +581,19 @@ function describeRefusal(event: WorkflowEvent, snap: WorkflowSnapshot): string {
       : `no step of this execution awaits signal '${event.name}' (or it was already delivered)`;
   }
   return `event ${event.type}${'stepId' in event ? ` for step '${event.stepId}'` : ''} does not apply in state ${JSON.stringify(snap.value)} (${status})`;
+}
+
+/**
+ * The values a wait's match expression may read besides the event: the input and the outputs of
+ * the steps it names (`steps.<id>`); secrets are never kept with a wait.
+ */
+const MAX_WAIT_SCOPE_BYTES = 64 * 1024;
+function waitScopeOf(step: Extract<Step, { type: 'waitForEvent' }>, snap: WorkflowSnapshot, execution: { id: string; workflowId: string }): Record<string, unknown> {
+  const named = new Set([...(step.match ?? '').matchAll(/steps\.([A-Za-z0-9_-]+)/g)].map((m) => m[1]));
+  const steps: Record<string, { output: unknown }> = {};
+  for (const id of named) if (stepMapHas(snap.context.outputs, id)) steps[id] = { output: stepMapGet(snap.context.outputs, id) };
+  const kept = { input: snap.context.input, steps, execution };
+  const bytes = Buffer.byteLength(JSON.stringify(kept));
+  if (bytes > MAX_WAIT_SCOPE_BYTES) throw new StepError('WAIT_SCOPE_TOO_LARGE', `the input and step outputs the match of step '${step.id}' reads are ${bytes} bytes, over ${MAX_WAIT_SCOPE_BYTES}: match on values from a smaller step`);
+  return kept;
 }

@@ -7,7 +7,7 @@
  * snapshot at that moment: the machine refuses it if it no longer applies
  * (the signal came first, the attempt is over).
  */
-import type { Step } from '../../machines/definition.js';
+import { eventSignalName, type Step } from '../../machines/definition.js';
 import { stepMapGet, stepMapHas, type ErrorInfo, type StepStarted, type WorkflowEvent, type WorkflowSnapshot } from '../../machines/index.js';
 import { planSleep } from '../definition/sleep.js';
 import { resolveTemplates, type TemplateScope } from '../definition/templates.js';
@@ -19,6 +19,9 @@ export function timerFields(step: Step, snap: WorkflowSnapshot, scope: TemplateS
   }
   // A signal that is already here completes the step as it starts: no timeout to keep.
   if (step.type === 'signal' && step.timeoutMs && !stepMapHas(snap.context.signals, step.name ?? step.id)) {
+    return { deadline: new Date(now + step.timeoutMs).toISOString() };
+  }
+  if (step.type === 'waitForEvent' && step.timeoutMs && !stepMapHas(snap.context.signals, eventSignalName(step.id))) {
     return { deadline: new Date(now + step.timeoutMs).toISOString() };
   }
   return {};
@@ -44,6 +47,10 @@ export function timerEvent(step: Step, snap: WorkflowSnapshot, attempt: number, 
   if (t && t.attempt !== attempt) return undefined;
   const lateMs = t ? Math.max(0, now - t.at) : 0;
   if (step.type === 'sleep') return { type: 'StepCompleted', stepId: step.id, attempt, output: { sleptMs: t!.durationMs ?? null }, lateMs };
+  if (step.type === 'waitForEvent' && t) {
+    const error: ErrorInfo = { code: 'EVENT_TIMEOUT', message: `no matching event on '${step.subject}' for step '${step.id}' within ${step.timeoutMs} ms`, retryable: false };
+    return { type: 'StepFailed', stepId: step.id, attempt, error, lateMs };
+  }
   if (step.type !== 'signal') return undefined;
   const error: ErrorInfo = { code: 'TIMEOUT', message: `no signal for step '${step.id}' within ${step.timeoutMs} ms`, retryable: true };
   return { type: 'StepFailed', stepId: step.id, attempt, error, ...(t ? { lateMs } : {}) };

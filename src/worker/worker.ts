@@ -155,7 +155,7 @@ export class Worker {
         // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
         assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
         try {
-          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL });
+          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL, trigger: c.trigger });
         } catch (err) {
           // Redelivered (its worker died) or repeated: the execution exists; hostWhileRunning continues it.
           if (!(err instanceof ExecutionExistsError)) throw err;

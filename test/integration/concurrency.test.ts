@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { countingExecutors, def, indexOf, types, useEngine } from '../support/engine.js';
 import { ConcurrencyError, SmartSpecError } from '../../src/errors.js';
-import { EXECUTIONS_STREAM, executionSubject } from '../../src/nats/names.js';
+import { controlSubject, EXECUTIONS_STREAM, executionSubject } from '../../src/nats/names.js';
+import { connectNats } from '../../src/nats/connect.js';
 import { hashRecord, verifyChain, type LogRecord } from '../../src/log/records.js';
 import { replayExecution } from '../../src/log/replay.js';
 import { loadExecution, summarize } from '../../src/log/views.js';
@@ -233,6 +234,33 @@ describe('two engines recovering one interrupted execution', () => {
     expect(records.at(-1)!.record.type).toBe('ExecutionCancelled');
     expect(indexOf(records, 'StepCompleted', 'wait')).toBe(-1);
     expect(replayExecution(runner.executionId, records).ok).toBe(true);
+  });
+
+  it('a host that subscribes but does not answer is not taken over: resume refuses with OWNER_UNRESPONSIVE (retryable) and writes nothing', async () => {
+    // A busy or briefly cut-off host: its control subscription is there, its answer is not.
+    // Taking over then could run a step twice; a dead host would have no subscription at all.
+    const engine = await fx.engine();
+    const id = newId('busy');
+    const failing = def({ id: 'busy', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'b', type: 'fail', message: 'no' }] });
+    const runner = await engine.start({ definition: failing, executionId: id });
+    expect((await runner.done).status).toBe('FAILED');
+    const before = await streamCount(id);
+
+    const busy = await connectNats(nats.url, 'busy-host');
+    busy.subscribe(controlSubject(id), { callback: () => undefined });
+    await busy.flush();
+    try {
+      const err = await engine.resume(id, { fromStep: 'b' }).then(() => undefined, (e: SmartSpecError) => e);
+      expect(err?.code).toBe('OWNER_UNRESPONSIVE');
+      expect(err?.retryable).toBe(true);
+      expect(await streamCount(id)).toBe(before);
+    } finally {
+      await busy.close();
+    }
+    // Gone for good (its connection closed): no responders, so the resume goes ahead.
+    const resumed = await engine.resume(id, { fromStep: 'b' });
+    expect((await resumed.done).status).toBe('FAILED');
+    expect(await streamCount(id)).toBeGreaterThan(before);
   });
 });
 

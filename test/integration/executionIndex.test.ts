@@ -11,6 +11,9 @@ import { ExecutionIndex, type IndexEntry } from '../../src/registry/executionInd
 import { EXECUTION_INDEX_BUCKET } from '../../src/nats/names.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
+import { SnapshotStore } from '../../src/log/snapshots.js';
+import { loadForResume } from '../../src/log/views.js';
+import { statusOf } from '../../machines/index.js';
 import { def } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { until } from '../support/processes.js';
@@ -131,6 +134,29 @@ describe('ExecutionIndex', () => {
       // A read that asks for a later part does not need the start.
       expect(await hinted.read('idx-first', history[2].seq)).toEqual(history.slice(2));
       expect(asked).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a resume of a short history loads it whole from its start hint, and a wrong hint still gives the whole history', async () => {
+    const index = await ExecutionIndex.open(writer);
+    const plain = await EventLog.open(writer);
+    const snapshots = await SnapshotStore.open(writer);
+    const engine = await Engine.create({ nc: writer, log: plain, index });
+    try {
+      const runner = await engine.start({ definition: def({ id: 'wf', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'b', type: 'fail', message: 'no' }] }), executionId: 'idx-short' });
+      await runner.done;
+      const history = await plain.read('idx-short');
+      await until('the index to know where it starts', async () => (await index.get('idx-short'))?.firstSeq === history[0].seq, 5000, 50);
+      for (const hint of [history[0].seq, history[2].seq]) {
+        const hinted = await EventLog.open(writer, { startOf: async () => hint });
+        const loaded = await loadForResume(hinted, snapshots, 'idx-short', history[2].seq);
+        expect(loaded.records).toEqual(history);
+        expect(loaded.recordCount).toBe(history.length);
+        expect(statusOf(loaded.fold.snapshot)).toBe('FAILED');
+        expect(loaded.fold.checkpoints.has(history[2].seq)).toBe(true);
+      }
     } finally {
       await engine.close();
     }

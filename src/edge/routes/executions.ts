@@ -201,8 +201,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     const { body } = validateRequest(ctx, { body: resumeExecutionBody.optional() });
     checkNesting(body?.steps, 'steps');
     const req = body ?? {};
-    const owner = await pingOwner(nc, id);
-    const loaded = await loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId));
+    const [owner, loaded] = await Promise.all([pingOwner(nc, id), loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId))]);
     if (owner) throw new ExecutionOwnedError(id, owner);
     planResume(loaded, req); // refuses now what the worker would refuse later
     await bus.publish('resume', { executionId: id, ...req, principal: callerOf(ctx).principal }, `resume:${id}:${loaded.fold.lastSeq}`);

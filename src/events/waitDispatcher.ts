@@ -1,0 +1,155 @@
+/**
+ * Run by every worker: delivers events to waitForEvent steps. One durable
+ * consumer, shared by all workers, reads the events stream; each event is
+ * matched against the waits (a mirror of the waits bucket) whose subject it is
+ * on and that began before it was stored, and a match is sent to its
+ * execution as the step's internal signal, with a message id per wait (so the
+ * first match published wins). A waiting execution costs a mirror entry here,
+ * nothing else: the signal command brings it back on any worker.
+ *
+ * No event is missed while a wait becomes known: a worker that learns of a
+ * wait reads the events stored since the wait began up to that moment, so an
+ * event handled by any worker before it knew the wait is read again by that
+ * same worker.
+ */
+import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { eventSignalName } from '../../machines/definition.js';
+import type { CommandBus } from '../bus/commands.js';
+import { evaluate } from './expressions.js';
+import { eventPayload } from '../triggers/triggerConsumer.js';
+import { publicHeaders, subjectMatches } from '../triggers/subjects.js';
+import type { WaitEntry, WaitStore } from './waitStore.js';
+
+export const WAITS_CONSUMER = 'smartspec-waits';
+const IN_FLIGHT = 128;
+/** A catch-up read stops after this many events (a wait that began long ago on a busy subject). */
+const MAX_CATCHUP_EVENTS = 10_000;
+
+interface StoredEvent { subject: string; seq: number; data: Uint8Array; string(): string; headers?: JsMsg['headers']; time: string }
+
+export interface WaitDispatcherOptions {
+  nc: NatsConnection;
+  bus: CommandBus;
+  waits: WaitStore;
+  logger: Logger;
+  ackWaitMs?: number;
+}
+
+export class WaitDispatcher {
+  /** Waits by subject pattern, then by key. */
+  private readonly bySubject = new Map<string, Map<string, WaitEntry>>();
+  private watch?: { stop(): void };
+  private messages?: { stop(): void };
+  private loop?: Promise<void>;
+  private stopped = false;
+
+  constructor(private readonly options: WaitDispatcherOptions) {}
+
+  async start(): Promise<void> {
+    const { nc, waits, bus } = this.options;
+    const jsm = await jetstreamManager(nc);
+    const ack_wait = (this.options.ackWaitMs ?? 30_000) * 1_000_000;
+    try {
+      await jsm.consumers.add(waits.stream, { durable_name: WAITS_CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, ack_wait, max_deliver: 20, max_ack_pending: 10_000 });
+    } catch {
+      await jsm.consumers.update(waits.stream, WAITS_CONSUMER, { ack_wait });
+    }
+    await new Promise<void>((ready) => {
+      this.watch = waits.watch(({ key, entry }) => {
+        for (const m of this.bySubject.values()) m.delete(key);
+        if (!entry) return;
+        let m = this.bySubject.get(entry.subject);
+        if (!m) this.bySubject.set(entry.subject, (m = new Map()));
+        m.set(key, entry);
+        void this.catchUp(key, entry).catch((err) => this.options.logger.warn({ err: { message: (err as Error).message }, wait: key }, 'catch-up read of a wait failed'));
+      }, ready);
+    });
+    const consumer = await bus.js.consumers.get(waits.stream, WAITS_CONSUMER);
+    const messages = await consumer.consume({ max_messages: IN_FLIGHT, expires: 5000 });
+    this.messages = messages;
+    const inFlight = new Set<Promise<void>>();
+    this.loop = (async () => {
+      for await (const msg of messages) {
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+        const p = this.dispatch(toEvent(msg)).then(() => msg.ack(), (err) => {
+          this.options.logger.warn({ err: { message: (err as Error).message }, subject: msg.subject }, 'event not delivered to its waits yet; redelivered');
+          msg.nak(1000);
+        }).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.allSettled(inFlight);
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watch?.stop();
+    this.messages?.stop();
+    await this.loop?.catch(() => undefined);
+  }
+
+  /** How many waits this worker knows of (for the bench). */
+  get size(): number {
+    let n = 0;
+    for (const m of this.bySubject.values()) n += m.size;
+    return n;
+  }
+
+  /** Send the event to every wait it matches. */
+  private async dispatch(event: StoredEvent, only?: string): Promise<void> {
+    const candidates: [string, WaitEntry][] = [];
+    for (const [pattern, m] of this.bySubject) {
+      if (!subjectMatches(pattern, event.subject)) continue;
+      for (const [key, w] of m) if (event.seq > w.afterSeq && (only === undefined || key === only)) candidates.push([key, w]);
+    }
+    if (candidates.length === 0) return;
+    const payload = eventPayload(event);
+    const headers = publicHeaders(event.headers) ?? {};
+    const sends: Promise<void>[] = [];
+    // One evaluation at a time (each within its own time bound); the matches are sent together.
+    for (const [key, w] of candidates) {
+      if (w.match !== undefined) {
+        try {
+          if ((await evaluate(w.match, { ...w.scope, event: payload, subject: event.subject, headers }, `steps.${w.stepId}.match`)) !== true) continue;
+        } catch (err) {
+          // Fails for this event whatever happens: not a match (logged; the wait goes on).
+          this.options.logger.warn({ err: { message: (err as Error).message }, wait: key }, 'match expression failed for an event');
+          continue;
+        }
+      }
+      const value = { subject: event.subject, seq: event.seq, publishedAt: event.time, data: payload, headers };
+      // Once sent, the wait is done here (the runner removes it from the bucket); a second match sent meanwhile has the same message id.
+      sends.push(this.options.bus.publish('signal', { executionId: w.executionId, name: eventSignalName(w.stepId), payload: value }, `event:${key}`).then(() => void this.bySubject.get(w.subject)?.delete(key)));
+    }
+    await Promise.all(sends);
+  }
+
+  /** Read the events stored since the wait began, up to now, and deliver the first match. */
+  private async catchUp(key: string, w: WaitEntry): Promise<void> {
+    const { nc, waits } = this.options;
+    const js = this.options.bus.js as JetStreamClient;
+    const last = (await (await jetstreamManager(nc)).streams.info(waits.stream)).state.last_seq;
+    if (last <= w.afterSeq) return;
+    const consumer = await js.consumers.get(waits.stream, { filter_subjects: w.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: w.afterSeq + 1 });
+    try {
+      let read = 0;
+      const pending = (await consumer.info(true)).num_pending;
+      if (pending === 0) return;
+      const messages = await consumer.fetch({ max_messages: Math.min(pending, MAX_CATCHUP_EVENTS), expires: 5000 });
+      for await (const m of messages) {
+        if (this.stopped || m.seq > last || !this.bySubject.get(w.subject)?.has(key)) break;
+        await this.dispatch(toEvent(m), key);
+        if (++read >= MAX_CATCHUP_EVENTS || m.info.pending === 0) break;
+      }
+      await messages.close().catch(() => undefined);
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+}
+
+function toEvent(m: JsMsg): StoredEvent {
+  return { subject: m.subject, seq: m.seq, data: m.data, string: () => m.string(), headers: m.headers, time: new Date(Math.floor(m.info.timestampNanos / 1_000_000)).toISOString() };
+}

@@ -1,0 +1,67 @@
+/**
+ * The waitForEvent steps waiting now, in a KV bucket: one entry per
+ * execution, step and attempt, with what the wait matches on (subject,
+ * expression, the values the expression may read) and the events stream
+ * sequence after which events count. Kept while the execution is passivated;
+ * every worker's WaitDispatcher watches it.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import { jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { WAITS_BUCKET } from '../nats/names.js';
+
+export interface WaitRef { executionId: string; stepId: string; attempt: number }
+export interface WaitEntry extends WaitRef {
+  subject: string;
+  match?: string;
+  /** What `match` may read besides the event: `input`, `steps`, `execution`. */
+  scope: Record<string, unknown>;
+  /** Events stored after this sequence of the events stream count. */
+  afterSeq: number;
+}
+
+export const waitKey = (w: WaitRef) => `${w.executionId}.${w.stepId}.${w.attempt}`;
+
+export type WaitChange = { key: string; entry: WaitEntry | undefined };
+
+export class WaitStore {
+  private constructor(private readonly kv: KV, private readonly jsm: JetStreamManager, private readonly nc: NatsConnection, readonly stream: string) {}
+
+  static async open(nc: NatsConnection, stream: string, replicas = 1): Promise<WaitStore> {
+    return new WaitStore(await new Kvm(nc).create(WAITS_BUCKET, { history: 1, storage: StorageType.File, replicas }), await jetstreamManager(nc), nc, stream);
+  }
+
+  /** Record a wait starting now; returns the sequence after which events count. */
+  async arm(wait: Omit<WaitEntry, 'afterSeq'>): Promise<number> {
+    const afterSeq = (await this.jsm.streams.info(this.stream)).state.last_seq;
+    await this.kv.put(waitKey(wait), JSON.stringify({ ...wait, afterSeq }));
+    return afterSeq;
+  }
+
+  async disarm(ref: WaitRef): Promise<void> {
+    await this.kv.delete(waitKey(ref));
+  }
+
+  /** Every wait, then every change, until `stop()`; `ready` once the current ones are in. A watch that ends starts again. */
+  watch(onChange: (change: WaitChange) => void, ready: () => void): { stop(): void } {
+    let stopped = false;
+    let current: { stop(): void } | undefined;
+    void (async () => {
+      while (!stopped && !this.nc.isClosed()) {
+        try {
+          const iter = await this.kv.watch();
+          current = iter;
+          if ((await this.kv.status()).values === 0) ready();
+          for await (const e of iter) {
+            onChange({ key: e.key, entry: e.operation === 'PUT' ? e.json<WaitEntry>() : undefined });
+            if (e.delta === 0) ready();
+          }
+        } catch {
+          // connection trouble: watch again below
+        }
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    })();
+    return { stop: () => { stopped = true; current?.stop(); } };
+  }
+}
