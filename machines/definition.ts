@@ -1,7 +1,9 @@
 /**
- * The workflow definition format (ARCHITECTURE.md, "Workflow definition").
- * zod checks the shape of each field; cross-field rules (ids, groups,
- * templates) are in validate.ts.
+ * The workflow definition format (ARCHITECTURE.md, "Workflow definition" and
+ * "Definitions, second edition"). zod checks the shape of each field;
+ * cross-field rules (ids, groups, needs, references) are in src/definition.
+ * Container steps (switch, parallel, map, loop, graph) hold blocks: lists of
+ * steps run in order, which may be containers again, up to MAX_NESTING deep.
  */
 import { z } from 'zod';
 
@@ -26,6 +28,8 @@ const common = {
   /** A template; the step is skipped when it resolves to a false value. */
   when: z.string().optional(),
   onError: z.enum(['fail', 'continue']).default('fail'),
+  /** Inside a graph only: ids of the steps of that graph this one waits for. */
+  needs: z.array(stepId).optional(),
 };
 
 /** A NATS subject a trigger or a wait listens on: tokens, `*` for one token, a final `>` for the rest. */
@@ -98,7 +102,93 @@ export const llmStepSchema = z.strictObject({
   fallbackModels: z.array(z.string().min(1)).min(1).max(10).optional(),
 });
 
-export const stepSchema = z.discriminatedUnion('type', [
+/** How deep containers may nest: a step inside a block of a container inside … (the top level is depth 0). */
+export const MAX_NESTING = 8;
+/** Most iterations a loop may declare. */
+export const MAX_LOOP_ITERATIONS = 10_000;
+/** Most items of a map run at a time. */
+export const MAX_MAP_CONCURRENCY = 1_000;
+
+/** A string that is exactly one `{{…}}` template or one `{% … %}` expression. */
+const templateOrExpression = z
+  .string()
+  .regex(/^(\{\{[^{}]*\}\}|\{%[\s\S]*%\})$/, 'must be a single {{…}} template or a {% … %} expression');
+/** A block: steps run in order. */
+const block = () => z.array(stepSchema);
+const nonEmptyBlock = () => z.array(stepSchema).min(1, 'a block needs at least one step');
+
+export const switchStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('switch'),
+  cases: z
+    .array(z.strictObject({ when: z.string().min(1), get steps() { return block(); } }))
+    .min(1, 'a switch needs at least one case'),
+  get default() { return block().optional(); },
+});
+
+/** A branch name becomes a key of the output object and a state node: the rules of a step id. */
+export const parallelStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('parallel'),
+  get branches() {
+    return z.record(stepId, nonEmptyBlock()).refine((b) => Object.keys(b).length > 0, { message: 'a parallel step needs at least one branch' });
+  },
+});
+
+export const mapStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('map'),
+  /** A template or expression giving the array to run the block for. */
+  items: templateOrExpression,
+  maxConcurrency: z.number().int().min(1).max(MAX_MAP_CONCURRENCY).default(10),
+  toleratedFailures: z.number().int().min(0).default(0),
+  get steps() { return nonEmptyBlock(); },
+});
+
+export const loopStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('loop'),
+  /** An expression (or template) read after each iteration: the loop stops when it is true. */
+  until: z.string().min(1).optional(),
+  maxIterations: z.number({ error: (i) => (i.input === undefined ? 'a loop needs maxIterations (a bound on how often it runs)' : undefined) })
+    .int().min(1).max(MAX_LOOP_ITERATIONS),
+  onMaxIterations: z.enum(['fail', 'continue']).default('fail'),
+  get steps() { return nonEmptyBlock(); },
+});
+
+export const graphStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('graph'),
+  get steps() { return nonEmptyBlock(); },
+});
+
+export const workflowStepSchema = z.strictObject({
+  ...common,
+  type: z.literal('workflow'),
+  workflowId: stepId,
+  version: z.number().int().min(1).optional(),
+  input: z.unknown().optional(),
+});
+
+export type LeafStep =
+  | z.infer<typeof transformStepSchema>
+  | z.infer<typeof httpStepSchema>
+  | z.infer<typeof sleepStepSchema>
+  | z.infer<typeof failStepSchema>
+  | z.infer<typeof signalStepSchema>
+  | z.infer<typeof llmStepSchema>
+  | z.infer<typeof waitForEventStepSchema>;
+type Common = z.infer<z.ZodObject<typeof common>>;
+export type SwitchStep = Common & { type: 'switch'; cases: { when: string; steps: Step[] }[]; default?: Step[] };
+export type ParallelStep = Common & { type: 'parallel'; branches: Record<string, Step[]> };
+export type MapStep = Common & { type: 'map'; items: string; maxConcurrency: number; toleratedFailures: number; steps: Step[] };
+export type LoopStep = Common & { type: 'loop'; until?: string; maxIterations: number; onMaxIterations: 'fail' | 'continue'; steps: Step[] };
+export type GraphStep = Common & { type: 'graph'; steps: Step[] };
+export type WorkflowStep = z.infer<typeof workflowStepSchema>;
+export type ContainerStep = SwitchStep | ParallelStep | MapStep | LoopStep | GraphStep;
+export type Step = LeafStep | ContainerStep | WorkflowStep;
+
+export const stepSchema: z.ZodType<Step, unknown> = z.discriminatedUnion('type', [
   transformStepSchema,
   httpStepSchema,
   sleepStepSchema,
@@ -106,7 +196,13 @@ export const stepSchema = z.discriminatedUnion('type', [
   signalStepSchema,
   llmStepSchema,
   waitForEventStepSchema,
-]);
+  switchStepSchema,
+  parallelStepSchema,
+  mapStepSchema,
+  loopStepSchema,
+  graphStepSchema,
+  workflowStepSchema,
+]) as unknown as z.ZodType<Step, unknown>;
 
 export const budgetSchema = z.strictObject({ maxTokens: z.number().int().min(1) });
 
@@ -131,9 +227,10 @@ export const definitionSchema = z.strictObject({
 });
 
 export type RetryPolicy = z.infer<typeof retrySchema>;
-export type Step = z.infer<typeof stepSchema>;
 export type StepType = Step['type'];
 export type Definition = z.infer<typeof definitionSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
 export type Trigger = z.infer<typeof triggerSchema>;
-export const STEP_TYPES = stepSchema.options.map((o) => o.shape.type.value);
+export const STEP_TYPES = ['transform', 'http', 'sleep', 'fail', 'signal', 'llm', 'waitForEvent', 'switch', 'parallel', 'map', 'loop', 'graph', 'workflow'] as const satisfies readonly StepType[];
+export const CONTAINER_TYPES = ['switch', 'parallel', 'map', 'loop', 'graph'] as const satisfies readonly ContainerStep['type'][];
+export const isContainer = (s: Step): s is ContainerStep => (CONTAINER_TYPES as readonly string[]).includes(s.type);

@@ -59,6 +59,10 @@ export interface StepStarted {
   deadline?: string;
   /** A waitForEvent step: events stored in the events stream after this sequence count. */
   afterSeq?: number;
+  /** A switch: the case the worker chose (its index, "default", or null for none). */
+  case?: number | 'default' | null;
+  /** A loop: the iteration it enters (1-based). A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';
@@ -71,6 +75,10 @@ export interface StepCompleted {
   latencyMs?: number;
   /** Fired by a timer (a sleep's end): how long after its `wakeAt` it was recorded. */
   lateMs?: number;
+  /** A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
+  /** A loop: how many iterations ran. */
+  iterations?: number;
 }
 export interface StepFailed {
   type: 'StepFailed';
@@ -80,6 +88,8 @@ export interface StepFailed {
   retryInMs?: number;
   /** Fired by a timer (a signal's timeout): how long after its `deadline` it was recorded. */
   lateMs?: number;
+  /** A step inside a loop: the iteration it belongs to. */
+  iteration?: number;
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

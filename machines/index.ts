@@ -7,3 +7,4 @@ export * from './phases.js';
 export * from './resume.js';
 export * from './replay.js';
 export * from './stepMap.js';
+export * from './blocks.js';

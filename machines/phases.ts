@@ -5,9 +5,11 @@
 import type { Definition } from './definition.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 import { stepMapGet, stepMapHas } from './stepMap.js';
+import { activeIn, type ActiveStep } from './containers/walk.js';
 import type { WorkflowSnapshot } from './workflowMachine.js';
 
-export type StepPhase = 'pending' | 'running' | 'waiting' | 'backoff' | 'done' | 'failed';
+/** A leaf's phase; a container is also `active` (its blocks run), `closing` or `check` (the worker records its end or next iteration); a graph step `blocked`. */
+export type StepPhase = 'pending' | 'running' | 'waiting' | 'backoff' | 'done' | 'failed' | 'active' | 'closing' | 'check' | 'blocked';
 export const STATUSES = ['PENDING', 'RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type ExecutionStatus = (typeof STATUSES)[number];
 
@@ -54,20 +56,22 @@ export function stepPhases(snapshot: WorkflowSnapshot): Record<string, StepPhase
   const activeKey = typeof running === 'string' ? running : Object.keys(running)[0];
   const active = activeKey === END_STATE ? stages.length : (planOf(definition).byKey.get(activeKey) ?? -1);
   stages.forEach((stage, i) => {
-    if (i === active) Object.assign(phases, stagePhases(stage, running, activeKey));
+    if (i === active) Object.assign(phases, stagePhases(definition, stage, running, activeKey));
     else for (const step of stage.steps) phases[step.id] = i < active ? 'done' : 'pending';
   });
   return phases;
 }
 
-/** Phases of the steps of the stage being run, read from the state value. */
-function stagePhases(stage: Stage, running: Value, activeKey: string): Record<string, StepPhase> {
-  const phases: Record<string, StepPhase> = {};
+/** Phases of the steps of the stage being run, and of the active steps inside its containers, read from the state value. */
+function stagePhases(def: Definition, stage: Stage, running: Value, activeKey: string, active: ActiveStep[] = []): Record<string, StepPhase> {
   for (const step of stage.steps) {
-    phases[step.id] = (stage.parallel
+    const v = stage.parallel
       ? (running as Record<string, Record<string, Value>>)[activeKey][step.id]
-      : (running as Record<string, Value>)[activeKey]) as StepPhase;
+      : (running as Record<string, Value>)[activeKey];
+    activeIn(def, step, v, active);
   }
+  const phases: Record<string, StepPhase> = {};
+  for (const a of active) phases[a.step.id] = a.phase as StepPhase;
   return phases;
 }
 
@@ -84,6 +88,8 @@ export interface SnapshotView {
   phases: Record<string, StepPhase>;
   /** The stage being run, if any. */
   stage?: Stage;
+  /** The steps to look at: the current stage's, and the active ones inside its containers. */
+  active: ActiveStep[];
 }
 
 /** Status, the current stage and its steps' phases, read from the state value once. */
@@ -91,16 +97,17 @@ export function inspectSnapshot(snapshot: WorkflowSnapshot): SnapshotView {
   const value = snapshot.value as Value;
   if (typeof value === 'string') {
     const status: ExecutionStatus = value === 'pending' ? 'PENDING' : value === 'completed' ? 'COMPLETED' : value === 'failed' ? 'FAILED' : 'CANCELLED';
-    return { status, phases: {} };
+    return { status, phases: {}, active: [] };
   }
   const stage = activeStage(snapshot);
   const running = (value as Record<string, Value>).running;
-  const phases = stage ? stagePhases(stage, running, stage.key) : {};
-  // WAITING only when every step of the current stage is done or waiting for a signal:
-  // a pending step there is about to start.
-  const current = (stage?.steps ?? []).map((s) => phases[s.id]);
+  const active: ActiveStep[] = [];
+  const phases = stage ? stagePhases(snapshot.context.definition, stage, running, stage.key, active) : {};
+  // WAITING only when every step to act on is done or waiting for a signal or a timer: a pending
+  // step is about to start. Containers whose blocks run, and graph steps waiting on their needs, wait on those.
+  const current = active.filter((a) => a.phase !== 'active' && a.phase !== 'blocked').map((a) => a.phase);
   const waiting = current.includes('waiting') && current.every((p) => p === 'waiting' || p === 'done');
-  return { status: waiting ? 'WAITING' : 'RUNNING', phases, stage };
+  return { status: waiting ? 'WAITING' : 'RUNNING', phases, stage, active };
 }
 
 export const isTerminal = (s: ExecutionStatus) => s === 'COMPLETED' || s === 'FAILED' || s === 'CANCELLED';

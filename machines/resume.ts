@@ -10,6 +10,8 @@ import { DefinitionError, InvalidExecutionStateError, StepNotFoundError } from '
 import { stagesOf, stepPhases } from './phases.js';
 import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
+import { blocksOf, stepIndex, walkSteps } from './blocks.js';
+import { isContainer } from './definition.js';
 import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
@@ -31,9 +33,11 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
 
   // The stage to resume at: the named step's, or the first one not fully done.
   let target: number;
-  if (plan.fromStep !== undefined) {
-    target = stages.findIndex((s) => s.steps.some((st) => st.id === plan.fromStep));
-    if (target < 0) throw new StepNotFoundError(plan.fromStep, plan.definition.id);
+  // A step inside a container re-runs from its top-level container (the resume point is a top-level stage).
+  const fromStep = plan.fromStep === undefined ? undefined : topLevelOf(plan.definition, plan.fromStep);
+  if (fromStep !== undefined) {
+    target = stages.findIndex((s) => s.steps.some((st) => st.id === fromStep));
+    if (target < 0) throw new StepNotFoundError(fromStep, plan.definition.id);
   } else {
     target = oldStages.findIndex((s) => s.steps.some((st) => phases[st.id] !== 'done'));
     if (target < 0) target = oldStages.length;
@@ -63,11 +67,35 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
   const keepInStage = (id: string) =>
     plan.fromStep === undefined && stage !== undefined && oldStages[target]?.key === stage.key && phases[id] === 'done';
   if (stage) for (const st of stage.steps) if (keepInStage(st.id)) keep.add(st.id);
+  // The steps inside a kept container keep their outputs too.
+  for (const st of plan.definition.steps) if (keep.has(st.id)) for (const v of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(v.step.id);
+
+  // From a checkpoint, a container of the resume stage that was under way continues where it was:
+  // what completed inside it (branches, items of a block, earlier steps of the current iteration)
+  // stays done, what had not is pending again.
+  const runningAt = (atCheckpoint.value as { running?: unknown }).running;
+  const valueAt = (id: string): Value | undefined => {
+    if (!stage || typeof runningAt !== 'object' || runningAt === null) return undefined;
+    const at = (runningAt as Record<string, Value>)[stage.key];
+    return stage.parallel ? (at as Record<string, Value> | undefined)?.[id] : at;
+  };
+  const underWay = new Map<string, Value>();
+  if (stage && plan.fromStep === undefined && oldStages[target]?.key === stage.key) {
+    for (const st of stage.steps) {
+      const v = valueAt(st.id);
+      const old = oldStages[target].steps.find((o) => o.id === st.id);
+      if (isContainer(st) && v && typeof v === 'object' && JSON.stringify(old) === JSON.stringify(st)) {
+        underWay.set(st.id, pendingAgain(v));
+        keep.add(st.id);
+        for (const d of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(d.step.id);
+      }
+    }
+  }
 
   // Recovery leaves a step waiting on a recorded timer waiting: a sleep is not restarted from zero,
   // a signal's timeout not pushed back.
   const waitsOnTimer = (id: string) => plan.recovery === true && phases[id] === 'waiting' && before.timers?.[id]?.attempt === stepMapGet(before.attempts, id);
-  const phaseOf = (id: string) => (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
+  const phaseOf = (id: string): Value => underWay.get(id) ?? (keep.has(id) ? 'done' : waitsOnTimer(id) ? 'waiting' : 'pending');
   const value = stage === undefined
     ? { running: END_STATE }
     : { running: { [stage.key]: stage.parallel ? Object.fromEntries(stage.steps.map((st) => [st.id, phaseOf(st.id)])) : phaseOf(stage.steps[0].id) } };
@@ -84,4 +112,20 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     output: undefined,
   };
   return compileCached(plan.definition).resolveState({ value, context });
+}
+
+/** The top-level step a step belongs to (itself at the top level); the id itself when unknown (refused later). */
+function topLevelOf(def: Definition, id: string): string {
+  const v = stepIndex(def).get(id);
+  return v ? (v.ancestors[0] ?? v.step).id : id;
+}
+
+type Value = string | { [k: string]: Value };
+/** Phases of steps that had started but not completed: they run again. */
+const RUN_AGAIN = new Set(['running', 'backoff', 'waiting', 'failed']);
+
+/** A container's state value with every step that had not completed pending again. */
+function pendingAgain(v: Value): Value {
+  if (typeof v === 'string') return RUN_AGAIN.has(v) ? 'pending' : v;
+  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, pendingAgain(inner)]));
 }

@@ -15,6 +15,12 @@ import type { ErrorInfo, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapHas, stepMapSet, type StepMap } from './stepMap.js';
+import { walkSteps } from './blocks.js';
+import { BLOCK_END, type Compiler } from './containers/common.js';
+import { switchNode } from './containers/switch.js';
+import { parallelNode } from './containers/parallel.js';
+import { graphNode } from './containers/graph.js';
+import { loopNode } from './containers/loop.js';
 
 export interface WorkflowContext {
   executionId: string;
@@ -34,6 +40,8 @@ export interface WorkflowContext {
    * have one, so a plain record stays small.
    */
   timers?: Record<string, StepTimer>;
+  /** The iteration each loop is in, by loop id (absent in snapshots from before loops). */
+  iterations?: StepMap<number>;
   usage: Usage;
   budget?: Budget;
   /** The execution's error, once ExecutionFailed. */
@@ -78,7 +86,7 @@ const waitingStateId = (stepId: string) => `waiting:${stepId}`;
  * also being buffered: in a parallel state every region's transition is taken.
  */
 function bufferSignalTransitions(definition: Definition) {
-  return definition.steps
+  return [...walkSteps(definition.steps)].map((v) => v.step)
     .filter((s) => s.type === 'signal' || s.type === 'waitForEvent')
     .map((s) => {
       const name = s.type === 'waitForEvent' ? eventSignalName(s.id) : (s as { name?: string }).name ?? s.id;
@@ -111,7 +119,8 @@ function withoutKey<T>(record: Record<string, T>, key: string): Record<string, T
 const addUsage = (a: Usage, b?: Usage): Usage =>
   b ? { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens } : a;
 
-function stepNode(step: Step) {
+/** A leaf step's node: pending, running or waiting, backoff, done (final) or failed. */
+function leafNode(step: Step) {
   const id = step.id;
   const signalName = step.type === 'signal' ? (step.name ?? step.id) : step.type === 'waitForEvent' ? eventSignalName(step.id) : undefined;
   const isSleep = step.type === 'sleep';
@@ -210,6 +219,27 @@ function stepNode(step: Step) {
   };
 }
 
+/** Any step's node: a container's (machines/containers) or a leaf's. */
+function stepNode(step: Step): any {
+  switch (step.type) {
+    case 'switch': return switchNode(step, compiler);
+    case 'parallel': return parallelNode(step, compiler);
+    case 'graph': return graphNode(step, compiler);
+    case 'loop': return loopNode(step, compiler);
+    default: return leafNode(step);
+  }
+}
+
+/** A block: its steps in order, as sibling states; its final state once the last is done. */
+function blockNode(steps: Step[]) {
+  const states: Record<string, unknown> = {};
+  steps.forEach((s, i) => { states[s.id] = { ...stepNode(s), onDone: steps[i + 1]?.id ?? BLOCK_END }; });
+  states[BLOCK_END] = { type: 'final' };
+  return { initial: steps[0]?.id ?? BLOCK_END, states };
+}
+
+const compiler: Compiler = { node: stepNode, block: blockNode };
+
 function stageNode(stage: Stage, next: string) {
   if (!stage.parallel) return { ...stepNode(stage.steps[0]), onDone: next };
   return {
@@ -247,6 +277,7 @@ export function compileWorkflow(definition: Definition) {
       errors: emptyStepMap(),
       signals: emptyStepMap(),
       timers: {},
+      iterations: emptyStepMap(),
       usage: ZERO_USAGE,
     }),
     states: {

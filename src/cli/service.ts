@@ -44,6 +44,7 @@ import { WaitDispatcher } from '../events/waitDispatcher.js';
 import { WaitStore } from '../events/waitStore.js';
 import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 import { contractsRouter } from '../edge/routes/contracts.js';
+import { uiRouter } from '../edge/routes/ui.js';
 
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
@@ -179,7 +180,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         logger,
         metricsRegistry: registry,
         auth: { keys, required, metricsToken: authConfig.metricsToken },
-        routers: [workflowsRouter(deps), executionsRouter(deps), schedulesRouter({ schedules, workflows, bus }), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter()],
+        routers: [workflowsRouter(deps), executionsRouter(deps), schedulesRouter({ schedules, workflows, bus }), keysRouter(keys), createLlmProxyRouter(createLlmRouter(env)), contractsRouter(), uiRouter(env.SMARTSPEC_UI_DIR?.trim() || undefined)],
         readiness: async () => {
           if (nc.isClosed()) return 'NATS connection closed';
           await nc.flush();
@@ -193,7 +194,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       });
       url = server.url;
       closeServer = async () => { await server.close(); await app.close(); };
-      logger.info({ url: server.url }, 'edge listening');
+      logger.info({ url: server.url, explorer: `${server.url}/ui/` }, 'edge listening');
     }
 
     return { url, app: edgeApp, engine };

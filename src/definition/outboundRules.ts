@@ -10,6 +10,7 @@
  *   `Bearer {{secrets.TOKEN}}`, but no literal credential and no `{{input…}}`.
  */
 import type { Definition } from '../../machines/definition.js';
+import { walkSteps } from '../../machines/blocks.js';
 import { collectTemplates } from './templates.js';
 
 interface Issue { path: string; message: string }
@@ -21,21 +22,21 @@ const SCHEME_THEN_TEMPLATES = /^\s*([A-Za-z][A-Za-z0-9_-]*\s+)?(\0\s*)+$/;
 
 export function checkOutbound(def: Definition): Issue[] {
   const issues: Issue[] = [];
-  def.steps.forEach((step, i) => {
-    if (step.type !== 'http') return;
+  for (const { step, path: at } of walkSteps(def.steps)) {
+    if (step.type !== 'http') continue;
     const { url, headers = {} } = step.request;
     const literalPrefix = url.split('{{')[0];
     const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(literalPrefix)?.[1];
     if (scheme !== undefined && !['http', 'https'].includes(scheme.toLowerCase())) {
-      issues.push({ path: `steps[${i}].request.url`, message: `scheme '${scheme}' is refused: http steps use http or https` });
+      issues.push({ path: `${at}.request.url`, message: `scheme '${scheme}' is refused: http steps use http or https` });
     }
     // user:password@ written into the URL is a literal credential too (a template after the @ is fine).
     if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/.test(url.replace(TEMPLATE, '')) && /^[^/]*\/\/[^/?#{]*@/.test(url)) {
-      issues.push({ path: `steps[${i}].request.url`, message: `credentials written into the URL would be stored in plain text with the definition: use a header with {{secrets.NAME}}` });
+      issues.push({ path: `${at}.request.url`, message: `credentials written into the URL would be stored in plain text with the definition: use a header with {{secrets.NAME}}` });
     }
     for (const [name, value] of Object.entries(headers)) {
       if (!CREDENTIAL_HEADERS.has(name.toLowerCase())) continue;
-      const path = `steps[${i}].request.headers.${name}`;
+      const path = `${at}.request.headers.${name}`;
       if (!SCHEME_THEN_TEMPLATES.test(value.replace(TEMPLATE, '\0'))) {
         issues.push({ path, message: `a literal credential would be stored in plain text with the definition: write it as a secret, e.g. 'Bearer {{secrets.TOKEN}}' (smartspec secrets set TOKEN)` });
         continue;
@@ -46,7 +47,7 @@ export function checkOutbound(def: Definition): Issue[] {
         issues.push({ path, message: `a credential from the input would be stored in plain text with ExecutionStarted: use {{secrets.NAME}}` });
       }
     }
-  });
+  }
   return issues;
 }
 

@@ -1,22 +1,24 @@
 /**
  * Definition validation: shape (zod) plus the rules zod cannot express —
- * unique ids, parallel groups of consecutive steps, templates that refer to
- * steps that run earlier. Every problem names its path. Pure.
+ * unique ids across the whole tree, nesting within MAX_NESTING, parallel
+ * groups of consecutive steps, graph needs without cycles, templates and
+ * expressions that read only steps certain to have run (references.ts).
+ * Every problem names its path, and all are reported at once. Pure.
  */
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, stepSchema, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
-import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
+import { definitionSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
+import { stepIndex, walkSteps } from '../../machines/blocks.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
-import { checkOutbound, secretTemplateProblem } from './outboundRules.js';
-import { closest } from '../suggest.js';
+import { checkOutbound } from './outboundRules.js';
+import { checkReferences, type Issue } from './references.js';
 import { checkTriggers } from './triggers.js';
 import { llmStepIssues } from '../llm/stepRules.js';
+import { closest } from '../suggest.js';
 
-/** A problem with a definition; syntax errors also say where in the text (1-based). */
-export interface Issue { path: string; message: string; line?: number; column?: number }
+export type { Issue };
 
 export interface ValidateOptions {
   /** Most steps a definition may have; default SMARTSPEC_MAX_STEPS (src/limits.ts). */
@@ -86,59 +88,34 @@ export function lineColumn(text: string, offset: number): { line: number; column
   return { line, column: offset - before.lastIndexOf('\n') };
 }
 
-/**
- * Validate a parsed document; returns the definition with defaults applied.
- * Every problem is reported at once: the rules across fields (ids, groups,
- * templates, ...) also run on the steps that have the right shape when others
- * do not.
- */
+/** Validate a parsed document; returns the definition with defaults applied. */
 export function validateDefinition(doc: unknown, options: ValidateOptions = {}): Definition {
-  // First, before any per-step work: a definition past the limit costs nothing to refuse.
+  // First, before any per-step work: a definition past the limits costs nothing to refuse.
   const tooMany = checkStepCount(doc, options.maxSteps ?? limits().maxSteps);
   if (tooMany) throw new DefinitionError([tooMany]);
-  const typeIssues = checkStepTypes(doc);
+  // The tree as written: nesting, step types and ids, reported together with zod's shape problems.
+  const pre = checkTree(doc);
   const parsed = definitionSchema.safeParse(doc);
-  if (!parsed.success) {
-    // A step of an unknown type has its own message; zod's union error about it would only repeat it.
-    const typed = typeIssues.map((i) => i.path.replace(/\.type$/, ''));
-    const shapeIssues = zodIssues(parsed.error).filter((i) => !typed.some((t) => i.path === t || i.path.startsWith(`${t}.`) || i.path.startsWith(`${t}[`)));
-    const partial = wellShapedPart(doc);
-    throw new DefinitionError([...typeIssues, ...shapeIssues, ...(partial ? crossFieldIssues(partial) : [])]);
-  }
-  const issues = [...typeIssues, ...crossFieldIssues(parsed.data)];
+  const shape = parsed.success ? [] : zodIssues(parsed.error).filter((i) => !pre.some((p) => i.path.startsWith(p.path)));
+  if (!parsed.success) throw new DefinitionError([...pre, ...shape]);
+  const def = parsed.data;
+  const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
+  const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues];
+  if (issues.length === 0) issues.push(...checkReferences(def), ...checkSignals(def), ...checkOutbound(def), ...checkTriggers(def));
+  if (issues.length === 0) issues.push(...checkRunnable(def));
   if (issues.length) throw new DefinitionError(issues);
-  return parsed.data;
+  return def;
 }
 
-function crossFieldIssues(def: Definition): Issue[] {
-  return [
-    ...checkIds(def),
-    ...checkGroups(def),
-    ...checkSleeps(def),
-    ...def.steps.flatMap((s, i) => (s.type === 'llm' ? llmStepIssues(s, `steps[${i}]`) : [])),
-    ...checkTemplates(def),
-    ...checkSignals(def),
-    ...checkOutbound(def),
-    ...checkTriggers(def),
-  ];
-}
+/** Step types the engine can run so far: the language's other types validate, but are refused here rather than failing at run time. */
+const RUNNABLE: ReadonlySet<StepType> = new Set(['transform', 'http', 'sleep', 'fail', 'signal', 'llm', 'waitForEvent', 'switch', 'parallel', 'loop', 'graph']);
 
-/**
- * The part of a document the rules across fields can still check when its
- * shape is wrong: its steps that parse, and a stand-in (same id, no fields)
- * for each that does not, so positions and ids stay as written.
- */
-function wellShapedPart(doc: unknown): Definition | undefined {
-  const raw = doc as { steps?: unknown; parallel?: unknown } | null;
-  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.steps)) return undefined;
-  const steps = raw.steps.map((s, i): Step => {
-    const ok = stepSchema.safeParse(s);
-    if (ok.success) return ok.data;
-    const id = (s as { id?: unknown })?.id;
-    return { id: typeof id === 'string' ? id : `(steps[${i}])`, type: 'transform', value: null, onError: 'fail' };
-  });
-  const parallel = Array.isArray(raw.parallel) && raw.parallel.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string')) ? (raw.parallel as string[][]) : [];
-  return { id: 'partial', steps, parallel } as Definition;
+function checkRunnable(def: Definition): Issue[] {
+  const issues: Issue[] = [];
+  for (const { step, path } of walkSteps(def.steps)) {
+    if (!RUNNABLE.has(step.type)) issues.push({ path: `${path}.type`, message: `step type '${step.type}' is valid, but this version of the engine cannot run it yet` });
+  }
+  return issues;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -151,45 +128,81 @@ function zodIssues(error: z.ZodError): Issue[] {
   return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
 }
 
+type Raw = Record<string, unknown>;
+const isObject = (v: unknown): v is Raw => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** The blocks of a step as written (before its shape is known to be right): [path, steps]. */
+function rawBlocks(step: Raw): [string, unknown[]][] {
+  const out: [string, unknown[]][] = [];
+  switch (step.type) {
+    case 'switch':
+      if (Array.isArray(step.cases)) step.cases.forEach((c, i) => { if (isObject(c) && Array.isArray(c.steps)) out.push([`cases[${i}].steps`, c.steps]); });
+      if (Array.isArray(step.default)) out.push(['default', step.default]);
+      break;
+    case 'parallel':
+      if (isObject(step.branches)) for (const [name, b] of Object.entries(step.branches)) if (Array.isArray(b)) out.push([`branches.${name}`, b]);
+      break;
+    case 'map': case 'loop': case 'graph':
+      if (Array.isArray(step.steps)) out.push(['steps', step.steps]);
+      break;
+    default: break;
+  }
+  return out;
+}
+
+/** Steps in the whole tree (nested no deeper than the limit: deeper ones are refused anyway). */
+function countSteps(steps: unknown[], depth = 0): number {
+  let n = steps.length;
+  if (depth >= MAX_NESTING) return n;
+  for (const s of steps) if (isObject(s)) for (const [, b] of rawBlocks(s)) n += countSteps(b, depth + 1);
+  return n;
+}
+
 function checkStepCount(doc: unknown, maxSteps: number): Issue | undefined {
   const steps = (doc as { steps?: unknown })?.steps;
-  if (!Array.isArray(steps) || steps.length <= maxSteps) return undefined;
+  if (!Array.isArray(steps)) return undefined;
+  const count = countSteps(steps);
+  if (count <= maxSteps) return undefined;
   return {
     path: 'steps',
-    message: `${steps.length.toLocaleString('en')} steps is more than the limit of ${maxSteps.toLocaleString('en')} per definition (SMARTSPEC_MAX_STEPS)`,
+    message: `${count.toLocaleString('en')} steps is more than the limit of ${maxSteps.toLocaleString('en')} per definition (SMARTSPEC_MAX_STEPS)`,
   };
 }
 
-/** An unknown step type gets its own message rather than zod's union error. */
-function checkStepTypes(doc: unknown): Issue[] {
+/**
+ * The tree as written: containers nested past MAX_NESTING, unknown step types (their own message
+ * rather than zod's union error), and step ids used twice anywhere in the tree.
+ */
+function checkTree(doc: unknown): Issue[] {
   const steps = (doc as { steps?: unknown })?.steps;
   if (!Array.isArray(steps)) return [];
   const issues: Issue[] = [];
-  steps.forEach((s, i) => {
-    const type = (s as { type?: unknown })?.type;
-    if (s && typeof s === 'object' && !(STEP_TYPES as unknown[]).includes(type)) {
-      issues.push({
-        path: `steps[${i}].type`,
-        message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : unknownTypeMessage(type),
-      });
-    }
-  });
-  return issues;
-}
-
-function unknownTypeMessage(type: unknown): string {
-  const guess = typeof type === 'string' ? closest(type, STEP_TYPES) : undefined;
-  return `unknown step type '${String(type)}'${guess ? `: did you mean '${guess}'?` : ''} (one of ${STEP_TYPES.join(', ')})`;
-}
-
-function checkIds(def: Definition): Issue[] {
-  const seen = new Map<string, number>();
-  const issues: Issue[] = [];
-  def.steps.forEach((s, i) => {
-    const first = seen.get(s.id);
-    if (first !== undefined) issues.push({ path: `steps[${i}].id`, message: `duplicate step id '${s.id}' (also steps[${first}])` });
-    else seen.set(s.id, i);
-  });
+  const seen = new Map<string, string>();
+  const walk = (list: unknown[], base: string, depth: number) => {
+    list.forEach((s, i) => {
+      const path = `${base}[${i}]`;
+      if (!isObject(s)) return;
+      const type = s.type;
+      if (!(STEP_TYPES as readonly unknown[]).includes(type)) {
+        issues.push({
+          path: `${path}.type`,
+          message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : unknownStepType(type),
+        });
+      }
+      if (typeof s.id === 'string') {
+        const first = seen.get(s.id);
+        if (first !== undefined) issues.push({ path: `${path}.id`, message: `duplicate step id '${s.id}' (also ${first})` });
+        else seen.set(s.id, path);
+      }
+      const blocks = rawBlocks(s);
+      if (blocks.length && depth >= MAX_NESTING) {
+        issues.push({ path, message: `containers nest deeper than ${MAX_NESTING} levels (the limit; see docs/workflow-definitions.md)` });
+        return;
+      }
+      for (const [sub, b] of blocks) walk(b, `${path}.${sub}`, depth + 1);
+    });
+  };
+  walk(steps, 'steps', 0);
   return issues;
 }
 
@@ -202,7 +215,10 @@ function checkGroups(def: Definition): Issue[] {
     group.forEach((id, j) => {
       const path = `parallel[${g}][${j}]`;
       const pos = index.get(id);
-      if (pos === undefined) return issues.push({ path, message: `unknown step id '${id}'` });
+      if (pos === undefined) {
+        const inner = stepIndex(def).get(id);
+        return issues.push({ path, message: inner ? `step '${id}' is inside a container (${inner.path}): groups are of top-level steps (use a parallel step inside)` : `unknown step id '${id}'` });
+      }
       const other = owner.get(id);
       if (other !== undefined) {
         return issues.push({ path, message: other === g ? `step '${id}' is listed twice in this group` : `step '${id}' is already in parallel[${other}]` });
@@ -225,95 +241,73 @@ function checkGroups(def: Definition): Issue[] {
   return issues;
 }
 
-/** The stage (position in the run order) of each step: group members share one. */
-export function stageIndex(def: Definition): Map<string, number> {
-  const groupOf = new Map<string, number>();
-  def.parallel.forEach((g, gi) => g.forEach((id) => groupOf.set(id, gi)));
-  const stage = new Map<string, number>();
-  let current = -1;
-  let lastGroup: number | undefined;
-  for (const s of def.steps) {
-    const g = groupOf.get(s.id);
-    if (g === undefined || g !== lastGroup) current++;
-    lastGroup = g;
-    stage.set(s.id, current);
-  }
-  return stage;
-}
-
-/** The fields of a step that may hold templates. */
-function templatedFields(step: Step): [string, unknown][] {
-  const fields: [string, unknown][] = [];
-  if (step.when !== undefined) fields.push(['when', step.when]);
-  switch (step.type) {
-    case 'transform': fields.push(['value', step.value]); break;
-    case 'http': fields.push(['request', step.request]); break;
-    case 'llm': fields.push(['prompt', step.prompt]); if (step.system) fields.push(['system', step.system]); fields.push(['model', step.model]); break;
-    case 'fail': fields.push(['message', step.message]); break;
-    case 'sleep':
-      if (typeof step.durationMs === 'string') fields.push(['durationMs', step.durationMs]);
-      if (step.until !== undefined) fields.push(['until', step.until]);
-      break;
-    default: break;
-  }
-  return fields;
-}
-
-function checkTemplates(def: Definition): Issue[] {
-  const stage = stageIndex(def);
+/** `needs` only inside a graph, naming steps of that graph, without cycles (each cycle named once). */
+function checkNeeds(def: Definition): Issue[] {
   const issues: Issue[] = [];
-  def.steps.forEach((step, i) => {
-    for (const [field, value] of templatedFields(step)) {
-      let refs;
-      try {
-        refs = collectTemplates(value, field);
-      } catch (err) {
-        if (!(err instanceof TemplateError)) throw err;
-        issues.push({ path: `steps[${i}].${(err.details?.at as string | undefined) || field}`, message: err.message });
-        continue;
-      }
-      for (const ref of refs) {
-        const path = `steps[${i}].${ref.at}`;
-        const [root, id, out] = ref.path;
-        if (!(TEMPLATE_ROOTS as readonly string[]).includes(root)) {
-          issues.push({ path, message: `${ref.raw}: unknown root '${root}' (use ${TEMPLATE_ROOTS.join(', ')})` });
-        } else if (root === 'steps') {
-          if (id === undefined || !stage.has(id)) issues.push({ path, message: `${ref.raw} refers to unknown step '${id ?? ''}'` });
-          else if (stage.get(id)! >= stage.get(step.id)!) issues.push({ path, message: `${ref.raw} refers to step '${id}', which does not run before '${step.id}'` });
-          else if (out !== 'output') issues.push({ path, message: `${ref.raw}: write steps.${id}.output…` });
-        } else if (root === 'secrets') {
-          const problem = secretTemplateProblem(ref, field);
-          if (problem) issues.push({ path, message: problem });
-        }
-      }
+  for (const { step, path, ancestors } of walkSteps(def.steps)) {
+    const parent = ancestors[ancestors.length - 1];
+    if (step.needs && parent?.type !== 'graph') issues.push({ path: `${path}.needs`, message: `'needs' is only for the steps of a graph` });
+    if (step.type !== 'graph') continue;
+    const members = new Map(step.steps.map((s, i) => [s.id, i]));
+    step.steps.forEach((s, i) => (s.needs ?? []).forEach((n, j) => {
+      if (!members.has(n)) issues.push({ path: `${path}.steps[${i}].needs[${j}]`, message: `'${n}' is not a step of graph '${step.id}' (${[...members.keys()].join(', ')})` });
+    }));
+    for (const cycle of graphCycles(step.steps)) {
+      const at = members.get(cycle[0])!;
+      issues.push({ path: `${path}.steps[${at}].needs`, message: `cycle in graph '${step.id}': ${[...cycle, cycle[0]].join(' needs ')}` });
     }
-  });
+  }
   return issues;
+}
+
+/** The cycles of a graph's needs, each once (as found by a depth-first search), as lists of ids. */
+function graphCycles(steps: Step[]): string[][] {
+  const needs = new Map(steps.map((s) => [s.id, (s.needs ?? []).filter((n) => steps.some((o) => o.id === n))]));
+  const state = new Map<string, 'open' | 'closed'>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  const visit = (id: string) => {
+    state.set(id, 'open');
+    stack.push(id);
+    for (const n of needs.get(id) ?? []) {
+      if (state.get(n) === 'open') cycles.push(stack.slice(stack.indexOf(n)));
+      else if (!state.has(n)) visit(n);
+    }
+    stack.pop();
+    state.set(id, 'closed');
+  };
+  for (const s of steps) if (!state.has(s.id)) visit(s.id);
+  return cycles;
 }
 
 /** A sleep has exactly one of durationMs and until; a literal until is a time. */
 function checkSleeps(def: Definition): Issue[] {
   const issues: Issue[] = [];
-  def.steps.forEach((s, i) => {
-    if (s.type !== 'sleep') return;
-    if (s.durationMs === undefined && s.until === undefined) issues.push({ path: `steps[${i}].durationMs`, message: 'a sleep needs durationMs (milliseconds) or until (a time)' });
-    else if (s.durationMs !== undefined && s.until !== undefined) issues.push({ path: `steps[${i}].until`, message: 'give either durationMs or until, not both' });
+  for (const { step: s, path } of walkSteps(def.steps)) {
+    if (s.type !== 'sleep') continue;
+    if (s.durationMs === undefined && s.until === undefined) issues.push({ path: `${path}.durationMs`, message: 'a sleep needs durationMs (milliseconds) or until (a time)' });
+    else if (s.durationMs !== undefined && s.until !== undefined) issues.push({ path: `${path}.until`, message: 'give either durationMs or until, not both' });
     else if (s.until !== undefined && !s.until.includes('{{') && parseIsoTime(s.until) === undefined) {
-      issues.push({ path: `steps[${i}].until`, message: `'${s.until}' is not ${ISO_TIME_HINT}, nor a {{…}} template` });
+      issues.push({ path: `${path}.until`, message: `'${s.until}' is not ${ISO_TIME_HINT}, nor a {{…}} template` });
     }
-  });
+  }
   return issues;
 }
 
 function checkSignals(def: Definition): Issue[] {
   const seen = new Map<string, string>();
   const issues: Issue[] = [];
-  def.steps.forEach((s, i) => {
-    if (s.type !== 'signal') return;
+  for (const { step: s, path } of walkSteps(def.steps)) {
+    if (s.type !== 'signal') continue;
     const name = s.name ?? s.id;
     const other = seen.get(name);
-    if (other) issues.push({ path: `steps[${i}].name`, message: `signal '${name}' is already awaited by step '${other}'` });
+    if (other) issues.push({ path: `${path}.name`, message: `signal '${name}' is already awaited by step '${other}'` });
     seen.set(name, s.id);
-  });
+  }
   return issues;
+}
+
+function unknownStepType(type: unknown): string {
+  const guess = typeof type === 'string' ? closest(type, STEP_TYPES) : undefined;
+  return `unknown step type '${String(type)}'${guess ? `: did you mean '${guess}'?` : ''} (one of ${STEP_TYPES.join(', ')})`;
 }

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EdgeConfig } from './config.js';
 import { createHttpMetrics } from './metrics.js';
-import { authentication, type AuthenticationOptions } from './middleware/authentication.js';
+import { authentication, isExplorerFile, type AuthenticationOptions } from './middleware/authentication.js';
 import { corsPolicy } from './middleware/cors.js';
 import { errorHandling } from './middleware/errorHandling.js';
 import { rateLimit } from './middleware/rateLimit.js';
@@ -83,6 +83,8 @@ export function createEdgeApp(options: EdgeAppOptions): EdgeApp {
       redis,
       namespace: options.rateLimitNamespace,
       exemptPaths: OPS_PATHS,
+      // A page load fetches a few static files: they must not spend the budget the page's API calls need.
+      exempt: isExplorerFile,
       logger,
     }),
   );

@@ -3,6 +3,7 @@
  * summary, and its checkpoints. Everything here is folded from the records;
  * nothing is stored besides the log.
  */
+import { walkSteps } from '../../machines/blocks.js';
 import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepMapGet, stepMapHas, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
 import { CheckpointNotFoundError, ExecutionNotFoundError, TamperedLogError } from '../errors.js';
 import type { EventLog } from './eventLog.js';
@@ -125,13 +126,15 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
   const status = statusOf(snap);
   const phases = stepPhases(snap);
   const steps: Record<string, StepSummary> = {};
-  for (const s of ctx.definition.steps) {
+  // Every step of the tree; a step inside a container that is not active is done (it has an output) or pending.
+  for (const { step: s } of walkSteps(ctx.definition.steps)) {
+    const phase = phases[s.id] ?? (stepMapHas(ctx.outputs, s.id) ? 'done' : 'pending');
     steps[s.id] = {
-      phase: phases[s.id],
+      phase,
       ...(stepMapGet(ctx.attempts, s.id) ? { attempts: stepMapGet(ctx.attempts, s.id) } : {}),
       ...(stepMapHas(ctx.outputs, s.id) ? { output: stepMapGet(ctx.outputs, s.id) } : {}),
       ...(stepMapGet(ctx.errors, s.id) ? { error: stepMapGet(ctx.errors, s.id) } : {}),
-      ...waitingTimer(s.type, phases[s.id], ctx.timers?.[s.id], stepMapGet(ctx.attempts, s.id)),
+      ...waitingTimer(s.type, phase, ctx.timers?.[s.id], stepMapGet(ctx.attempts, s.id)),
     };
   }
   const first = records[0].record;

@@ -1,11 +1,13 @@
 /**
  * Templates over values kept by reference. The machine's context holds refs
  * (it stays pure and its snapshots small); when the runner builds a step's
- * template scope, it fetches the values the step's templates actually read,
+ * template scope, it fetches the values the step's templates and expressions read,
  * and only those.
  */
 import type { Step } from '../../machines/definition.js';
-import { collectTemplates, type TemplateScope } from '../definition/templates.js';
+import type { TemplateScope } from '../definition/templates.js';
+import { templatedFields } from '../definition/references.js';
+import { rootsReadBy } from '../definition/resolve.js';
 import { isPayloadRef } from './refs.js';
 import type { PayloadStore } from './store.js';
 
@@ -17,25 +19,10 @@ export function scopeHoldsRefs(scope: TemplateScope): boolean {
   return false;
 }
 
-/** The fields of a step that hold templates (those the runner resolves), and its `when`. */
-function templatedFields(step: Step): unknown[] {
-  const fields: unknown[] = [step.when];
-  switch (step.type) {
-    case 'transform': fields.push(step.value); break;
-    case 'http': fields.push(step.request); break;
-    case 'llm': fields.push(step.prompt, step.model, step.system); break;
-    case 'fail': fields.push(step.message); break;
-    default: break;
-  }
-  return fields;
-}
-
-/** Replace, in a scope, the refs that the step's templates read with their values. */
-export async function resolveScopeRefs(scope: TemplateScope, step: Step, payloads: PayloadStore): Promise<TemplateScope> {
-  const roots = new Set<string>();
-  for (const field of templatedFields(step)) {
-    for (const ref of collectTemplates(field)) roots.add(ref.path[0] === 'steps' ? `steps.${ref.path[1]}` : ref.path[0]);
-  }
+/** Replace, in a scope, the refs that the step's templates (and `readsAlso`, e.g. a loop's `until`) read with their values. */
+export async function resolveScopeRefs(scope: TemplateScope, step: Step, payloads: PayloadStore, readsAlso?: unknown): Promise<TemplateScope> {
+  const roots = new Set<string>(readsAlso === undefined ? [] : rootsReadBy(readsAlso));
+  for (const [, field] of templatedFields(step)) for (const root of rootsReadBy(field)) roots.add(root);
   const steps = { ...scope.steps };
   const resolved: TemplateScope = { ...scope, steps };
   await Promise.all(

@@ -3,6 +3,7 @@
  * how long steps took. Fed from the engine's record hook; served by the edge's
  * /metrics when edge and worker share a process (`smartspec serve`).
  */
+import { findStep } from '../../machines/blocks.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { WorkflowSnapshot } from '../../machines/index.js';
 import type { StoredRecord } from '../log/records.js';
@@ -25,7 +26,7 @@ export function engineMetrics(registry: Registry): (stored: StoredRecord, snapsh
     if (record.type in END) ended.inc({ status: END[record.type as keyof typeof END] });
     if (record.type === 'StepCompleted') {
       if (record.latencyMs !== undefined) {
-        const type = snapshot.context.definition.steps.find((s) => s.id === record.stepId)?.type ?? 'unknown';
+        const type = findStep(snapshot.context.definition, record.stepId)?.type ?? 'unknown';
         steps.observe({ type }, record.latencyMs / 1000);
       }
       if (record.usage) tokens.inc(record.usage.totalTokens);

@@ -6,6 +6,7 @@
  */
 import { activeStage, isCheckpointEvent, isTerminal, resumeSnapshot, statusOf, stepPhases, type ExecutionResumed, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
+import { stepIndex } from '../../machines/blocks.js';
 import { validateDefinition } from '../definition/validate.js';
 import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
 import { findCheckpoint, type LoadedExecution } from '../log/views.js';
@@ -78,7 +79,10 @@ function lastCheckpointSeq({ records }: LoadedExecution): number {
 }
 
 /** The latest checkpoint at which the step's stage was about to begin (all its steps pending). */
-function stageEntry({ records, fold }: LoadedExecution, stepId: string): { seq: number; snapshot: WorkflowSnapshot } | undefined {
+function stageEntry({ records, fold }: LoadedExecution, innerId: string): { seq: number; snapshot: WorkflowSnapshot } | undefined {
+  // A step inside a container: where its top-level container was about to begin.
+  const found = stepIndex(fold.snapshot.context.definition).get(innerId);
+  const stepId = found ? (found.ancestors[0] ?? found.step).id : innerId;
   for (let i = records.length - 1; i >= 0; i--) {
     const snapshot = fold.checkpoints.get(records[i].seq);
     if (!snapshot) continue;

@@ -22,15 +22,19 @@ import {
   stepPhases,
   stepMapGet,
   stepMapHas,
+  emptyStepMap,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
   type WorkflowMachine,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
-import { eventSignalName, type Step } from '../../machines/definition.js';
+import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type Step } from '../../machines/definition.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
+import { evaluateCondition, resolveStep, rootsReadBy } from '../definition/resolve.js';
+import { isExpression } from '../definition/expressions.js';
+import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
@@ -135,9 +139,9 @@ export class ExecutionRunner {
   /** Whether a waiting sleep of the current stage wakes within `ms` from now. */
   private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
     if (ms <= 0) return false;
-    const { phases, stage } = inspectSnapshot(snap);
+    const { active } = inspectSnapshot(snap);
     const limit = this.now().getTime() + ms;
-    return (stage?.steps ?? []).some((st) => st.type === 'sleep' && phases[st.id] === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
+    return active.some(({ step: st, phase }) => st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
   }
 
   private now(): Date {
@@ -158,9 +162,19 @@ export class ExecutionRunner {
    * ExecutionResumed, whose snapshot is rebuilt rather than transitioned to.
    */
   commit(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
-    const run = this.queue.then(() => this.append(event, next));
+    const run = this.queue.then(() => this.append(this.withIteration(event), next));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** A record of a step inside a loop says which iteration it belongs to. */
+  private withIteration(event: WorkflowEvent): WorkflowEvent {
+    if (!('stepId' in event) || event.stepId === undefined || (event as { iteration?: number }).iteration !== undefined || event.type === 'SignalReceived') return event;
+    const step = findStep(this.snapshot.context.definition, event.stepId);
+    const loop = step && this.loopOf(step);
+    if (!loop) return event;
+    const iteration = stepMapGet(this.snapshot.context.iterations ?? emptyStepMap<number>(), loop.id);
+    return iteration === undefined ? event : ({ ...event, iteration } as WorkflowEvent);
   }
 
   /** Start (or continue) running: call once after construction or a resume commit. */
@@ -176,7 +190,8 @@ export class ExecutionRunner {
   }
 
   async signal(name: string, payload: unknown, principal?: Principal): Promise<void> {
-    const waiting = this.snapshot.context.definition.steps.find((s) => (s.type === 'signal' && (s.name ?? s.id) === name) || (s.type === 'waitForEvent' && eventSignalName(s.id) === name));
+    const waiting = [...walkSteps(this.snapshot.context.definition.steps)].map((v) => v.step)
+      .find((s) => (s.type === 'signal' && (s.name ?? s.id) === name) || (s.type === 'waitForEvent' && eventSignalName(s.id) === name));
     const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}), ...(principal ? { principal } : {}) };
     await this.commit(event);
   }
@@ -196,7 +211,7 @@ export class ExecutionRunner {
    * Refused (InvalidExecutionStateError) when it no longer applies: the step moved on.
    */
   async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
-    const step = this.snapshot.context.definition.steps.find((s) => s.id === stepId);
+    const step = findStep(this.snapshot.context.definition, stepId);
     const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
     if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
     await this.commit(event);
@@ -275,7 +290,7 @@ export class ExecutionRunner {
     if (event.type === 'StepStarted') return;
     const was = stepPhases(before);
     const now = isTerminal(statusOf(after)) ? {} : stepPhases(after);
-    for (const step of after.context.definition.steps) {
+    for (const { step } of walkSteps(after.context.definition.steps)) {
       if (step.type !== 'waitForEvent' || was[step.id] !== 'waiting' || now[step.id] === 'waiting') continue;
       const attempt = stepMapGet(before.context.attempts, step.id) ?? 1;
       this.deps.waits!.disarm({ executionId: this.executionId, stepId: step.id, attempt }).catch((err) => this.deps.onError?.(err, 'wait disarm'));
@@ -283,7 +298,7 @@ export class ExecutionRunner {
   }
 
   private stepById(id: string): Step | undefined {
-    return this.snapshot.context.definition.steps.find((s) => s.id === id);
+    return findStep(this.snapshot.context.definition, id);
   }
 
   /** Remove from the timer store the timers whose step attempt no longer waits (ended, failed, cancelled). */
@@ -300,19 +315,25 @@ export class ExecutionRunner {
   private react(): void {
     if (this.stopped) return;
     const snap = this.actor.getSnapshot();
-    const { status, phases, stage } = inspectSnapshot(snap);
+    const { status, stage, active } = inspectSnapshot(snap);
     if (isTerminal(status)) return this.finish(status);
 
-    const failed = Object.keys(phases).find((id) => phases[id] === 'failed');
+    const failed = active.find((a) => a.phase === 'failed');
     if (failed) {
+      const container = this.containerOf(failed.step);
+      // Inside a container: the container fails (or continues, by its onError), not the execution.
+      if (container) return this.enqueueOnce(`fail:${container.id}`, { type: 'StepFailed', stepId: container.id, attempt: stepMapGet(snap.context.attempts, container.id) ?? 1, error: stepMapGet(snap.context.errors, failed.step.id)! });
       this.abortSteps('a parallel step failed');
-      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed, error: stepMapGet(snap.context.errors, failed)! });
+      return this.enqueueOnce(`fail`, { type: 'ExecutionFailed', stepId: failed.step.id, error: stepMapGet(snap.context.errors, failed.step.id)! });
     }
     if (!stage && allStepsDone(snap)) return this.complete(snap);
 
-    for (const step of this.holding ? [] : stage?.steps ?? []) {
-      const phase = phases[step.id];
-      if (phase === 'pending') this.begin(step, snap);
+    for (const { step, phase } of this.holding ? [] : active) {
+      if (isContainer(step)) {
+        if (phase === 'pending') this.beginContainer(step, snap);
+        else if (phase === 'closing') this.enqueueOnce(`close:${step.id}`, { type: 'StepCompleted', stepId: step.id, attempt: stepMapGet(snap.context.attempts, step.id) ?? 1, output: stepMapGet(snap.context.outputs, step.id) ?? null });
+        else if (phase === 'check' && step.type === 'loop') this.checkLoop(step, snap);
+      } else if (phase === 'pending') this.begin(step, snap);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
       else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
@@ -355,11 +376,87 @@ export class ExecutionRunner {
   }
 
   /** What the step's templates may read: only the outputs they refer to (not one entry per step so far). */
-  private scope(snap: WorkflowSnapshot, step: Step): TemplateScope {
+  private scope(snap: WorkflowSnapshot, step: Step, ids: Iterable<string> = stepsReferencedBy(step)): TemplateScope {
     const { input, outputs } = snap.context;
     const steps: TemplateScope['steps'] = {};
-    for (const id of stepsReferencedBy(step)) if (stepMapHas(outputs, id)) steps[id] = { output: stepMapGet(outputs, id) };
-    return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId } };
+    for (const id of ids) if (stepMapHas(outputs, id)) steps[id] = { output: stepMapGet(outputs, id) };
+    const loop = this.loopOf(step);
+    const iteration = loop && stepMapGet(snap.context.iterations ?? emptyStepMap<number>(), loop.id);
+    return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId }, ...(iteration !== undefined ? { iteration } : {}) };
+  }
+
+  /** The container directly around a step, if any. */
+  private containerOf(step: Step): Step | undefined {
+    return stepIndex(this.snapshot.context.definition).get(step.id)?.ancestors.at(-1);
+  }
+
+  /** The innermost loop around a step (the step itself for a loop's `until`), if any. */
+  private loopOf(step: Step, self = false): Step | undefined {
+    if (self && step.type === 'loop') return step;
+    const ancestors = stepIndex(this.snapshot.context.definition).get(step.id)?.ancestors ?? [];
+    for (let i = ancestors.length - 1; i >= 0; i--) if (ancestors[i].type === 'loop') return ancestors[i];
+    return undefined;
+  }
+
+  /**
+   * A container about to run: read its `when`, and what it decides (a switch's case), and record
+   * its start with the decision, so replay and resume never evaluate them again.
+   */
+  private beginContainer(step: ContainerStep, snap: WorkflowSnapshot): void {
+    const key = `begin:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const path = this.pathOf(step);
+    const decide = async (): Promise<WorkflowEvent> => {
+      const scope = await this.scopeFor(step, snap);
+      if (step.when !== undefined && !(await evaluateCondition(step.when, scope, `${path}.when`))) return { type: 'StepCompleted', stepId: step.id, output: null, skipped: true };
+      if (step.type === 'switch') {
+        let chosen: number | 'default' | null = step.default ? 'default' : null;
+        for (let i = 0; i < step.cases.length; i++) {
+          if (await evaluateCondition(step.cases[i].when, scope, `${path}.cases[${i}].when`)) { chosen = i; break; }
+        }
+        return { type: 'StepStarted', stepId: step.id, attempt: 1, case: chosen };
+      }
+      return { type: 'StepStarted', stepId: step.id, attempt: 1, ...(step.type === 'loop' ? { iteration: 1 } : {}) };
+    };
+    void decide()
+      .catch((err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt: 1, error: toErrorRecord(err) }))
+      .then((event) => {
+        this.starting.delete(key);
+        if (!this.stopped) this.enqueueOnce(step.id, event);
+      });
+  }
+
+  /** A loop's iteration is done: read `until`, then record the next iteration, or the end. */
+  private checkLoop(step: LoopStep, snap: WorkflowSnapshot): void {
+    const key = `check:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const iteration = stepMapGet(snap.context.iterations ?? emptyStepMap<number>(), step.id) ?? 1;
+    const output = stepMapGet(snap.context.outputs, step.id) ?? null;
+    const next = async (): Promise<WorkflowEvent> => {
+      if (step.until !== undefined) {
+        const ids = [...rootsReadBy(step.until)].filter((r) => r.startsWith('steps.')).map((r) => r.slice('steps.'.length));
+        const base = this.scope(snap, step, ids);
+        const scope = scopeHoldsRefs(base) ? await resolveScopeRefs(base, step, this.deps.payloads, step.until) : base;
+        if (await evaluateCondition(step.until, { ...scope, iteration }, `${this.pathOf(step)}.until`)) {
+          return { type: 'StepCompleted', stepId: step.id, attempt: 1, output, iterations: iteration };
+        }
+      }
+      if (iteration < step.maxIterations) return { type: 'StepStarted', stepId: step.id, attempt: 1, iteration: iteration + 1 };
+      // Without `until` a loop is counted: maxIterations is its number of iterations, not a failure.
+      if (step.onMaxIterations === 'continue' || step.until === undefined) return { type: 'StepCompleted', stepId: step.id, attempt: 1, output, iterations: iteration };
+      return {
+        type: 'StepFailed', stepId: step.id, attempt: 1,
+        error: { code: 'MAX_ITERATIONS', message: `loop '${step.id}' ran ${iteration} iterations without its 'until' becoming true`, retryable: false, details: { maxIterations: step.maxIterations } },
+      };
+    };
+    void next()
+      .catch((err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt: 1, error: toErrorRecord(err) }))
+      .then((event) => {
+        this.starting.delete(key);
+        if (!this.stopped) this.enqueueOnce(step.id, event);
+      });
   }
 
   /** The scope with the values the step's templates read fetched, where they are refs. */
@@ -370,30 +467,38 @@ export class ExecutionRunner {
 
   /** A pending step: skip it (`when` is false), refuse it (budget), or start it. */
   private begin(step: Step, snap: WorkflowSnapshot): void {
-    if (step.when !== undefined && scopeHoldsRefs(this.scope(snap, step))) {
-      // `when` may read a value kept by reference: fetch it first (once, however often this is called meanwhile).
+    if (step.when === undefined) return this.decide(step, snap, true);
+    // An expression, or a value kept by reference, is read asynchronously (once, however often this is called meanwhile).
+    if (isExpression(step.when) || scopeHoldsRefs(this.scope(snap, step))) {
       const key = `when:${step.id}`;
       if (this.starting.has(key)) return;
       this.starting.add(key);
-      void this.scopeFor(step, snap).then(
-        (scope) => {
-          this.starting.delete(key);
-          if (!this.stopped) this.decide(step, snap, scope);
-        },
-        (err) => {
-          this.starting.delete(key);
-          const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
-          if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
-        },
-      );
+      void this.scopeFor(step, snap)
+        .then((scope) => evaluateCondition(step.when!, scope, `${this.pathOf(step)}.when`))
+        .then(
+          (holds) => {
+            this.starting.delete(key);
+            if (!this.stopped) this.decide(step, snap, holds);
+          },
+          (err) => {
+            this.starting.delete(key);
+            const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
+            if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+          },
+        );
       return;
     }
-    this.decide(step, snap);
+    this.decide(step, snap, evaluateWhen(step.when, this.scope(snap, step)));
   }
 
-  private decide(step: Step, snap: WorkflowSnapshot, scope?: TemplateScope): void {
+  /** Where a step stands in the definition (`steps[2].cases[0].steps[1]`), for errors that name a path. */
+  private pathOf(step: Step): string {
+    return stepIndex(this.snapshot.context.definition).get(step.id)?.path ?? step.id;
+  }
+
+  private decide(step: Step, snap: WorkflowSnapshot, when: boolean): void {
     const attempt = (stepMapGet(snap.context.attempts, step.id) ?? 0) + 1;
-    if (step.when !== undefined && !evaluateWhen(step.when, scope ?? this.scope(snap, step))) {
+    if (!when) {
       return this.enqueueOnce(step.id, { type: 'StepCompleted', stepId: step.id, output: null, skipped: true });
     }
     const { budget, usage } = snap.context;
@@ -431,7 +536,7 @@ export class ExecutionRunner {
     const work = async (): Promise<WorkflowEvent> => {
       try {
         const secrets = await this.secrets.forStep(step);
-        const resolved = resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) });
+        const resolved = await resolveStep(step, { ...(await this.scopeFor(step, snap)), ...(secrets ? { secrets } : {}) }, this.pathOf(step));
         const executor = this.deps.executors[step.type] as ((run: unknown) => Promise<{ output: unknown; usage?: never; latencyMs?: number }>) | undefined;
         if (!executor) throw new StepError('NO_EXECUTOR', `no executor for step type '${step.type}' in this process`);
         const result = await untilAborted(
@@ -523,17 +628,6 @@ function actorFrom(snapshot: WorkflowSnapshot): Actor<WorkflowMachine> {
   });
   actor.start();
   return actor;
-}
-
-/** Resolve the templated fields of a step against the outputs so far. */
-function resolveStep(step: Step, scope: TemplateScope): Step {
-  switch (step.type) {
-    case 'transform': return { ...step, value: resolveTemplates(step.value, scope) };
-    case 'http': return { ...step, request: resolveTemplates(step.request, scope) as typeof step.request };
-    case 'llm': return { ...step, prompt: resolveTemplates(step.prompt, scope) as string, model: resolveTemplates(step.model, scope) as string, ...(step.system ? { system: resolveTemplates(step.system, scope) as string } : {}) };
-    case 'fail': return { ...step, message: String(resolveTemplates(step.message, scope)) };
-    default: return step;
-  }
 }
 
 /** An executor that ignores its signal must not hold the execution up. */

@@ -214,7 +214,7 @@ describe('rejections name the path and the reason', () => {
   });
 
   it('unknown step type', () => {
-    rejects({ id: 'w', steps: [t('a'), { id: 'b', type: 'shell', command: 'rm -rf /' }] }, 'steps[1].type', /unknown step type 'shell' \(one of transform, http, sleep, fail, signal, llm, waitForEvent\)/);
+    rejects({ id: 'w', steps: [t('a'), { id: 'b', type: 'shell', command: 'rm -rf /' }] }, 'steps[1].type', /unknown step type 'shell' \(one of transform, http, sleep, fail, signal, llm, waitForEvent, switch, parallel, map, loop, graph, workflow\)/);
   });
 
   it('missing step type', () => {

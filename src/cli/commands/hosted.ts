@@ -4,6 +4,7 @@
  * start is in the execution index like any other execution, so `list` and
  * GET /executions show it.
  */
+import { walkSteps } from '../../../machines/blocks.js';
 import { hostname } from 'node:os';
 import { stepMapHas, stepMapToObject, stepPhases } from '../../../machines/index.js';
 import { parseDefinition, parseDocument } from '../../definition/validate.js';
@@ -81,7 +82,7 @@ async function follow(runner: ExecutionRunner, printer: TransitionPrinter): Prom
   const outcome = { status, ms: lastAt - startedAt, stepsDone: Object.values(phases).filter((p) => p === 'done').length, stepsTotal: ctx.definition.steps.length, tokens: ctx.usage.totalTokens };
   if (status === 'WAITING') {
     out(closingLine(outcome));
-    const waiting = ctx.definition.steps.filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
+    const waiting = [...walkSteps(ctx.definition.steps)].map((v) => v.step).filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     for (const name of waiting) out(`waiting for signal ${name}: smartspec signal ${id} ${name} --payload '{}'`);
     return 0;
   }

@@ -9,8 +9,10 @@
  * every request acting as the default tenant's `anonymous` principal: the
  * composition root only allows that on loopback (or with --insecure).
  *
- * Always open: /healthz, /readyz, the API's contracts (routes/contracts.ts: they hold no data) and CORS preflights (browsers never send
- * credentials on them; CORS answers them). /metrics needs `admin` or the
+ * Always open: /healthz, /readyz, the API's contracts (routes/contracts.ts: they hold no data), CORS preflights (browsers never send
+ * credentials on them; CORS answers them) and the explorer's files under /ui/
+ * (a browser cannot send a key when it loads a page; the pages hold no data
+ * and send the key the user gives them with every API call). /metrics needs `admin` or the
  * separate metrics token (SMARTSPEC_METRICS_TOKEN) a scraper can hold.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -30,6 +32,11 @@ export interface AuthenticationOptions {
 }
 
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
+/** The explorer's static files (routes/ui.ts): GET or HEAD of /ui or anything below it. */
+export function isExplorerFile(ctx: Pick<Context, 'method' | 'path'>): boolean {
+  return (ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path === '/ui' || ctx.path.startsWith('/ui/'));
+}
 
 /** Everything is allowed in open mode: there is no one to tell apart. */
 const OPEN_CALLER: Caller = { principal: ANONYMOUS, scopes: new Set(SCOPES) };
@@ -54,7 +61,7 @@ export function authentication(options: AuthenticationOptions = {}): Middleware 
   const metricsDigest = metricsToken ? digest(metricsToken) : undefined;
 
   return async function authentication(ctx, next) {
-    if (OPEN_PATHS.has(ctx.path) || isContractPath(ctx.path) || isPreflight(ctx)) return next();
+    if (OPEN_PATHS.has(ctx.path) || isContractPath(ctx.path) || isExplorerFile(ctx) || isPreflight(ctx)) return next();
     const header = ctx.get('Authorization');
     const token = BEARER.exec(header)?.[1];
     if (ctx.path === '/metrics' && token && metricsDigest && timingSafeEqual(digest(token), metricsDigest)) return next();

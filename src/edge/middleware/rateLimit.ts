@@ -9,7 +9,7 @@
  * If the Redis store fails, requests are let through (fail open) and logged:
  * an outage of the limiter's store must not take the API down with it.
  */
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import ratelimit from 'koa-ratelimit';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -24,6 +24,8 @@ export interface RateLimitOptions {
   namespace?: string;
   /** Paths never limited (probes, metrics scrapes). */
   exemptPaths?: ReadonlySet<string>;
+  /** Other requests never limited (the explorer's static files). */
+  exempt?: (ctx: Context) => boolean;
   logger: Logger;
 }
 
@@ -34,7 +36,7 @@ interface MemoryEntry {
 }
 
 export function rateLimit(options: RateLimitOptions): Middleware {
-  const { max, windowMs, redis, logger, exemptPaths = new Set<string>(), namespace = 'smartspec:ratelimit' } = options;
+  const { max, windowMs, redis, logger, exemptPaths = new Set<string>(), exempt = () => false, namespace = 'smartspec:ratelimit' } = options;
   const memory = new Map<string, MemoryEntry>();
   let lastSweep = Date.now();
 
@@ -46,7 +48,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     namespace,
     // Per API key once authentication admitted one (ctx.state.apiKeyId), else per client IP.
     id: (ctx) => (typeof ctx.state.apiKeyId === 'string' ? `key:${ctx.state.apiKeyId}` : ctx.ip),
-    whitelist: (ctx) => exemptPaths.has(ctx.path),
+    whitelist: (ctx) => exemptPaths.has(ctx.path) || exempt(ctx),
     throw: false,
   });
 

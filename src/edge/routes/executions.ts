@@ -5,6 +5,7 @@
  * signal) so the client gets a precise 4xx instead of a silent no-op. Reads
  * come from the event log and the execution index.
  */
+import { walkSteps } from '../../../machines/blocks.js';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import Router from '@koa/router';
@@ -228,7 +229,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     const snap = loaded.fold.snapshot;
     const status = statusOf(snap);
     if (isTerminal(status)) throw new InvalidExecutionStateError(`execution '${id}' is ${status}: it takes no signals`, { status });
-    const step = snap.context.definition.steps.find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
+    const step = [...walkSteps(snap.context.definition.steps)].map((v) => v.step).find((s) => s.type === 'signal' && (s.name ?? s.id) === name);
     if (!step) throw new InvalidExecutionStateError(`no step of execution '${id}' awaits signal '${name}'`, { signal: name });
     if (stepMapHas(snap.context.outputs, step.id) || stepMapHas(snap.context.signals, name)) {
       throw new InvalidExecutionStateError(`signal '${name}' was already delivered to execution '${id}'`, { signal: name });
