@@ -8,7 +8,7 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
+import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
 import { stepIndex, walkSteps } from '../../machines/blocks.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
@@ -97,7 +97,13 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   const pre = checkTree(doc);
   const parsed = definitionSchema.safeParse(doc);
   const shape = parsed.success ? [] : zodIssues(parsed.error).filter((i) => !pre.some((p) => i.path.startsWith(p.path)));
-  if (!parsed.success) throw new DefinitionError([...pre, ...shape]);
+  if (!parsed.success) {
+    // Every problem at once: the references of the steps that do have a valid shape are checked too.
+    const reported = [...pre, ...shape];
+    const partial = wellShapedPart(doc);
+    const refs = partial ? safely(() => checkReferences(partial)).filter((i) => !reported.some((r) => r.path === i.path)) : [];
+    throw new DefinitionError([...reported, ...refs]);
+  }
   const def = parsed.data;
   const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
   const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues];
@@ -310,4 +316,30 @@ function checkSignals(def: Definition): Issue[] {
 function unknownStepType(type: unknown): string {
   const guess = typeof type === 'string' ? closest(type, STEP_TYPES) : undefined;
   return `unknown step type '${String(type)}'${guess ? `: did you mean '${guess}'?` : ''} (one of ${STEP_TYPES.join(', ')})`;
+}
+
+/**
+ * The definition as far as it is well shaped: each top-level step that parses, and a stand-in
+ * (same id) for each that does not, so the references of the good ones can be checked.
+ */
+function wellShapedPart(doc: unknown): Definition | undefined {
+  const raw = doc as { steps?: unknown; parallel?: unknown } | null;
+  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.steps)) return undefined;
+  const steps = raw.steps.map((s, i): Step => {
+    const ok = stepSchema.safeParse(s);
+    if (ok.success) return ok.data;
+    const id = (s as { id?: unknown })?.id;
+    return { id: typeof id === 'string' ? id : `(steps[${i}])`, type: 'transform', value: null, onError: 'fail' };
+  });
+  const parallel = Array.isArray(raw.parallel) && raw.parallel.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string')) ? (raw.parallel as string[][]) : [];
+  return { id: 'partial', steps, parallel } as unknown as Definition;
+}
+
+/** A check run on a partial definition must never turn a report into a crash. */
+function safely(check: () => Issue[]): Issue[] {
+  try {
+    return check();
+  } catch {
+    return [];
+  }
 }

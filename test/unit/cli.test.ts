@@ -110,10 +110,13 @@ describe('completion and schema', () => {
   });
 
   it('the JSON Schema of definitions is generated from the zod schema: one branch per step type, defaults optional', () => {
-    const schema = definitionJsonSchema() as { $schema: string; required: string[]; properties: { steps: { items: { oneOf: { required: string[]; properties: { type: { const: string } } }[] } } } };
+    type Branches = { oneOf: { required: string[]; properties: { type: { const: string } } }[] };
+    const schema = definitionJsonSchema() as { $schema: string; required: string[]; properties: { steps: { items: Branches | { $ref: string } } }; $defs?: Record<string, Branches> };
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(schema.required).toEqual(['id', 'steps']);
-    const branches = schema.properties.steps.items.oneOf;
+    // A step holds blocks of steps (containers), so the step schema is a definition of its own, referenced.
+    const items = schema.properties.steps.items;
+    const branches = ('$ref' in items ? schema.$defs![items.$ref.replace('#/$defs/', '')] : items).oneOf;
     expect(branches.map((b) => b.properties.type.const).sort()).toEqual([...STEP_TYPES].sort());
     expect(branches.find((b) => b.properties.type.const === 'transform')!.required).not.toContain('onError'); // it has a default
   });
