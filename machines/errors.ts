@@ -32,8 +32,9 @@ export class SmartSpecError extends Error {
 
 /** A workflow definition (or a replacement step list) is invalid. */
 export class DefinitionError extends SmartSpecError {
-  readonly issues: { path: string; message: string }[];
-  constructor(issues: { path: string; message: string }[]) {
+  /** `line` and `column` (1-based): where in the text a syntax error is. */
+  readonly issues: { path: string; message: string; line?: number; column?: number }[];
+  constructor(issues: { path: string; message: string; line?: number; column?: number }[]) {
     super('INVALID_DEFINITION', issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
     this.issues = issues;
   }

@@ -13,5 +13,6 @@ import edge from './edge.js';
 import memory from './memory.js';
 import service from './service.js';
 import resumeHttp from './resume-http.js';
+import startup from './startup.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup];

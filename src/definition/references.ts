@@ -13,7 +13,8 @@ import { secretTemplateProblem } from './outboundRules.js';
 import { collectTemplates, TEMPLATE_ROOTS, TemplateError } from './templates.js';
 import { expressionBody, expressionStepRefs, isPartialExpression, parseProblem } from './expressions.js';
 
-export interface Issue { path: string; message: string }
+/** A problem with a definition; syntax errors also say where in the text (1-based). */
+export interface Issue { path: string; message: string; line?: number; column?: number }
 
 type ContextRoot = 'item' | 'index' | 'iteration';
 interface Scope {

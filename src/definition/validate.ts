@@ -8,7 +8,7 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
+import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
 import { stepIndex, walkSteps } from '../../machines/blocks.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
@@ -16,6 +16,7 @@ import { checkOutbound } from './outboundRules.js';
 import { checkReferences, type Issue } from './references.js';
 import { checkTriggers } from './triggers.js';
 import { llmStepIssues } from '../llm/stepRules.js';
+import { closest } from '../suggest.js';
 
 export type { Issue };
 
@@ -31,12 +32,60 @@ export function parseDefinition(text: string, source = 'definition', options: Va
 
 export function parseDocument(text: string, source = 'document'): unknown {
   const trimmed = text.trimStart();
-  try {
-    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
-    return YAML.parse(text);
-  } catch (err) {
-    throw new DefinitionError([{ path: '(document)', message: `${source} is not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      const { line, column } = lineColumn(text, jsonErrorOffset(text, (err as Error).message));
+      throw new DefinitionError([{ path: '(document)', message: `${source} is not valid JSON: ${(err as Error).message.replace(/, .*is not valid JSON$/s, '').replace(/ in JSON at position \d+.*$/s, '')} (line ${line}, column ${column})`, line, column }]);
+    }
   }
+  // Every syntax error of a YAML text at once, each with its place.
+  const doc = YAML.parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new DefinitionError(doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      const message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      return { path: '(document)', message: `${source} is not valid YAML: ${message}${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+    }));
+  }
+  return doc.toJS();
+}
+
+/**
+ * Where JSON.parse gave up. Most messages name the position; "Unexpected token"
+ * does not, so the shortest prefix that fails for a reason other than ending
+ * early is found by bisection: its last character is the culprit.
+ */
+function jsonErrorOffset(text: string, message: string): number {
+  const named = /at position (\d+)/.exec(message);
+  if (named) return Number(named[1]);
+  if (/end of JSON input/.test(message)) return text.length;
+  const failsInside = (k: number) => {
+    try {
+      JSON.parse(text.slice(0, k));
+      return false;
+    } catch (err) {
+      const m = (err as Error).message;
+      const at = /at position (\d+)/.exec(m);
+      return !/end of JSON input/.test(m) && !(at && Number(at[1]) >= k);
+    }
+  };
+  let lo = 0;
+  let hi = text.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (failsInside(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi - 1;
+}
+
+/** 1-based line and column of a character offset. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, offset));
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
 }
 
 /** Validate a parsed document; returns the definition with defaults applied. */
@@ -48,7 +97,13 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   const pre = checkTree(doc);
   const parsed = definitionSchema.safeParse(doc);
   const shape = parsed.success ? [] : zodIssues(parsed.error).filter((i) => !pre.some((p) => i.path.startsWith(p.path)));
-  if (!parsed.success) throw new DefinitionError([...pre, ...shape]);
+  if (!parsed.success) {
+    // Every problem at once: the references of the steps that do have a valid shape are checked too.
+    const reported = [...pre, ...shape];
+    const partial = wellShapedPart(doc);
+    const refs = partial ? safely(() => checkReferences(partial)).filter((i) => !reported.some((r) => r.path === i.path)) : [];
+    throw new DefinitionError([...reported, ...refs]);
+  }
   const def = parsed.data;
   const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
   const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues];
@@ -137,7 +192,7 @@ function checkTree(doc: unknown): Issue[] {
       if (!(STEP_TYPES as readonly unknown[]).includes(type)) {
         issues.push({
           path: `${path}.type`,
-          message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : `unknown step type '${String(type)}' (one of ${STEP_TYPES.join(', ')})`,
+          message: type === undefined ? `missing step type (one of ${STEP_TYPES.join(', ')})` : unknownStepType(type),
         });
       }
       if (typeof s.id === 'string') {
@@ -256,4 +311,35 @@ function checkSignals(def: Definition): Issue[] {
     seen.set(name, s.id);
   }
   return issues;
+}
+
+function unknownStepType(type: unknown): string {
+  const guess = typeof type === 'string' ? closest(type, STEP_TYPES) : undefined;
+  return `unknown step type '${String(type)}'${guess ? `: did you mean '${guess}'?` : ''} (one of ${STEP_TYPES.join(', ')})`;
+}
+
+/**
+ * The definition as far as it is well shaped: each top-level step that parses, and a stand-in
+ * (same id) for each that does not, so the references of the good ones can be checked.
+ */
+function wellShapedPart(doc: unknown): Definition | undefined {
+  const raw = doc as { steps?: unknown; parallel?: unknown } | null;
+  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.steps)) return undefined;
+  const steps = raw.steps.map((s, i): Step => {
+    const ok = stepSchema.safeParse(s);
+    if (ok.success) return ok.data;
+    const id = (s as { id?: unknown })?.id;
+    return { id: typeof id === 'string' ? id : `(steps[${i}])`, type: 'transform', value: null, onError: 'fail' };
+  });
+  const parallel = Array.isArray(raw.parallel) && raw.parallel.every((g) => Array.isArray(g) && g.every((id) => typeof id === 'string')) ? (raw.parallel as string[][]) : [];
+  return { id: 'partial', steps, parallel } as unknown as Definition;
+}
+
+/** A check run on a partial definition must never turn a report into a crash. */
+function safely(check: () => Issue[]): Issue[] {
+  try {
+    return check();
+  } catch {
+    return [];
+  }
 }

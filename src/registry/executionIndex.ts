@@ -94,6 +94,11 @@ export class ExecutionIndex {
     return slot.done;
   }
 
+  /** Resolves once every update asked for so far is written (a short-lived process waits for it before it closes NATS). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));
+  }
+
   private async retrying<T>(op: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {

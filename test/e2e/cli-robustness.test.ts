@@ -145,7 +145,7 @@ describe('--input @file', () => {
     expect(r1.code).toBe(2);
     expect(r1.stderr.trim()).toBe(`error: cannot read ${missing}: no such file`);
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toContain(`--input ${bad} is not valid JSON or YAML`);
+    expect(r2.stderr).toContain(`--input ${bad} is not valid JSON: Unexpected end of JSON input (line 1, column 13)`);
   }, 60_000);
 });
 

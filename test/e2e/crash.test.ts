@@ -117,7 +117,7 @@ describe.concurrent('crash recovery', () => {
     const { code } = await resume.exit;
     expect(resume.stderr()).toBe('');
     expect(code).toBe(0);
-    expect(resume.stdout()).toMatch(/^status: COMPLETED$/m);
+    expect(resume.stdout()).toMatch(/^COMPLETED in /m);
 
     // every http step hit exactly once, across both processes
     expect(hitsOf(tag)).toEqual({ a: 1, b: 1, c: 1, d: 1 });
@@ -164,7 +164,7 @@ describe.concurrent('crash recovery', () => {
     const ran = await run.exit;
     expect(run.stderr()).toBe('');
     expect(ran.code).toBe(0);
-    expect(run.stdout()).toMatch(/^status: COMPLETED$/m);
+    expect(run.stdout()).toMatch(/^COMPLETED in /m);
     expect(hitsOf(tag)).toEqual({ a: 1, b: 1, c: 1, d: 1 });
     expect(hits.get(`/${tag}/hold`)).toBe(1);
     const records = await fx.log.read(id);

@@ -79,7 +79,7 @@ describe('one embedded nats-server per data folder', () => {
     gate.open('two-2');
     const r2 = await second.result;
     expect(r2.stderr).toBe('');
-    expect(r2.stdout).toMatch(/^status: COMPLETED$/m);
+    expect(r2.stdout).toMatch(/^COMPLETED in /m);
     expect(r2.code).toBe(0);
     await serverStopped(env.SMARTSPEC_DATA_DIR, server.pid);
   }, 90_000);
@@ -134,7 +134,7 @@ describe('one embedded nats-server per data folder', () => {
     const run = await runCommand(['run', 'examples/fork-join.json', '--input', '{"feature":"k"}'], env);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^status: COMPLETED$/m);
+    expect(run.stdout).toMatch(/^COMPLETED in /m);
     await serverStopped(env.SMARTSPEC_DATA_DIR, server.pid);
   }, 90_000);
 

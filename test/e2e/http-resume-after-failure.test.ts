@@ -129,7 +129,7 @@ describe('resume right after ExecutionFailed', () => {
       const { id, result } = await onFailure(n, (id) => runCli(['resume', id, '--from-step', 'check', '--steps', stepsFile]));
       expect(result.stdout + result.stderr).not.toMatch(/EXECUTION_OWNED|owned by/);
       expect(result.code, result.stdout + result.stderr).toBe(0);
-      expect(result.stdout).toMatch(/status: COMPLETED/);
+      expect(result.stdout).toMatch(/^COMPLETED in /m);
       await expectResumedToCompletion(id, n);
     }
   }, 120_000);

@@ -36,7 +36,7 @@ describe('smartspec purge', () => {
     const approval = join(await mkdtemp(join(tmpdir(), 'smartspec-purge-')), 'approval.json');
     await writeFile(approval, JSON.stringify({ id: 'approval', steps: [{ id: 'approve', type: 'signal' }] }));
     const waiting = await cli(['run', approval, '--id', 'keep-me']);
-    expect(waiting.stdout).toContain('status: WAITING');
+    expect(waiting.stdout).toMatch(/^WAITING after /m);
     await new Promise((r) => setTimeout(r, 1_200)); // both are now older than 1 s
 
     const dry = await cli(['purge', '--older-than', '1s', '--dry-run']);

@@ -369,7 +369,7 @@ describe('the CLI', () => {
     const { code, stdout, stderr } = await runCli(['run', 'examples/llm-review.json']);
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toContain('status: COMPLETED');
+    expect(stdout).toMatch(/^COMPLETED in /m);
     expect(stdout).toContain(LOCAL_NOTICE);
     const loaded = await loadExecution(fx.log, executionIdOf(stdout));
     const summary = summarize(loaded);
@@ -395,7 +395,7 @@ describe('the CLI', () => {
     });
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toContain('status: COMPLETED');
+    expect(stdout).toMatch(/^COMPLETED in /m);
     expect(fake.chatRequests).toHaveLength(5);
     for (const r of fake.chatRequests) {
       expect(r.body.model).toBe('gpt-4o-mini');

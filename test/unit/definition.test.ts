@@ -79,7 +79,37 @@ parallel:
     } catch (err) {
       const e = err as DefinitionError;
       expect(e.issues[0].path).toBe('(document)');
-      expect(e.issues[0].message).toMatch(/broken\.yaml is not valid JSON or YAML/);
+      expect(e.issues[0].message).toMatch(/^broken\.yaml is not valid YAML: .+ \(line 4, column 1\)$/);
+      expect(e.issues[0]).toMatchObject({ line: 4, column: 1 });
+    }
+  });
+
+  it('names the line and column of a JSON syntax error, also where JSON.parse names no position', () => {
+    const at = (text: string) => {
+      try {
+        parseDefinition(text, 'x.json');
+      } catch (err) {
+        const { line, column, message } = (err as DefinitionError).issues[0];
+        return { line, column, message };
+      }
+      throw new Error('parsed');
+    };
+    // "Unexpected token '}'": V8 gives no position for this one
+    expect(at('{\n  "id": "w",\n  "steps": [\n    { "id": "a", "type": }\n  ]\n}')).toMatchObject({ line: 4, column: 26, message: expect.stringMatching(/^x\.json is not valid JSON: Unexpected token '}' \(line 4, column 26\)$/) });
+    // a missing comma: V8's position
+    expect(at('{"id": "w"\n "steps": []}')).toMatchObject({ line: 2, column: 2 });
+    // the text ends too early
+    expect(at('{"id": "w",')).toMatchObject({ line: 1, column: 12 });
+  });
+
+  it('reports every YAML syntax error at once', () => {
+    try {
+      parseDefinition('id: w\nsteps: [\n  {id: a, type: transform\n"unclosed: x\n', 'two.yaml');
+      expect.unreachable();
+    } catch (err) {
+      const issues = (err as DefinitionError).issues;
+      expect(issues.length).toBeGreaterThan(1);
+      for (const i of issues) expect(i.line).toBeGreaterThan(0);
     }
   });
 
@@ -210,6 +240,15 @@ describe('rejections name the path and the reason', () => {
   it('several problems are all reported', () => {
     const issues = issuesOf({ id: 'w', steps: [t('a'), t('a'), t('b')], parallel: [['zz']] });
     expect(issues.map((i) => i.path).sort()).toEqual(['parallel[0][0]', 'steps[1].id']);
+  });
+
+  it('problems of every kind at once: an unknown type, a bad field, a duplicate id and a template to an unknown step', () => {
+    const issues = issuesOf({
+      id: 'w',
+      steps: [t('a'), { id: 'b', type: 'tranform', value: 1 }, { id: 'c', type: 'http', request: { url: 'http://x', method: 'FETCH' } }, t('a'), t('d', '{{steps.nope.output}}')],
+    });
+    expect(issues.map((i) => i.path).sort()).toEqual(['steps[1].type', 'steps[2].request.method', 'steps[3].id', 'steps[4].value']);
+    expect(issues.find((i) => i.path === 'steps[1].type')!.message).toMatch(/^unknown step type 'tranform': did you mean 'transform'\?/);
   });
 
   describe('bad templates', () => {

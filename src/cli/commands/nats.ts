@@ -3,9 +3,13 @@
  * `stop` only stops a server no live command uses (it names them otherwise):
  * a server must never go away under a command.
  */
-import { dataDir } from '../nats/embedded.js';
-import { serverStatus, stopUnusedServer } from '../nats/sharedServer.js';
-import { InvalidInputError } from '../errors.js';
+import { dataDir } from '../../nats/embedded.js';
+import { serverStatus, stopUnusedServer } from '../../nats/sharedServer.js';
+import { InvalidInputError } from '../../errors.js';
+import type { CommandRun } from '../commandTable.js';
+import { err, out } from '../io.js';
+
+export const nats: CommandRun = async ({ args }) => natsCommand(args[0], out, err);
 
 export async function natsCommand(sub: string | undefined, out: (s: string) => void, err: (s: string) => void, env = process.env): Promise<number> {
   const dir = dataDir(env);

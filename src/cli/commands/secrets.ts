@@ -3,8 +3,17 @@
  * it never stands in the shell's history or in the process list; `list`
  * prints names only.
  */
-import { InvalidInputError } from '../errors.js';
-import { checkSecretName, type SecretStore } from '../secrets/secretStore.js';
+import { InvalidInputError } from '../../errors.js';
+import { checkSecretName, SecretStore } from '../../secrets/secretStore.js';
+import type { CommandRun } from '../commandTable.js';
+import { withNats } from '../connect.js';
+import { need } from '../args.js';
+import { out } from '../io.js';
+
+export const secrets: CommandRun = async ({ args }) => {
+  need(args, 1, 'secrets', 'set <NAME> (value on stdin) | list | rm <NAME>');
+  return withNats(async ({ nc }) => secretsCommand(await SecretStore.open(nc), args, out));
+};
 
 export async function secretsCommand(store: SecretStore, args: string[], out: (s: string) => void): Promise<number> {
   const [verb, name] = args;
