@@ -48,6 +48,9 @@ const RULES: [RegExp, Rule][] = [
   [/^NATS_URL=nats:\/\/10\.0\.0\.1:4222,/, { kind: 'skip', reason: 'three hosts; the same command against the one-machine cluster runs in test/cluster/readme.test.ts' }],
 ];
 
+/** Pages whose commands run here: the README and the reference moved out of it. */
+const README_PAGES = ['README.md', 'docs/operations.md', 'docs/api.md', 'docs/nats.md', 'docs/event-log.md', 'docs/security.md'];
+
 const natsCli = spawnSync('nats', ['--version']).status === 0;
 
 function ruleFor(c: ReadmeCommand): Rule | undefined {
@@ -65,7 +68,9 @@ let fake: FakeOpenAI;
 const background: ChildProcess[] = [];
 
 beforeAll(async () => {
-  commands = readmeCommands(await readFile(join(REPO, 'README.md'), 'utf8'));
+  // The README, then the reference pages its sections moved to, in the order they had there.
+  const pages = await Promise.all(README_PAGES.map((f) => readFile(join(REPO, f), 'utf8')));
+  commands = readmeCommands(pages.join('\n'));
   tmp = await mkdtemp(join(tmpdir(), 'smartspec-readme-'));
   dataDir = join(tmp, 'data');
   if (netnsAvailable) ns = await startNetNs();
