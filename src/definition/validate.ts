@@ -49,7 +49,12 @@ export function parseDocument(text: string, source = 'document'): unknown {
       return { path: '(document)', message: `${source} is not valid YAML: ${message}${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
     }));
   }
-  return doc.toJS();
+  try {
+    return doc.toJS();
+  } catch (err) {
+    // Well-formed YAML may still not be data: an alias to an anchor that is not set (`*a`), say.
+    throw new DefinitionError([{ path: '(document)', message: `${source} is not valid YAML: ${(err as Error).message.split('\n')[0]}` }]);
+  }
 }
 
 /**

@@ -102,8 +102,9 @@ describe('nested definitions', () => {
 
   it('a sample of the accepted runs to its end and replays', async () => {
     const engine = await fx.engine();
-    // the largest trees: those nest containers most
-    const sample = [...accepted].sort((a, b) => JSON.stringify(b).length - JSON.stringify(a).length).slice(0, 25);
+    // The largest trees: those nest containers most. Nested loops multiply their iterations, so a
+    // large tree can write thousands of records: a dozen keeps the test well inside its time on a busy CI.
+    const sample = [...accepted].sort((a, b) => JSON.stringify(b).length - JSON.stringify(a).length).slice(0, 12);
     expect(sample.some(usesContainers)).toBe(true);
     for (const definition of sample) {
       const runner = await engine.start({ definition, input: { x: 1, list: [1, 2] } });
@@ -112,7 +113,7 @@ describe('nested definitions', () => {
       const replay = replayExecution(runner.executionId, await fx.log.read(runner.executionId));
       expect(replay.ok, `${JSON.stringify(definition)}\n${JSON.stringify(replay)}`).toBe(true);
     }
-  }, 40_000);
+  }, 120_000);
 
   it('over HTTP: 202 or a 4xx naming a path, never a 5xx', async () => {
     const svc = await startService({ edge: true, worker: false });

@@ -84,6 +84,18 @@ parallel:
     }
   });
 
+  it('refuses well-formed YAML that is not data (an alias to an anchor never set) with a DefinitionError, not a crash', () => {
+    // Found by the fuzz suite: `*!` parsed, then threw a ReferenceError when turned into data.
+    for (const text of ['*!', 'id: w\nsteps: *nope']) {
+      expect(() => parseDefinition(text, 'alias.yaml'), text).toThrow(DefinitionError);
+      try {
+        parseDefinition(text, 'alias.yaml');
+      } catch (err) {
+        expect((err as DefinitionError).issues[0].message, text).toMatch(/^alias\.yaml is not valid YAML: .*alias/i);
+      }
+    }
+  });
+
   it('names the line and column of a JSON syntax error, also where JSON.parse names no position', () => {
     const at = (text: string) => {
       try {
