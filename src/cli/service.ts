@@ -208,11 +208,18 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
  * at once; executions still held then go to other workers after ACK_WAIT_MS.
  */
 export async function runService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<void> {
-  const service = await startService(roles, env);
+  // Listening from the first moment: a signal while the service starts (a worker already
+  // consuming, the edge not yet listening) must stop it gracefully too, not kill it outright.
+  let service: RunningService | undefined;
+  let pending: NodeJS.Signals | undefined;
   let shuttingDown = false;
   const shutdown = async (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? 130 : 0;
-    if (shuttingDown) process.exit(code);
+    if (shuttingDown || (!service && pending)) process.exit(code);
+    if (!service) {
+      pending = signal; // acted on once started
+      return;
+    }
     shuttingDown = true;
     process.stdout.write(`shutting down (${signal}): running steps may finish for ${service.shutdownGraceMs} ms, then running executions continue on another worker\n`);
     await service.stop(service.shutdownGraceMs);
@@ -220,4 +227,6 @@ export async function runService(roles: { edge: boolean; worker: boolean }, env 
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  service = await startService(roles, env);
+  if (pending) await shutdown(pending);
 }
