@@ -12,7 +12,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -25,6 +24,7 @@ import { closedLoop, throughputFigures } from '../lib/load.js';
 import { BENCH_DIR } from '../lib/peers.js';
 import { defineSection, type BenchContext } from '../lib/section.js';
 import { FORK5 } from './fork5.js';
+import { freePort } from '../../soak/processes.js';
 
 const IN_FLIGHT = 64;
 const BIN = resolve(BENCH_DIR, '..', 'bin', 'smartspec.mjs');
@@ -45,17 +45,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
 }
 
 interface Running { edgeUrl: string; edge: ChildProcess; workers: ChildProcess[]; stop(): Promise<void> }
