@@ -4,7 +4,7 @@
  * after reading `until` at `check`, and the loop's end (StepCompleted with
  * `iterations`); the machine never evaluates `until`. Entering an iteration
  * clears the body's steps (outputs, attempts, errors), so each iteration
- * runs them afresh. Output: the last step's output of the last iteration.
+ * runs them afresh (loops inside count from 1 again). Output: the last step's output of the last iteration.
  */
 import { assign } from 'xstate';
 import { walkSteps } from '../blocks.js';
@@ -16,6 +16,7 @@ import { containerNode, isStepEvent, lastOutput, setOutput, type Args, type Comp
 export function loopNode(step: LoopStep, compile: Compiler) {
   const isStep = isStepEvent(step.id);
   const inner = [...walkSteps(step.steps)].map((v) => v.step.id);
+  const innerLoops = [...walkSteps(step.steps)].filter((v) => v.step.type === 'loop').map((v) => v.step.id);
   const nextIteration = ({ context, event }: Args) => isStep({ context, event }) && (event as StepStarted).iteration === (stepMapGet(context.iterations ?? emptyStepMap<number>(), step.id) ?? 0) + 1;
   const enter = assign(({ context, event }: Args) => {
     let { outputs, attempts, errors } = context;
@@ -24,8 +25,11 @@ export function loopNode(step: LoopStep, compile: Compiler) {
       attempts = stepMapDelete(attempts, id);
       errors = stepMapDelete(errors, id);
     }
+    // Loops inside start counting again: their first iteration of this round is 1.
+    let iterations = context.iterations ?? emptyStepMap<number>();
+    for (const id of innerLoops) iterations = stepMapDelete(iterations, id);
     const e = event as StepStarted;
-    return { outputs, attempts: stepMapSet(attempts, step.id, e.attempt), errors, iterations: stepMapSet(context.iterations ?? emptyStepMap<number>(), step.id, e.iteration!) };
+    return { outputs, attempts: stepMapSet(attempts, step.id, e.attempt), errors, iterations: stepMapSet(iterations, step.id, e.iteration!) };
   });
   const iterate = { guard: nextIteration, target: 'body', actions: enter };
   const states = {

@@ -123,10 +123,8 @@ const RUNNABLE: ReadonlySet<StepType> = new Set(['transform', 'http', 'sleep', '
 
 function checkRunnable(def: Definition): Issue[] {
   const issues: Issue[] = [];
-  for (const { step, path, ancestors } of walkSteps(def.steps)) {
+  for (const { step, path } of walkSteps(def.steps)) {
     if (!RUNNABLE.has(step.type)) issues.push({ path: `${path}.type`, message: `step type '${step.type}' is valid, but this version of the engine cannot run it yet` });
-    // A loop re-entered by an enclosing loop does not start its iterations again (it hangs): refused until it does.
-    else if (step.type === 'loop' && ancestors.some((a) => a.type === 'loop')) issues.push({ path: `${path}.type`, message: 'a loop inside another loop is valid, but this version of the engine cannot run it yet' });
   }
   return issues;
 }

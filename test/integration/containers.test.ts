@@ -201,6 +201,27 @@ describe('loop', () => {
   });
 });
 
+describe('a loop inside a loop', () => {
+  it('restarts the inner loop on each outer iteration, and both count their own iterations', async () => {
+    const d = {
+      id: 'nested-loops',
+      steps: [{
+        id: 'outer', type: 'loop', maxIterations: 3, steps: [{
+          id: 'inner', type: 'loop', maxIterations: 4, until: '{% steps.cell.output.j >= 2 %}',
+          steps: [t('cell', { j: '{{iteration}}' })],
+        }, t('row', '{{iteration}}')],
+      }],
+    };
+    const { outcome, records, outputs } = await run(d);
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(rec(records, 'StepStarted', 'outer').map((r) => r.iteration)).toEqual([1, 2, 3]);
+    expect(rec(records, 'StepStarted', 'inner').map((r) => r.iteration)).toEqual([1, 2, 1, 2, 1, 2]);
+    expect(rec(records, 'StepCompleted', 'inner').map((r) => r.iterations)).toEqual([2, 2, 2]);
+    expect(rec(records, 'StepCompleted', 'row').map((r) => r.output)).toEqual([1, 2, 3]);
+    expect(outputs.outer).toBe(3);
+  });
+});
+
 describe('graph', () => {
   it('D←{A,B} starts as soon as A and B are done, without waiting for C (held by the server until D is called)', async () => {
     let dCalled!: () => void;
