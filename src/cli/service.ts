@@ -46,6 +46,9 @@ import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 import { contractsRouter } from '../edge/routes/contracts.js';
 import { uiRouter } from '../edge/routes/ui.js';
 
+/** Beyond the grace period, how long one part of a shutdown may take before the process goes on without it. */
+const STOP_PART_MS = 12_000;
+
 const workerEnv = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
   ACK_WAIT_MS: z.coerce.number().int().min(200).max(3_600_000).default(30_000),
@@ -92,14 +95,20 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   if (nats.started) logger.info({ url: nats.url }, 'started the embedded nats-server (set NATS_URL to use your own)');
   nc.closed().then((err) => err && logger.error({ err }, 'NATS connection closed'));
   reportPermissionViolations(nc, env, (m) => logger.error(m));
-  const stops: ((graceMs: number) => Promise<void>)[] = [];
+  const stops: { part: string; stop: (graceMs: number) => Promise<void> }[] = [];
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = 0) =>
     (stopped ??= (async () => {
       // The edge and the worker stop side by side: open SSE streams must not delay the hand-back.
-      await Promise.all(stops.map((s) => s(graceMs).catch((err) => logger.warn({ err }, 'shutdown step failed'))));
-      await nats.close();
+      // Each part gets a deadline: a part that stalls is named in the log, and the process still ends.
+      await Promise.all(stops.map(({ part, stop: s }) => withinDeadline(part, s(graceMs), graceMs + STOP_PART_MS).catch((err) => logger.warn({ err, part }, 'shutdown step failed'))));
+      await withinDeadline('nats connection', nats.close(), STOP_PART_MS).catch((err) => logger.warn({ err }, 'shutdown step failed'));
     })());
+  const withinDeadline = async (part: string, work: Promise<void>, ms: number): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((res) => { timer = setTimeout(() => { logger.warn({ part, ms }, 'shutdown: a part did not stop in time; going on without it'); res(); }, ms); });
+    try { await Promise.race([work, late]); } finally { clearTimeout(timer); }
+  };
   try {
     const { url, app, engine } = await startRoles();
     return { url, app, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
@@ -142,25 +151,25 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       });
       const worker = new Worker({ engine, bus, timers, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await worker.start();
-      stops.push((graceMs) => worker.stop(graceMs));
+      stops.push({ part: 'worker', stop: (graceMs) => worker.stop(graceMs) });
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
       // Every worker runs the scheduler: each firing is claimed by one of them (src/schedules).
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
       scheduler.start();
-      stops.push(async () => scheduler.stop());
+      stops.push({ part: 'scheduler', stop: async () => scheduler.stop() });
       // Every worker consumes the events stream for the workflows' triggers (src/triggers).
       const triggers = await WorkflowTriggers.open(nc, replicas);
       await triggers.start();
       const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await triggerConsumer.start();
-      stops.push(async () => { await triggerConsumer.stop(); triggers.stop(); });
+      stops.push({ part: 'triggers', stop: async () => { await triggerConsumer.stop(); triggers.stop(); } });
       // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
       const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
       await dispatcher.start();
-      stops.push(() => dispatcher.stop());
+      stops.push({ part: 'event waits', stop: () => dispatcher.stop() });
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
-        stops.push(() => stopRetention());
+        stops.push({ part: 'retention', stop: () => stopRetention() });
       }
     }
 
@@ -168,7 +177,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
-      stops.push(async () => { await closeServer(); index.close(); keys.close(); });
+      stops.push({ part: 'edge', stop: async () => { await closeServer(); index.close(); keys.close(); } });
       const required = authConfig.mode === 'required';
       // Refusing to listen openly throws here; the caller's stop() leaves nothing running behind the error.
       const bind = bindAddress(authConfig, required || keys.anyKeys);

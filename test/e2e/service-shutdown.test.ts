@@ -72,7 +72,19 @@ async function eventsOf(id: string): Promise<Event[]> {
   return (await http(edge.url, 'GET', `/executions/${id}/events`)).json.events as Event[];
 }
 
-const exitCode = (c: Child) => c.exited.then(() => c.proc.exitCode);
+/** Its exit code; a process still running after the deadline fails the test with its output. */
+async function exitCode(c: Child, timeoutMs = 45_000): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${c.name} still running ${timeoutMs} ms after the signal:\n${c.output().slice(-4000)}`)), timeoutMs);
+  });
+  try {
+    await Promise.race([c.exited, late]);
+    return c.proc.exitCode;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 let survivorOutput = '';
 let serveOutput = '';
@@ -92,6 +104,7 @@ describe('graceful shutdown of a worker hosting an execution mid-step', () => {
 
     gate.open('term-b');
     expect(await exitCode(first), first.output().slice(-3000)).toBe(0);
+    expect(first.output(), 'every part of the shutdown stopped in time').not.toMatch(/did not stop in time/);
     const done = await waitForStatus(edge.url, id, ['COMPLETED', 'FAILED', 'CANCELLED'], 40_000);
     expect(done.status).toBe('COMPLETED');
 
@@ -116,6 +129,7 @@ describe('graceful shutdown of a worker hosting an execution mid-step', () => {
     await survivor.waitForOutput(/worker consuming commands/, 30_000);
     serve.proc.kill('SIGINT');
     expect(await exitCode(serve), serve.output().slice(-3000)).toBe(130);
+    expect(serve.output(), 'every part of the shutdown stopped in time').not.toMatch(/did not stop in time/);
 
     await until('the survivor to run step b again', () => gate.hits('int-b') === 2);
     gate.open('int-b');
