@@ -331,6 +331,36 @@ describe('a worker that stops mid-container', () => {
     expect(plainContext(outcome.snapshot.context).outputs.p).toEqual({ quick: expect.objectContaining({ body: { fast: true } }), slow: expect.objectContaining({ body: { held: true } }) });
   });
 
+  it('a failing branch aborts its siblings, also when the parallel continues on error', async () => {
+    for (const onError of ['fail', 'continue'] as const) {
+      let opened!: () => void;
+      const open = new Promise<void>((r) => { opened = r; });
+      let aborted = 0;
+      handlers.set(`/sibling-${onError}`, (_req, res) => { opened(); res.on('close', () => { if (!res.writableEnded) aborted++; }); });
+      const engine = await fx.engine();
+      const d = def({
+        id: `sibling-abort-${onError}`,
+        steps: [{
+          id: 'p', type: 'parallel', onError,
+          branches: {
+            slow: [{ id: 'h', type: 'http', request: { url: `${base}/sibling-${onError}` }, retry: { maxAttempts: 1 } }],
+            bad: [{ id: 'wait', type: 'transform', value: 1 }, { id: 'boom', type: 'fail', message: 'no', retry: { maxAttempts: 1 } }],
+          },
+        }, t('after', 'ran')],
+      });
+      const runner = await engine.start({ definition: d });
+      await open;
+      const outcome = await runner.done;
+      expect(outcome.status, onError).toBe(onError === 'fail' ? 'FAILED' : 'COMPLETED');
+      for (let i = 0; i < 50 && aborted === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(aborted, `${onError}: the sibling's request is aborted`).toBe(1);
+      const records = await fx.log.read(runner.executionId);
+      expect(rec(records, 'StepCompleted', 'h'), onError).toEqual([]);
+      expect(replayExecution(runner.executionId, records).ok).toBe(true);
+      if (onError === 'continue') expect(plainContext(outcome.snapshot.context).outputs.p).toEqual({ error: expect.objectContaining({ message: expect.stringContaining('no') }) });
+    }
+  });
+
   it('cancelling reaches a loop body', async () => {
     let opened!: () => void;
     const open = new Promise<void>((r) => { opened = r; });
