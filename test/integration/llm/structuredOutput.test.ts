@@ -183,6 +183,9 @@ describe('llm steps with a schema', () => {
     });
     expect(failed[0].error.details.attempts.map((a: LlmStepAttempt) => a.ask)).toEqual([1, 2, 3]);
     expect(failed[0].error.details.usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
+    // The failed asks' tokens are spent: on the record, and in the execution's total the budget is checked against.
+    expect(failed[0].usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
+    expect(summarize(await loadExecution(fx.log, records[0].record.executionId)).usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
     expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', error: { code: 'LLM_SCHEMA_MISMATCH' } });
   });
 
