@@ -214,13 +214,14 @@ function failOverSuite(partitions: number): void {
         for (const k of P.all()) run.placed[P.executionStream(k)] = await streamLeader(P.executionStream(k));
       }
       run.victim = await streamLeader(LOG_STREAM);
+      console.log(`[cluster fail-over, ${partitions} partition(s)] workers connected to ${services.filter((x) => x.engine).map((x) => x.engine!.nc.info?.server_name).join(', ')}; victim ${run.victim}`);
       const victim = nodes.find((n) => n.name === run.victim);
       expect(victim, `stream leader ${run.victim} is one of ours`).toBeDefined();
       const COMMANDS = P.commandStream(0);
       const leaders: [string, string, () => Promise<string | undefined>][] = [
         [COMMANDS, ...stepDown(COMMANDS)],
         [`${COMMANDS} > ${WORKERS_CONSUMER}`, `$JS.API.CONSUMER.LEADER.STEPDOWN.${COMMANDS}.${WORKERS_CONSUMER}`, async () => (await jsm.consumers.info(COMMANDS, WORKERS_CONSUMER)).cluster?.leader],
-        ...['KV_smartspec_executions', 'KV_smartspec_idempotency'].map((s) => [s, ...stepDown(s)] as [string, string, () => Promise<string | undefined>]),
+        ...['KV_smartspec_executions', 'KV_smartspec_idempotency', 'KV_smartspec_timers'].map((s) => [s, ...stepDown(s)] as [string, string, () => Promise<string | undefined>]),
       ];
       for (const [what, subject, leader] of leaders) if (await moveLeader(run.victim, subject, leader, 8000)) run.alsoLed.push(what);
       expect(await streamLeader(LOG_STREAM)).toBe(run.victim);
@@ -341,8 +342,11 @@ function failOverSuite(partitions: number): void {
           expect(types.filter((t) => t === 'StepFailed' || t === 'ExecutionFailed'), id).toEqual([]);
           for (const step of STEP_IDS) {
             const count = (type: string) => history.filter((r) => r.record.type === type && (r.record as { stepId?: string }).stepId === step).length;
-            expect(count('StepStarted'), `${id} ${step} started`).toBe(1);
-            expect(count('StepCompleted'), `${id} ${step} completed`).toBe(1);
+            // On a failure, the history in short: which records, which attempt, when.
+            const story = () => history.map((r) => `${r.seq} ${r.record.type}${'stepId' in r.record && r.record.stepId ? ` ${r.record.stepId}#${(r.record as { attempt?: number }).attempt ?? ''}` : ''} ${r.record.at.slice(17)}`).join(', ');
+            const [started, completed] = [count('StepStarted'), count('StepCompleted')];
+            expect(started, `${id} ${step} started: ${started === 1 ? '' : story()}`).toBe(1);
+            expect(completed, `${id} ${step} completed: ${completed === 1 ? '' : story()}`).toBe(1);
           }
           expect(verifyChain(history), id).toEqual([]);
           const replay = replayExecution(id, history);
