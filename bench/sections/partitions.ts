@@ -11,7 +11,7 @@ import { startNatsServer } from '../../src/nats/server.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { Partitions } from '../../src/nats/partitions.js';
 import { Engine } from '../../src/worker/engine.js';
-import { closedLoop, throughputFigures } from '../lib/load.js';
+import { closedLoop, throughputFigures, throughputSpecs } from '../lib/load.js';
 import { defineSection } from '../lib/section.js';
 import { FORK5 } from './fork5.js';
 
@@ -20,12 +20,7 @@ const LAYOUTS = [1, 3] as const;
 export default defineSection({
   name: 'partitions',
   title: 'Engine: fork5, 64 in flight, the log in 1 stream vs 3 partitions (one node)',
-  figures: [
-    { key: 'p1.executionsPerSec', label: '1 stream', unit: 'executions/s', better: 'higher' },
-    { key: 'p1.p50Ms', label: '1 stream p50', unit: 'ms', better: 'lower' },
-    { key: 'p3.executionsPerSec', label: '3 partitions', unit: 'executions/s', better: 'higher' },
-    { key: 'p3.p50Ms', label: '3 partitions p50', unit: 'ms', better: 'lower' },
-  ],
+  figures: [...throughputSpecs('p1', '1 stream'), ...throughputSpecs('p3', '3 partitions')],
   ratios: [{ key: 'p3OverP1', label: '3 partitions ÷ 1 stream', numerator: 'p3.executionsPerSec', denominator: 'p1.executionsPerSec' }],
   async setup(ctx) {
     const closers: (() => Promise<unknown>)[] = [];
@@ -49,7 +44,7 @@ export default defineSection({
         params: { executions: count, inFlight: 64 },
         async measure() {
           const tag = `${process.pid}-${runId++}`;
-          const sample: Record<string, number> = {};
+          let sample: Record<string, number> = {};
           // Alternating which goes first: neither always gets the warmer machine.
           const order = runId % 2 ? [...LAYOUTS] : [...LAYOUTS].reverse();
           for (const n of order) {
@@ -59,9 +54,7 @@ export default defineSection({
               const { status } = await runner.done;
               if (status !== 'COMPLETED') throw new Error(`fork5 execution ended ${status}`);
             });
-            const figures = throughputFigures(`p${n}`, run);
-            sample[`p${n}.executionsPerSec`] = figures[`p${n}.executionsPerSec`];
-            sample[`p${n}.p50Ms`] = figures[`p${n}.p50Ms`];
+            sample = { ...sample, ...throughputFigures(`p${n}`, run) };
           }
           return sample;
         },
