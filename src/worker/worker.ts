@@ -1,13 +1,14 @@
 /**
  * A worker: consumes SMARTSPEC_COMMANDS (each of its partitions) through the
- * durable consumer all workers share, and hosts the executions the commands are about. While an
- * execution runs, the worker holds the command that made it the host, un-acked,
- * telling JetStream it is still working; if the worker dies, JetStream
- * redelivers the command after the ack wait and another worker continues the
- * execution from its last recorded transition. A command is acked when its
- * execution ends or waits for a signal or a sleep (then it is passivated: a
- * waiting execution costs no memory and holds no slot; its signal, or its
- * timer, which every worker watches, brings it back on any worker).
+ * durable consumer all workers share, and hosts the executions the commands
+ * are about. While an execution runs, the worker holds the command that made
+ * it the host, un-acked, telling JetStream it is still working; if the worker
+ * dies, JetStream redelivers the command after the ack wait and another worker
+ * continues the execution from its last recorded transition. A command is
+ * acked when its execution ends or waits for a signal or a sleep (then it is
+ * passivated: a waiting execution costs no memory and holds no slot; its
+ * signal, or its timer, which every worker watches, brings it back on any
+ * worker).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
