@@ -76,10 +76,16 @@ export class ExecutionIndex {
         while (slot.next) {
           const e = slot.next;
           slot.next = undefined;
-          const existing = e.createdAt && e.firstSeq && e.tenant ? undefined : await this.retrying(() => this.get(e.executionId));
-          const firstSeq = e.firstSeq ?? existing?.firstSeq;
-          const tenant = e.tenant ?? existing?.tenant;
-          await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) }));
+          try {
+            const existing = e.createdAt && e.firstSeq && e.tenant ? undefined : await this.retrying(() => this.get(e.executionId));
+            const firstSeq = e.firstSeq ?? existing?.firstSeq;
+            const tenant = e.tenant ?? existing?.tenant;
+            await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) }));
+          } catch (err) {
+            // A newer status that came meanwhile supersedes this one: it must not be dropped with it
+            // (an execution that ended while the bucket had no leader stayed listed as RUNNING).
+            if (!slot.next) throw err;
+          }
         }
       } finally {
         this.updates.delete(entry.executionId);
@@ -94,13 +100,15 @@ export class ExecutionIndex {
     await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));
   }
 
+  /** Through a fail-over of the bucket's leader, which can take longer than 7 s (as long as an append keeps trying). */
   private async retrying<T>(op: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + WRITE_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         return await op();
       } catch (err) {
-        if (attempt >= 8 || this.nc.isClosed()) throw err;
-        await new Promise((r) => setTimeout(r, 250 * attempt).unref());
+        if (Date.now() > deadline || this.nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 250 * attempt)).unref());
       }
     }
   }
@@ -162,5 +170,8 @@ export class ExecutionIndex {
     return out.slice(0, filter.limit ?? 100);
   }
 }
+
+/** How long an index write keeps trying through a NATS outage. */
+const WRITE_RETRY_MS = 30_000;
 
 const isActive = (e: IndexEntry) => e.status === 'PENDING' || e.status === 'RUNNING';
