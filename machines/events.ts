@@ -47,7 +47,17 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 /** The event a trigger started an execution for: where it was stored, and its headers that are not secrets. */
 export interface TriggeringEvent { subject: string; stream: string; seq: number; headers?: Record<string, string> }
-export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent }
+/** A child execution's link to the step of its parent that started it (a `workflow` step, or an item of a `map`). */
+export interface ParentLink { executionId: string; stepId: string; attempt: number; index?: number }
+/** What a map item's block may read besides the parent's input: its item, index, and the outer steps' outputs it names. */
+export interface OuterScope { item: unknown; index: number; steps: Record<string, { output: unknown }> }
+export interface ExecutionStarted {
+  type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent;
+  /** A child execution: the parent step it reports to. */
+  parent?: ParentLink;
+  /** A map item's child: the values its block reads from the parent. */
+  outer?: OuterScope;
+}
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;
@@ -63,6 +73,15 @@ export interface StepStarted {
   case?: number | 'default' | null;
   /** A loop: the iteration it enters (1-based). A step inside a loop: the iteration it belongs to. */
   iteration?: number;
+  /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
+  items?: unknown;
+  count?: number;
+  /** A map item being started (0-based), with `child`. */
+  index?: number;
+  /** A `workflow` step or a map item: the id of the child execution it starts. */
+  child?: string;
+  /** A `workflow` step: the registered version the child runs. */
+  version?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';
@@ -79,6 +98,9 @@ export interface StepCompleted {
   iteration?: number;
   /** A loop: how many iterations ran. */
   iterations?: number;
+  /** A map item's result (0-based index), or a `workflow` step's: the child execution it came from. */
+  index?: number;
+  child?: string;
 }
 export interface StepFailed {
   type: 'StepFailed';
@@ -90,6 +112,9 @@ export interface StepFailed {
   lateMs?: number;
   /** A step inside a loop: the iteration it belongs to. */
   iteration?: number;
+  /** A map item's failure (0-based index), or a `workflow` step's: the child execution it came from. */
+  index?: number;
+  child?: string;
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

@@ -12,7 +12,8 @@ import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
 import { blocksOf, stepIndex, walkSteps } from './blocks.js';
 import { isContainer } from './definition.js';
-import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
+import { emptyStepMap, stepMapEntries, stepMapFrom, stepMapGet, stepMapSet, type StepMap } from './stepMap.js';
+import { mapPhase, progressOf, resumedProgress, type MapProgress } from './containers/map.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
 export interface ResumePlan {
@@ -80,12 +81,28 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     return stage.parallel ? (at as Record<string, Value> | undefined)?.[id] : at;
   };
   const underWay = new Map<string, Value>();
+  // A map under way keeps its items' results: a resume re-runs only its failed items and those
+  // cut off (a recovery leaves the running ones running). Its progress is rebuilt to say so.
+  let maps = before.maps ?? emptyStepMap<MapProgress>();
+  const mapAgain = (id: string, phase: Value): Value | undefined => {
+    const st = stepIndex(plan.definition).get(id)?.step;
+    const p = progressOf(before, id);
+    if (st?.type !== 'map' || !p || typeof phase !== 'string' || !['launching', 'waiting', 'failed'].includes(phase)) return undefined;
+    const next = plan.recovery ? p : resumedProgress(p, false);
+    maps = stepMapSet(maps, id, next);
+    return mapPhase(next, st);
+  };
   if (stage && plan.fromStep === undefined && oldStages[target]?.key === stage.key) {
     for (const st of stage.steps) {
       const v = valueAt(st.id);
       const old = oldStages[target].steps.find((o) => o.id === st.id);
-      if (isContainer(st) && v && typeof v === 'object' && JSON.stringify(old) === JSON.stringify(st)) {
-        underWay.set(st.id, pendingAgain(v));
+      if (JSON.stringify(old) !== JSON.stringify(st)) continue;
+      const map = v === undefined ? undefined : mapAgain(st.id, v);
+      if (map !== undefined) {
+        underWay.set(st.id, map);
+        keep.add(st.id);
+      } else if (isContainer(st) && v && typeof v === 'object') {
+        underWay.set(st.id, pendingAgain(v, mapAgain));
         keep.add(st.id);
         for (const d of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(d.step.id);
       }
@@ -107,6 +124,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     outputs: only(before.outputs),
     attempts: plan.recovery ? before.attempts : only(before.attempts),
     errors: only(before.errors),
+    ...(before.maps ? { maps } : {}),
     budget: plan.budget ?? before.budget,
     error: undefined,
     output: undefined,
@@ -124,8 +142,8 @@ type Value = string | { [k: string]: Value };
 /** Phases of steps that had started but not completed: they run again. */
 const RUN_AGAIN = new Set(['running', 'backoff', 'waiting', 'failed']);
 
-/** A container's state value with every step that had not completed pending again. */
-function pendingAgain(v: Value): Value {
+/** A container's state value with every step that had not completed pending again (a map under way: its items that had not). */
+function pendingAgain(v: Value, mapAgain: (id: string, phase: Value) => Value | undefined): Value {
   if (typeof v === 'string') return RUN_AGAIN.has(v) ? 'pending' : v;
-  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, pendingAgain(inner)]));
+  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, mapAgain(k, inner) ?? pendingAgain(inner, mapAgain)]));
 }
