@@ -8,7 +8,7 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
+import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { stepIndex, walkSteps } from '../../machines/blocks.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';

@@ -605,7 +605,8 @@ export class ExecutionRunner {
       .then((output): WorkflowEvent => ({ type: 'StepCompleted', stepId: step.id, attempt, output }), (err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }))
       .then((event) => {
         this.starting.delete(key);
-        if (!this.stopped) this.enqueueOnce(step.id, event);
+        // Its own key: the map's start may still hold the step's (an empty map closes as it starts).
+        if (!this.stopped) this.enqueueOnce(`closed:${step.id}`, event);
       });
   }
 

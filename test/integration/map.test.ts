@@ -1,0 +1,188 @@
+/**
+ * `map` steps on a real nats-server, each item a child execution: 0, 1 and
+ * 1,000 items; maxConcurrency held (a real HTTP server counts the requests
+ * open at once); tolerated failures; items known only at run time; a parallel
+ * inside an item and a map inside a parallel branch; a resume that re-runs
+ * only the failed items; replay checking every item's log.
+ */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { useNatsServer } from '../support/nats.js';
+import { def } from '../support/engine.js';
+import { plainContext } from '../support/context.js';
+import { connectNats } from '../../src/nats/connect.js';
+import { EventLog } from '../../src/log/eventLog.js';
+import { Engine } from '../../src/worker/engine.js';
+import { replayWithChildren } from '../../src/log/childReplay.js';
+import type { StoredRecord } from '../../src/log/records.js';
+
+const nats = useNatsServer();
+let nc: NatsConnection;
+let log: EventLog;
+let engine: Engine;
+
+type Doc = Record<string, unknown>;
+const t = (id: string, value: unknown = 1, extra: Doc = {}) => ({ id, type: 'transform', value, ...extra });
+const rec = (records: StoredRecord[], type: string, stepId?: string) => records.filter((r) => r.record.type === type && (stepId === undefined || (r.record as { stepId?: string }).stepId === stepId)).map((r) => r.record as Record<string, any>);
+
+/** /slow/<n>: answers after 40 ms, counting requests open at once; /flaky/<n>: 500 for the items in `broken`. */
+let server: ReturnType<typeof createServer>;
+let base = '';
+let open = 0;
+let maxOpen = 0;
+const hits = new Map<string, number>();
+const broken = new Set<string>();
+beforeAll(async () => {
+  server = createServer((req, res: ServerResponse) => {
+    const url = req.url ?? '';
+    hits.set(url, (hits.get(url) ?? 0) + 1);
+    if (url.startsWith('/slow/')) {
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      setTimeout(() => { open--; res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n: Number(url.slice(6)) })); }, 40);
+    } else if (url.startsWith('/flaky/')) {
+      if (broken.has(url.slice(7))) res.writeHead(500).end('down');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: url.slice(7) }));
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  nc = await connectNats(nats.url, 'test');
+  log = await EventLog.open(nc);
+  engine = await Engine.create({ nc, log });
+});
+afterAll(async () => {
+  await engine?.close();
+  await nc?.close();
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+async function run(d: Doc, input: unknown = {}) {
+  const runner = await engine.start({ definition: def(d), input });
+  const outcome = await runner.done;
+  const records = await log.read(runner.executionId);
+  return { outcome, records, outputs: plainContext(outcome.snapshot.context).outputs, id: runner.executionId };
+}
+
+const map = (id: string, items: string, steps: unknown[], extra: Doc = {}) => ({ id, type: 'map', items, steps, ...extra });
+
+describe('map', () => {
+  it('0 items: output [], no child', async () => {
+    const { outcome, outputs, records } = await run({ id: 'm0', steps: [map('m', '{{input.docs}}', [t('x', '{{item}}')]), t('after', '{{steps.m.output}}')] }, { docs: [] });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.m).toEqual([]);
+    expect(outputs.after).toEqual([]);
+    expect(rec(records, 'StepStarted', 'm')).toEqual([expect.objectContaining({ count: 0, items: [] })]);
+  });
+
+  it("1 item: its block's last output, from a child execution that says which item it is; replay checks it", async () => {
+    const { outcome, outputs, records, id } = await run({ id: 'm1', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' }), t('y', { wrapped: '{{steps.x.output}}', by: '{{input.who}}' })])] }, { docs: ['a'], who: 'me' });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.m).toEqual([{ wrapped: { doc: 'a', i: 0 }, by: 'me' }]);
+    const [item] = rec(records, 'StepStarted', 'm').filter((r) => r.index !== undefined);
+    expect(item).toMatchObject({ index: 0, child: expect.any(String) });
+    expect(rec(records, 'StepCompleted', 'm').find((r) => r.index === 0)).toMatchObject({ child: item.child, output: { wrapped: { doc: 'a', i: 0 }, by: 'me' } });
+    const child = await log.read(item.child);
+    expect(child[0].record).toMatchObject({ parent: { executionId: id, stepId: 'm', index: 0 }, outer: { item: 'a', index: 0 } });
+    const report = await replayWithChildren(id, (x) => log.read(x));
+    expect(report.ok, JSON.stringify(report)).toBe(true);
+  });
+
+  it('1,000 items: every output in item order', async () => {
+    const docs = Array.from({ length: 1000 }, (_, i) => `d${i}`);
+    const { outcome, outputs } = await run({ id: 'm1000', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' })], { maxConcurrency: 64 })] }, { docs });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.m).toEqual(docs.map((doc, i) => ({ doc, i })));
+  }, 60_000);
+
+  it('never has more than maxConcurrency items running (and does reach it)', async () => {
+    maxOpen = 0;
+    const { outcome, outputs } = await run({ id: 'mc', steps: [map('m', '{% [1,2,3,4,5,6,7] %}', [{ id: 'call', type: 'http', request: { url: `${base}/slow/{{item}}` } }], { maxConcurrency: 2 })] });
+    expect(outcome.status).toBe('COMPLETED');
+    expect((outputs.m as any[]).map((o) => o.body.n)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(maxOpen).toBe(2);
+  });
+
+  const evens = (tolerated: number) => ({
+    id: 'mt',
+    steps: [map('m', '{{input.items}}', [{ id: 'check', type: 'fail', when: '{% item % 2 = 0 %}', message: 'even' }, t('out', '{{item}}')], { toleratedFailures: tolerated, maxConcurrency: 4 })],
+  });
+
+  it('tolerated failures give {error} in their place', async () => {
+    const { outcome, outputs } = await run(evens(2), { items: [1, 2, 3, 4] });
+    expect(outcome.status).toBe('COMPLETED');
+    const out = outputs.m as any[];
+    expect([out[0], out[2]]).toEqual([1, 3]);
+    expect(out[1].error).toMatchObject({ code: 'CHILD_FAILED' });
+    expect(out[1].error.message).toMatch(/item 1 of map 'm'.*even/);
+  });
+
+  it('one failure more than tolerated fails the map, naming the item', async () => {
+    const { outcome, records } = await run(evens(1), { items: [1, 2, 3, 4] });
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.snapshot.context.error).toMatchObject({ code: 'CHILD_FAILED' });
+    expect(outcome.snapshot.context.error!.message).toMatch(/item 3 of map 'm'/);
+    expect(rec(records, 'ExecutionFailed')[0].stepId).toBe('m');
+  });
+
+  it('takes items known only at run time, from an earlier step, and reads outer steps inside', async () => {
+    const { outcome, outputs } = await run({
+      id: 'mr',
+      steps: [t('list', '{% [1, 2, 3].($ * 10) %}'), t('label', 'n'), map('m', '{% steps.list.output %}', [t('x', { label: '{{steps.label.output}}', v: '{% item + index %}' })])],
+    });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.m).toEqual([{ label: 'n', v: 10 }, { label: 'n', v: 21 }, { label: 'n', v: 32 }]);
+  });
+
+  it('refuses items that are not an array, naming the path', async () => {
+    const { outcome } = await run({ id: 'mn', steps: [map('m', '{{input.docs}}', [t('x')])] }, { docs: 'nope' });
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.snapshot.context.error).toMatchObject({ code: 'ITEMS_NOT_ARRAY' });
+    expect(outcome.snapshot.context.error!.message).toContain('steps[0].items');
+  });
+
+  it('runs a parallel inside an item, and a map inside a parallel branch', async () => {
+    const { outcome, outputs } = await run({
+      id: 'mp',
+      steps: [{
+        id: 'p', type: 'parallel', branches: {
+          left: [map('m', '{% [1, 2] %}', [{ id: 'inner', type: 'parallel', branches: { a: [t('a1', '{% item * 2 %}')], b: [t('b1', '{% item * 3 %}')] } }])],
+          right: [t('r', 'right')],
+        },
+      }],
+    });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.p).toEqual({ left: [{ a: 2, b: 3 }, { a: 4, b: 6 }], right: 'right' });
+  });
+
+  it('a map inside a map item', async () => {
+    const { outcome, outputs } = await run({
+      id: 'mm',
+      steps: [map('outer', '{% [[1, 2], [3]] %}', [map('inner', '{% item %}', [t('x', '{% item * 10 %}')])])],
+    });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.outer).toEqual([[10, 20], [30]]);
+  });
+
+  it('resume re-runs only the failed items', async () => {
+    broken.clear();
+    broken.add('5');
+    broken.add('13');
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const d = { id: 'mres', steps: [map('m', '{{input.items}}', [{ id: 'call', type: 'http', request: { url: `${base}/flaky/{{item}}` } }], { maxConcurrency: 20 }), t('after', 'done')] };
+    const first = await run(d, { items });
+    expect(first.outcome.status).toBe('FAILED');
+    for (const i of items) expect(hits.get(`/flaky/${i}`), `item ${i}`).toBe(1);
+    broken.clear();
+    const runner = await engine.resume(first.id);
+    const outcome = await runner.done;
+    expect(outcome.status).toBe('COMPLETED');
+    for (const i of items) expect(hits.get(`/flaky/${i}`), `item ${i}`).toBe(i === 5 || i === 13 ? 2 : 1);
+    expect((plainContext(outcome.snapshot.context).outputs.m as any[]).map((o) => o.body.ok)).toEqual(items.map(String));
+    const report = await replayWithChildren(first.id, (x) => log.read(x));
+    expect(report.ok, JSON.stringify(report.executions.filter((e) => !e.ok).map((e) => e.events.filter((x) => !x.ok)))).toBe(true);
+  });
+});
