@@ -262,6 +262,7 @@ export class Engine {
   }
 
   private holding = false;
+  private closed = false;
 
   /**
    * First half of a graceful shutdown: start no new step in any execution
@@ -277,6 +278,7 @@ export class Engine {
 
   /** Stop hosting everything (shutdown). Executions stay as recorded and can be continued elsewhere. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const r of this.runners.values()) r.stop();
     await Promise.all([...this.subs.values()].map((s) => s.drain().catch(() => undefined)));
     this.subs.clear();
@@ -344,7 +346,8 @@ export class Engine {
    * taking it over: a passivated parent wakes for it). Refused when the parent has it already or moved on.
    */
   private async reportToParent(parentId: string, event: WorkflowEvent): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    // Closed (shutdown): the parent is not taken over here; whoever continues it asks the child again.
+    for (let attempt = 1; !this.closed; attempt++) {
       try {
         const local = this.runners.get(parentId);
         if (local && !local.isStopped) return await local.childEnded(event);

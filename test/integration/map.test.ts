@@ -34,14 +34,18 @@ let open = 0;
 let maxOpen = 0;
 const hits = new Map<string, number>();
 const broken = new Set<string>();
+let hangsClosed = 0;
 beforeAll(async () => {
   server = createServer((req, res: ServerResponse) => {
     const url = req.url ?? '';
     hits.set(url, (hits.get(url) ?? 0) + 1);
-    if (url.startsWith('/slow/')) {
+    if (url.startsWith('/slow/') || url.startsWith('/slower/')) {
       open++;
       maxOpen = Math.max(maxOpen, open);
-      setTimeout(() => { open--; res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n: Number(url.slice(6)) })); }, 40);
+      res.on('close', () => open--); // answered or aborted
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n: Number(url.slice(url.lastIndexOf('/') + 1)) })), url.startsWith('/slow/') ? 40 : 150);
+    } else if (url.startsWith('/hang/')) {
+      res.on('close', () => hangsClosed++);
     } else if (url.startsWith('/flaky/')) {
       if (broken.has(url.slice(7))) res.writeHead(500).end('down');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: url.slice(7) }));
@@ -165,6 +169,39 @@ describe('map', () => {
     });
     expect(outcome.status).toBe('COMPLETED');
     expect(outputs.outer).toEqual([[10, 20], [30]]);
+  });
+
+  it('keeps maxConcurrency across a crash: another engine recovers the parent and its running items', async () => {
+    maxOpen = 0;
+    const slowHits = () => [...hits.entries()].filter(([u]) => u.startsWith('/slower/')).reduce((a, [, n]) => a + n, 0);
+    const first = await Engine.create({ nc, log });
+    const d = def({ id: 'mcrash', steps: [map('m', '{% [1,2,3,4,5,6,7,8,9,10] %}', [{ id: 'call', type: 'http', request: { url: `${base}/slower/{{item}}` } }], { maxConcurrency: 2 })] });
+    const runner = await first.start({ definition: d });
+    await expect.poll(slowHits, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+    await first.close(); // the crash: nothing more is recorded, requests in flight are aborted
+    const second = await Engine.create({ nc, log });
+    try {
+      const outcome = await (await second.resume(runner.executionId)).done;
+      expect(outcome.status).toBe('COMPLETED');
+      expect((plainContext(outcome.snapshot.context).outputs.m as any[]).map((o) => o.body.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(maxOpen).toBe(2);
+    } finally {
+      await second.close();
+    }
+  }, 30_000);
+
+  it('cancelling the parent cancels every running item (their requests aborted), and starts no other', async () => {
+    const closedBefore = hangsClosed;
+    const d = def({ id: 'mcancel', steps: [map('m', '{% [1,2,3,4,5] %}', [{ id: 'call', type: 'http', request: { url: `${base}/hang/{{item}}` } }], { maxConcurrency: 3 })] });
+    const runner = await engine.start({ definition: d });
+    await expect.poll(() => [1, 2, 3].every((i) => hits.get(`/hang/${i}`) === 1), { timeout: 10_000 }).toBe(true);
+    await engine.cancel(runner.executionId, 'stop');
+    expect((await runner.done).status).toBe('CANCELLED');
+    const children = rec(await log.read(runner.executionId), 'StepStarted', 'm').filter((r) => r.index !== undefined).map((r) => r.child as string);
+    expect(children).toHaveLength(3);
+    for (const c of children) await expect.poll(async () => (await log.last(c))?.record.type, { timeout: 10_000 }).toBe('ExecutionCancelled');
+    await expect.poll(() => hangsClosed - closedBefore, { timeout: 10_000 }).toBe(3);
+    expect(hits.get('/hang/4')).toBeUndefined();
   });
 
   it('resume re-runs only the failed items', async () => {
