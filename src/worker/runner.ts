@@ -145,10 +145,11 @@ export class ExecutionRunner {
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
-  /** Whether a waiting sleep of the current stage wakes within `ms` from now. */
+  /** Whether a waiting sleep of the current stage wakes within `ms` from now (Infinity: child executions count as waking too). */
   private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
+    if (ms === Infinity && active.some(({ step: st, phase }) => (st.type === 'map' || st.type === 'workflow') && phase === 'waiting')) return true;
     const limit = this.now().getTime() + ms;
     return active.some(({ step: st, phase }) => st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
   }
