@@ -76,9 +76,9 @@ export interface StepStarted {
   /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
   items?: unknown;
   count?: number;
-  /** A map item being started (0-based), with `child`. */
-  index?: number;
-  /** A `workflow` step or a map item: the id of the child execution it starts. */
+  /** A map: the items it starts now (0-based), each with the id of its child execution. */
+  launch?: { index: number; child: string }[];
+  /** A `workflow` step: the id of the child execution it starts. */
   child?: string;
   /** A `workflow` step: the registered version the child runs. */
   version?: number;
@@ -98,9 +98,11 @@ export interface StepCompleted {
   iteration?: number;
   /** A loop: how many iterations ran. */
   iterations?: number;
-  /** A map item's result (0-based index), or a `workflow` step's: the child execution it came from. */
+  /** A `workflow` step's result, or one map item's as its child reports it: the child execution it came from. */
   index?: number;
   child?: string;
+  /** A map: the results of the items whose children completed since its last record. */
+  results?: { index: number; child: string; output: unknown; usage?: Usage }[];
 }
 export interface StepFailed {
   type: 'StepFailed';
@@ -112,9 +114,11 @@ export interface StepFailed {
   lateMs?: number;
   /** A step inside a loop: the iteration it belongs to. */
   iteration?: number;
-  /** A map item's failure (0-based index), or a `workflow` step's: the child execution it came from. */
+  /** A `workflow` step's failure, or one map item's as its child reports it: the child execution it came from. */
   index?: number;
   child?: string;
+  /** A map: the items whose children failed since its last record (`error` is the first of them). */
+  failures?: { index: number; child: string; error: ErrorInfo }[];
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

@@ -1,9 +1,11 @@
 /**
  * `map`: the block once per item, each item a child execution (its own actor
  * and log). The worker evaluates `items` once and records them in the map's
- * StepStarted (`items`, `count`); it records each item's start (StepStarted
- * with `index` and `child`) and result (StepCompleted / StepFailed with
- * `index` and `child`, sent by the child's end). The machine keeps counters,
+ * StepStarted (`items`, `count`); it records items' starts (StepStarted with
+ * `launch: [{index, child}]`) and results (StepCompleted with `results`,
+ * StepFailed with `failures`, each naming index and child), several per
+ * record when they come together, so a map costs its parent's log far fewer
+ * records than two per item. The machine keeps counters,
  * the ids of the items running (at most maxConcurrency) and the outputs it
  * must assemble, so it decides alone whether another item may start: the
  * bound holds after a crash, as it is folded from the log.
@@ -41,6 +43,12 @@ export const progressOf = (ctx: Args['context'], id: string): MapProgress | unde
 
 /** The item to start next, if any. */
 export const nextItem = (p: MapProgress): number | undefined => p.retry[0] ?? (p.next < p.count ? p.next : undefined);
+/** The next `n` items to start, in order: those to run again, then the next ones. */
+export function nextItems(p: MapProgress, n: number): number[] {
+  const out = p.retry.slice(0, n);
+  for (let i = p.next; out.length < n && i < p.count; i++) out.push(i);
+  return out;
+}
 export const runningCount = (p: MapProgress) => Object.keys(p.running).length;
 const overThreshold = (p: MapProgress, step: MapStep) => p.failed.length > step.toleratedFailures;
 export const canLaunch = (p: MapProgress, step: MapStep) => !overThreshold(p, step) && nextItem(p) !== undefined && runningCount(p) < step.maxConcurrency;
@@ -68,8 +76,27 @@ export function mapNode(step: MapStep) {
   const isStep = isStepEvent(id);
   const get = (ctx: Args['context']) => progressOf(ctx, id)!;
   const put = (ctx: Args['context'], p: MapProgress) => ({ maps: stepMapSet(ctx.maps ?? emptyStepMap<MapProgress>(), id, p) });
-  const isItem = (a: Args) => isStep(a) && (a.event as { index?: number }).index !== undefined;
-  const ofRunningItem = (a: Args) => isItem(a) && get(a.context).running[String((a.event as StepCompleted).index)] === (a.event as StepCompleted).child;
+  type Item = { index: number; child: string };
+  const batchOf = (a: Args): Item[] | undefined => {
+    const e = a.event as Partial<Pick<StepStarted, 'launch'> & Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
+    return e.launch ?? e.results ?? e.failures;
+  };
+  const isItem = (a: Args) => isStep(a) && batchOf(a) !== undefined;
+  // Results and failures: every item named runs, with the child named (a repeated report is refused).
+  const ofRunningItems = (a: Args) => {
+    if (!isItem(a) || a.event.type === 'StepStarted') return false;
+    const { running } = get(a.context);
+    const batch = batchOf(a)!;
+    return batch.length > 0 && batch.every((r) => running[String(r.index)] === r.child) && new Set(batch.map((r) => r.index)).size === batch.length;
+  };
+  // Starts: exactly the next items in order, within maxConcurrency, and none past the failures tolerated.
+  const isNextLaunch = (a: Args) => {
+    if (!isItem(a) || a.event.type !== 'StepStarted') return false;
+    const p = get(a.context);
+    const launch = (a.event as StepStarted).launch!;
+    const expected = nextItems(p, launch.length);
+    return canLaunch(p, step) && launch.length > 0 && runningCount(p) + launch.length <= step.maxConcurrency && launch.every((l, i) => l.index === expected[i]);
+  };
 
   const begin = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
@@ -77,23 +104,36 @@ export function mapNode(step: MapStep) {
     return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt) };
   });
   const launch = assign(({ context, event }: Args) => {
-    const e = event as StepStarted;
     const p = get(context);
     const running = Object.assign({}, p.running);
-    running[String(e.index)] = e.child!;
-    const fromRetry = p.retry[0] === e.index;
-    return put(context, { ...p, running, retry: fromRetry ? p.retry.slice(1) : p.retry, next: fromRetry ? p.next : p.next + 1 });
+    let { retry, next } = p;
+    for (const l of (event as StepStarted).launch!) {
+      running[String(l.index)] = l.child;
+      if (retry[0] === l.index) retry = retry.slice(1);
+      else next++;
+    }
+    return put(context, { ...p, running, retry, next });
   });
-  const settle = (failed: boolean) => assign(({ context, event }: Args) => {
-    const e = event as StepCompleted | StepFailed;
+  const settle = assign(({ context, event }: Args) => {
     const p = get(context);
     const running = Object.assign({}, p.running);
-    delete running[String(e.index)];
     const outputs = p.outputs.slice();
-    outputs[e.index!] = failed ? { error: (e as StepFailed).error } : (e as StepCompleted).output;
-    const next: MapProgress = { ...p, running, outputs, settled: p.settled + 1, failed: failed ? [...p.failed, e.index!] : p.failed };
-    if (failed && !p.error && next.failed.length > step.toleratedFailures) next.error = (e as StepFailed).error;
-    return { ...put(context, next), usage: failed ? context.usage : addUsage(context.usage, (e as StepCompleted).usage) };
+    let { failed, error } = p;
+    let usage = context.usage;
+    const e = event as Partial<Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
+    for (const r of e.results ?? []) {
+      delete running[String(r.index)];
+      outputs[r.index] = r.output;
+      usage = addUsage(usage, r.usage);
+    }
+    for (const f of e.failures ?? []) {
+      delete running[String(f.index)];
+      outputs[f.index] = { error: f.error };
+      failed = [...failed, f.index];
+      if (!error && failed.length > step.toleratedFailures) error = f.error;
+    }
+    const settled = p.settled + (e.results?.length ?? 0) + (e.failures?.length ?? 0);
+    return { ...put(context, { ...p, running, outputs, failed, settled, ...(error ? { error } : {}) }), usage };
   });
   const fail = assign(({ context }: Args) => ({ errors: stepMapSet(context.errors, id, get(context).error!) }));
   const continueWithError = assign(({ context }: Args) => ({ outputs: stepMapSet(context.outputs, id, { error: get(context).error }), errors: stepMapSet(context.errors, id, get(context).error!) }));
@@ -113,9 +153,9 @@ export function mapNode(step: MapStep) {
     { guard: ({ context }: Args) => allDone(get(context)), target: 'closing', actions: close },
   ];
   const items = {
-    StepStarted: { guard: (a: Args) => isItem(a) && nextItem(get(a.context)) === (a.event as StepStarted).index && canLaunch(get(a.context), step), actions: launch },
-    StepCompleted: { guard: ofRunningItem, actions: settle(false) },
-    StepFailed: { guard: ofRunningItem, actions: settle(true) },
+    StepStarted: { guard: isNextLaunch, actions: launch },
+    StepCompleted: { guard: ofRunningItems, actions: settle },
+    StepFailed: { guard: ofRunningItems, actions: settle },
   };
   return {
     initial: 'pending',

@@ -30,9 +30,15 @@ export async function replayWithChildren(executionId: string, load: (id: string)
     const started = new Map<string, Rec>();
     const results = new Map<string, Rec>();
     for (const { record } of records as { record: Rec }[]) {
-      if (typeof record.child !== 'string') continue;
-      if (record.type === 'StepStarted') started.set(record.child, record);
-      else if (record.type === 'StepCompleted' || record.type === 'StepFailed') results.set(record.child, record);
+      // A workflow step names one child; a map's records name several (launch, results, failures).
+      if (record.type === 'StepStarted') {
+        if (typeof record.child === 'string') started.set(record.child, record);
+        for (const l of record.launch ?? []) started.set(l.child, { stepId: record.stepId, index: l.index });
+      } else if (record.type === 'StepCompleted' || record.type === 'StepFailed') {
+        if (typeof record.child === 'string') results.set(record.child, record);
+        for (const r of record.results ?? []) results.set(r.child, { type: 'StepCompleted', output: r.output });
+        for (const f of record.failures ?? []) results.set(f.child, { type: 'StepFailed', error: f.error });
+      }
     }
     for (const [childId, start] of started) {
       const check: ChildCheck = { childId, parentId: id, stepId: start.stepId, ...(start.index !== undefined ? { index: start.index } : {}), ok: false };

@@ -348,13 +348,17 @@ export class Engine {
   private async reportToParent(parentId: string, event: WorkflowEvent): Promise<void> {
     // Closed (shutdown): the parent is not taken over here; whoever continues it asks the child again.
     for (let attempt = 1; !this.closed; attempt++) {
+      let host: ExecutionRunner | undefined;
       try {
-        const local = this.runners.get(parentId);
-        if (local && !local.isStopped) return await local.childEnded(event);
+        host = this.runners.get(parentId);
+        if (host && !host.isStopped) return await host.childEnded(event);
+        host = undefined;
         if (await this.forward(parentId, { op: 'child', event })) return;
-        return await (await this.adopt(parentId)).childEnded(event);
+        host = await this.adopt(parentId);
+        return await host.childEnded(event);
       } catch (err) {
-        if (err instanceof InvalidExecutionStateError) return;
+        // Refused: the parent has it already, or moved on. Unless its host let it go meanwhile: then ask again.
+        if (err instanceof InvalidExecutionStateError && !host?.isStopped) return;
         // Contended (another process took it over, or wrote first): that host gets the report on its next try.
         if (attempt >= 5) throw err;
         await new Promise((r) => setTimeout(r, 100 * attempt));

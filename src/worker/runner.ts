@@ -30,13 +30,14 @@ import {
   type WorkflowSnapshot,
 } from '../../machines/index.js';
 import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type MapStep, type Step, type WorkflowStep } from '../../machines/definition.js';
-import { nextItem, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
+import { nextItems, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
 import { childOf } from '../../machines/containers/workflow.js';
 import { blockDefinition, childIdFor, type ChildHost } from './children.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy } from '../definition/resolve.js';
-import { isExpression } from '../definition/expressions.js';
+import { expressionBody, isExpression } from '../definition/expressions.js';
+import { templatedFields } from '../definition/references.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
@@ -117,6 +118,8 @@ export class ExecutionRunner {
   private readonly secrets: ExecutionSecrets;
   /** Child executions this runner has made sure exist (started, or found). */
   private readonly ensured = new Set<string>();
+  /** Map items' reports waiting for the log, by map: recorded together. */
+  private readonly itemReports = new Map<string, { events: WorkflowEvent[]; recorded: Promise<void> }>();
   /** Each map's items, once read (a large array is recorded by reference). */
   private readonly itemsOf = new Map<string, Promise<unknown[]>>();
 
@@ -206,9 +209,44 @@ export class ExecutionRunner {
     await this.commit(event);
   }
 
-  /** A child execution ended: record it as its parent step's (or map item's) result. Refused when it no longer applies. */
+  /**
+   * A child execution ended: record it as its parent step's result. A map item's report waits for
+   * the log with the others that arrive meanwhile, and they go in one record (results, failures);
+   * one that no longer applies (repeated, or its map moved on) is left out.
+   */
   async childEnded(event: WorkflowEvent): Promise<void> {
-    await this.commit(event);
+    if ((event.type !== 'StepCompleted' && event.type !== 'StepFailed') || event.index === undefined) return this.commit(event);
+    let batch = this.itemReports.get(event.stepId);
+    if (!batch) {
+      batch = { events: [], recorded: Promise.resolve() };
+      this.itemReports.set(event.stepId, batch);
+      batch.recorded = this.recordItemReports(event.stepId);
+    }
+    batch.events.push(event);
+    return batch.recorded;
+  }
+
+  private recordItemReports(stepId: string): Promise<void> {
+    const run = this.queue.then(async () => {
+      const { events } = this.itemReports.get(stepId)!;
+      this.itemReports.delete(stepId);
+      const snap = this.snapshot;
+      const running = progressOf(snap.context, stepId)?.running ?? {};
+      const seen = new Set<number>();
+      const live = events.filter((e) => {
+        const { index, child } = e as { index: number; child?: string };
+        if (running[String(index)] !== child || seen.has(index)) return false;
+        seen.add(index);
+        return true;
+      });
+      const attempt = stepMapGet(snap.context.attempts, stepId) ?? 1;
+      const results = live.flatMap((e) => (e.type === 'StepCompleted' ? [{ index: e.index!, child: e.child!, output: e.output, ...(e.usage ? { usage: e.usage } : {}) }] : []));
+      const failures = live.flatMap((e) => (e.type === 'StepFailed' ? [{ index: e.index!, child: e.child!, error: e.error }] : []));
+      if (results.length > 0) await this.append(this.withIteration({ type: 'StepCompleted', stepId, attempt, output: null, results }));
+      if (failures.length > 0) await this.append(this.withIteration({ type: 'StepFailed', stepId, attempt, error: failures[0].error, failures }));
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Start no new step, retry or timer from now on; steps in flight finish and are recorded (shutdown). */
@@ -330,10 +368,11 @@ export class ExecutionRunner {
     const was = this.liveChildren(before);
     if (was.size === 0) return;
     const still = this.liveChildren(after);
-    const ended = (event as { child?: string }).child;
+    const e = event as { child?: string; results?: { child: string }[]; failures?: { child: string }[] };
+    const ended = new Set([e.child, ...(e.results ?? []).map((r) => r.child), ...(e.failures ?? []).map((f) => f.child)]);
     const reason = event.type === 'ExecutionCancelled' ? `its parent '${this.executionId}' was cancelled` : `its parent '${this.executionId}' no longer waits for it`;
     for (const id of was) {
-      if (still.has(id) || id === ended) continue;
+      if (still.has(id) || ended.has(id)) continue;
       this.deps.children!.cancel(id, reason).catch((err) => this.deps.onError?.(err, `cancel child ${id}`));
     }
   }
@@ -555,10 +594,9 @@ export class ExecutionRunner {
     const p = progressOf(snap.context, step.id)!;
     const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     if (launching) {
-      const free = step.maxConcurrency - runningCount(p);
-      const next = p.retry.slice(0, free);
-      for (let i = p.next; next.length < free && i < p.count; i++) next.push(i);
-      for (const index of next) this.enqueueOnce(`launch:${step.id}:${index}`, { type: 'StepStarted', stepId: step.id, attempt, index, child: childIdFor(this.executionId, step.id, this.lastSeq, index) });
+      // Every item a free slot allows, in one record.
+      const launch = nextItems(p, step.maxConcurrency - runningCount(p)).map((index) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index) }));
+      if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
     }
     for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
   }
@@ -571,9 +609,12 @@ export class ExecutionRunner {
       const items = await this.itemsFor(step, p);
       const outer = { item: items[index] ?? null, index, steps: this.scope(snap, step, outerRefs(step)).steps };
       const definition = blockDefinition(snap.context.definition, step);
-      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input: snap.context.input, outer, ...this.childBudget(snap) });
+      // The parent's input only when the block may read it: each item's start records it.
+      const input = blockReadsInput(step) ? snap.context.input : {};
+      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...this.childBudget(snap) });
     })().catch((err) => {
-      if (!this.stopped) this.enqueueOnce(`child-failed:${childId}`, { type: 'StepFailed', stepId: step.id, attempt, index, child: childId, error: toErrorRecord(err) });
+      const error = toErrorRecord(err);
+      if (!this.stopped) this.enqueueOnce(`child-failed:${childId}`, { type: 'StepFailed', stepId: step.id, attempt, error, failures: [{ index, child: childId, error }] });
     });
   }
 
@@ -779,6 +820,25 @@ function outerRefs(map: MapStep): string[] {
     outerRefsCache.set(map, (ids = [...found]));
   }
   return ids;
+}
+
+/** Whether a map's block may read `input` (an expression is taken to when it names it anywhere). */
+const readsInputCache = new WeakMap<MapStep, boolean>();
+function blockReadsInput(map: MapStep): boolean {
+  let reads = readsInputCache.get(map);
+  if (reads === undefined) {
+    const values = [...walkSteps(map.steps)].flatMap(({ step }) => [...templatedFields(step).map(([, v]) => v), ...(step.type === 'loop' && step.until ? [step.until] : [])]);
+    reads = values.some(readsInput);
+    readsInputCache.set(map, reads);
+  }
+  return reads;
+}
+function readsInput(v: unknown): boolean {
+  const body = expressionBody(v);
+  if (body !== undefined) return /\binput\b/.test(body);
+  if (typeof v === 'string') return rootsReadBy(v).has('input');
+  if (Array.isArray(v)) return v.some(readsInput);
+  return !!v && typeof v === 'object' && Object.values(v).some(readsInput);
 }
 
 /** Steps a loop's `until` inside the block reads (not a templated field of any step). */

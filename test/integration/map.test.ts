@@ -86,9 +86,10 @@ describe('map', () => {
     const { outcome, outputs, records, id } = await run({ id: 'm1', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' }), t('y', { wrapped: '{{steps.x.output}}', by: '{{input.who}}' })])] }, { docs: ['a'], who: 'me' });
     expect(outcome.status).toBe('COMPLETED');
     expect(outputs.m).toEqual([{ wrapped: { doc: 'a', i: 0 }, by: 'me' }]);
-    const [item] = rec(records, 'StepStarted', 'm').filter((r) => r.index !== undefined);
-    expect(item).toMatchObject({ index: 0, child: expect.any(String) });
-    expect(rec(records, 'StepCompleted', 'm').find((r) => r.index === 0)).toMatchObject({ child: item.child, output: { wrapped: { doc: 'a', i: 0 }, by: 'me' } });
+    const [start] = rec(records, 'StepStarted', 'm').filter((r) => r.launch !== undefined);
+    expect(start.launch).toEqual([{ index: 0, child: expect.any(String) }]);
+    const item = start.launch[0];
+    expect(rec(records, 'StepCompleted', 'm').find((r) => r.results)!.results).toEqual([{ index: 0, child: item.child, output: { wrapped: { doc: 'a', i: 0 }, by: 'me' } }]);
     const child = await log.read(item.child);
     expect(child[0].record).toMatchObject({ parent: { executionId: id, stepId: 'm', index: 0 }, outer: { item: 'a', index: 0 } });
     const report = await replayWithChildren(id, (x) => log.read(x));
@@ -97,9 +98,14 @@ describe('map', () => {
 
   it('1,000 items: every output in item order', async () => {
     const docs = Array.from({ length: 1000 }, (_, i) => `d${i}`);
-    const { outcome, outputs } = await run({ id: 'm1000', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' })], { maxConcurrency: 64 })] }, { docs });
+    const { outcome, outputs, records } = await run({ id: 'm1000', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' })], { maxConcurrency: 64 })] }, { docs });
     expect(outcome.status).toBe('COMPLETED');
     expect(outputs.m).toEqual(docs.map((doc, i) => ({ doc, i })));
+    // Starts and results come several to a record: far fewer than two records per item.
+    const launched = rec(records, 'StepStarted', 'm').flatMap((r) => r.launch ?? []);
+    expect(launched.map((l) => l.index)).toEqual(docs.map((_, i) => i));
+    expect(rec(records, 'StepCompleted', 'm').flatMap((r) => r.results ?? [])).toHaveLength(1000);
+    expect(records.length).toBeLessThan(2000);
   }, 60_000);
 
   it('never has more than maxConcurrency items running (and does reach it)', async () => {
@@ -197,7 +203,7 @@ describe('map', () => {
     await expect.poll(() => [1, 2, 3].every((i) => hits.get(`/hang/${i}`) === 1), { timeout: 10_000 }).toBe(true);
     await engine.cancel(runner.executionId, 'stop');
     expect((await runner.done).status).toBe('CANCELLED');
-    const children = rec(await log.read(runner.executionId), 'StepStarted', 'm').filter((r) => r.index !== undefined).map((r) => r.child as string);
+    const children = rec(await log.read(runner.executionId), 'StepStarted', 'm').flatMap((r) => (r.launch ?? []).map((l: { child: string }) => l.child));
     expect(children).toHaveLength(3);
     for (const c of children) await expect.poll(async () => (await log.last(c))?.record.type, { timeout: 10_000 }).toBe('ExecutionCancelled');
     await expect.poll(() => hangsClosed - closedBefore, { timeout: 10_000 }).toBe(3);
