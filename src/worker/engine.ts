@@ -10,9 +10,10 @@ import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
-import type { OuterScope, ParentLink, TriggeringEvent, WorkflowEvent } from '../../machines/events.js';
+import type { OuterScope, ParentLink, TriggeringEvent, Usage, WorkflowEvent } from '../../machines/events.js';
 import { parentEvent, type ChildHost, type ChildStart } from './children.js';
 import type { WorkflowRegistry } from '../registry/workflows.js';
+import type { CommandBus } from '../bus/commands.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
@@ -66,6 +67,12 @@ export interface EngineOptions {
   principal?: Principal;
   /** Where `workflow` steps find the definitions their child executions run. */
   registry?: WorkflowRegistry;
+  /**
+   * A worker's command bus: child executions are started, and their ends reported to their
+   * parents, by commands, so a worker holds each while it runs and another continues it after a
+   * crash. Without it (the CLI, tests) both happen in this engine.
+   */
+  bus?: CommandBus;
 }
 
 export interface StartRequest {
@@ -303,6 +310,14 @@ export class Engine {
     },
     ensure: async (start: ChildStart) => {
       const principal = await this.principalOf(start.parent.executionId);
+      const { bus } = this.options;
+      if (bus) {
+        // A child that ended reports again (its parent may not have recorded it); any other is started, or continued, by a command.
+        const last = await this.log.last(start.childId);
+        if (last && END_RECORDS.has(last.record.type)) return this.childEnd(start.childId, start.parent, last.record as WorkflowEvent, await this.usageOf(start.childId));
+        await bus.publish('start', { executionId: start.childId, definition: start.definition, input: start.input, budget: start.budget, principal, parent: start.parent, outer: start.outer }, `start:${start.childId}`);
+        return;
+      }
       try {
         await this.start({ executionId: start.childId, definition: start.definition, input: start.input, budget: start.budget, principal, parent: start.parent, outer: start.outer });
         return;
@@ -313,12 +328,7 @@ export class Engine {
       if (this.runners.has(start.childId)) return;
       const loaded = await loadExecution(this.log, start.childId);
       const snap = loaded.fold.snapshot;
-      if (isTerminal(statusOf(snap))) {
-        const end = loaded.records[loaded.records.length - 1].record as WorkflowEvent;
-        const event = parentEvent(start.parent, start.childId, end, snap.context.usage);
-        if (event) await this.reportToParent(start.parent.executionId, event);
-        return;
-      }
+      if (isTerminal(statusOf(snap))) return this.childEnd(start.childId, start.parent, loaded.records[loaded.records.length - 1].record as WorkflowEvent, snap.context.usage);
       if (!(await this.liveOwner(start.childId))) await this.adopt(start.childId).catch((e) => (e instanceof ExecutionOwnedError ? undefined : Promise.reject(e)));
     },
     cancel: async (childId, reason) => {
@@ -329,6 +339,31 @@ export class Engine {
       }
     },
   };
+
+  /** A child's end, sent to its parent: by a command on a worker, else here. */
+  private async childEnd(childId: string, parent: ParentLink, end: WorkflowEvent, usage: Usage): Promise<void> {
+    const event = parentEvent(parent, childId, end, usage);
+    if (!event) return;
+    if (this.options.bus) await this.options.bus.publish('child', { executionId: parent.executionId, event: event as never }, `end:${childId}`);
+    else await this.reportToParent(parent.executionId, event);
+  }
+
+  private async usageOf(executionId: string): Promise<Usage> {
+    return (await loadExecution(this.log, executionId)).fold.snapshot.context.usage;
+  }
+
+  /**
+   * The `child` command: record a child's end in its parent, where the parent is hosted or here
+   * (returned then, for the worker to hold while it runs). Refused when it no longer applies.
+   */
+  async childReport(parentId: string, event: WorkflowEvent): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(parentId);
+    if (local) { await local.childEnded(event); return local; }
+    if (await this.forward(parentId, { op: 'child', event })) return undefined;
+    const runner = await this.adopt(parentId);
+    await runner.childEnded(event);
+    return runner;
+  }
 
   /** Who started an execution (a child acts for its parent's principal and tenant). */
   private readonly principals = new Map<string, Principal>();
@@ -377,8 +412,7 @@ export class Engine {
       this.principals.delete(key);
       // A child's end is its parent step's result.
       const parent = snapshot.context.parent;
-      const event = parent && parentEvent(parent, key, record as WorkflowEvent, snapshot.context.usage);
-      if (event) this.reportToParent(parent.executionId, event).catch((err) => this.options.onError?.(err, `report child ${key} to parent ${parent.executionId}`));
+      if (parent) this.childEnd(key, parent, record as WorkflowEvent, snapshot.context.usage).catch((err) => this.options.onError?.(err, `report child ${key} to parent ${parent.executionId}`));
     }
     const index = this.options.index;
     if (!index) return;

@@ -148,11 +148,13 @@ export class ExecutionRunner {
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
-  /** Whether a waiting sleep of the current stage wakes within `ms` from now (Infinity: child executions count as waking too). */
+  /** Whether a waiting sleep of the current stage wakes within `ms` from now (or it waits for child executions, see below). */
   private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
-    if (ms === Infinity && active.some(({ step: st, phase }) => (st.type === 'map' || st.type === 'workflow') && phase === 'waiting')) return true;
+    // A map waits for its running items (kept hosted: each item's report would otherwise take it over
+    // again); a `workflow` step's one child may wait long, so only a caller that waits anyway counts it.
+    if (active.some(({ step: st, phase }) => phase === 'waiting' && (st.type === 'map' || (ms === Infinity && st.type === 'workflow')))) return true;
     const limit = this.now().getTime() + ms;
     return active.some(({ step: st, phase }) => st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
   }

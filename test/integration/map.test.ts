@@ -17,6 +17,9 @@ import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
 import { replayWithChildren } from '../../src/log/childReplay.js';
 import type { StoredRecord } from '../../src/log/records.js';
+import { pino } from 'pino';
+import { CommandBus } from '../../src/bus/commands.js';
+import { Worker } from '../../src/worker/worker.js';
 
 const nats = useNatsServer();
 let nc: NatsConnection;
@@ -43,7 +46,7 @@ beforeAll(async () => {
       open++;
       maxOpen = Math.max(maxOpen, open);
       res.on('close', () => open--); // answered or aborted
-      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n: Number(url.slice(url.lastIndexOf('/') + 1)) })), url.startsWith('/slow/') ? 40 : 150);
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n: Number(url.slice(url.lastIndexOf('/') + 1).replace('w', '')) })), url.startsWith('/slow/') ? 40 : 150);
     } else if (url.startsWith('/hang/')) {
       res.on('close', () => hangsClosed++);
     } else if (url.startsWith('/flaky/')) {
@@ -228,4 +231,35 @@ describe('map', () => {
     const report = await replayWithChildren(first.id, (x) => log.read(x));
     expect(report.ok, JSON.stringify(report.executions.filter((e) => !e.ok).map((e) => e.events.filter((x) => !x.ok)))).toBe(true);
   });
+
+  it('on workers: items start and report by commands, and a worker that dies mid-map loses nothing and breaks no bound', async () => {
+    maxOpen = 0;
+    const slowHits = () => [...hits.entries()].filter(([u]) => u.startsWith('/slower/w')).reduce((a, [, n]) => a + n, 0);
+    const workers = await Promise.all(['a', 'b'].map(async (name) => {
+      const wnc = await connectNats(nats.url, `worker-${name}`);
+      const bus = await CommandBus.open(wnc, { consumer: { ackWaitMs: 1500 } });
+      const engine = await Engine.create({ nc: wnc, log: await EventLog.open(wnc), bus, owner: `worker-${name}` });
+      const worker = new Worker({ engine, bus, logger: pino({ level: 'silent' }), ackWaitMs: 1500 });
+      await worker.start();
+      return { wnc, bus, engine, worker };
+    }));
+    try {
+      const executionId = `mworkers-${process.pid}`;
+      const d = { id: 'mworkers', steps: [map('m', '{% [1,2,3,4,5,6,7,8,9,10,11,12] %}', [{ id: 'call', type: 'http', request: { url: `${base}/slower/w{{item}}` } }], { maxConcurrency: 3 })] };
+      await workers[0].bus.publish('start', { executionId, definition: d }, executionId);
+      await expect.poll(slowHits, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+      await workers[0].wnc.close(); // worker a dies: what it held is delivered again to b
+      await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 30_000, interval: 200 }).toBe('ExecutionCompleted');
+      const { record } = (await log.last(executionId))!;
+      expect(((record as { output: any }).output as any[]).map((o) => o.body.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      expect(maxOpen).toBeLessThanOrEqual(3);
+      const report = await replayWithChildren(executionId, (x) => log.read(x));
+      expect(report.ok, JSON.stringify(report.children.filter((c) => !c.ok))).toBe(true);
+    } finally {
+      for (const w of workers) {
+        await w.worker.stop().catch(() => undefined);
+        await w.wnc.close().catch(() => undefined);
+      }
+    }
+  }, 60_000);
 });
