@@ -20,6 +20,9 @@ import { plainContext } from '../support/context.js';
 import { createLlmRouter } from '../../src/llm/index.js';
 import { llmExecutor } from '../../src/steps/llm.js';
 import { defaultExecutors } from '../../src/steps/index.js';
+import { pino } from 'pino';
+import { CommandBus } from '../../src/bus/commands.js';
+import { Worker } from '../../src/worker/worker.js';
 
 const nats = useNatsServer();
 let nc: NatsConnection;
@@ -152,5 +155,24 @@ describe('workflow step', () => {
     const { records } = await run({ id: 'p7', budget: { maxTokens: 500 }, steps: [{ id: 'child', type: 'workflow', workflowId: 'thinks', input: { text: 'x' } }] });
     const childId = rec(records, 'StepStarted', 'child')[0].child as string;
     expect((await log.read(childId))[0].record).toMatchObject({ budget: { maxTokens: 500 } });
+  });
+
+  it('on a worker: the child starts and reports by commands; the parent waits passivated and completes', async () => {
+    const wnc = await connectNats(nats.url, 'worker');
+    const bus = await CommandBus.open(wnc, { consumer: { ackWaitMs: 5000 } });
+    const workerEngine = await Engine.create({ nc: wnc, log: await EventLog.open(wnc), bus, registry: await WorkflowRegistry.open(wnc) });
+    const worker = new Worker({ engine: workerEngine, bus, logger: pino({ level: 'silent' }) });
+    await worker.start();
+    try {
+      const executionId = `wf-worker-${process.pid}`;
+      await bus.publish('start', { executionId, definition: parent }, executionId);
+      await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 20_000, interval: 100 }).toBe('ExecutionCompleted');
+      const records = await log.read(executionId);
+      expect(rec(records, 'StepCompleted', 'after')[0].output).toEqual({ got: { text: 'hello', words: 2 } });
+      expect((await replayWithChildren(executionId, (x) => log.read(x))).ok).toBe(true);
+    } finally {
+      await worker.stop();
+      await wnc.close();
+    }
   });
 });
