@@ -61,6 +61,8 @@ export interface ExecutionStarted {
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt: number;
   /** A sleep: when it ends (ISO-8601), and the duration it resolved to. Its timer is durable: any worker fires it. */
   wakeAt?: string;
@@ -86,6 +88,8 @@ export interface StepStarted {
 export interface StepCompleted {
   type: 'StepCompleted';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt?: number;
   output: unknown;
   /** The step's `when` was false: it did not run. */
@@ -107,6 +111,8 @@ export interface StepCompleted {
 export interface StepFailed {
   type: 'StepFailed';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt: number;
   error: ErrorInfo;
   retryInMs?: number;

@@ -182,10 +182,13 @@ export class ExecutionRunner {
     return run;
   }
 
-  /** A record of a step inside a loop says which iteration it belongs to. */
+  /** A record of a step inside a loop says which iteration it belongs to; inside a map item's child, which item. */
   private withIteration(event: WorkflowEvent): WorkflowEvent {
-    if (!('stepId' in event) || event.stepId === undefined || (event as { iteration?: number }).iteration !== undefined || event.type === 'SignalReceived') return event;
-    const step = findStep(this.snapshot.context.definition, event.stepId);
+    if (!('stepId' in event) || event.stepId === undefined || event.type === 'SignalReceived') return event;
+    const outer = this.snapshot.context.outer;
+    if (outer && event.type !== 'ExecutionFailed' && event.item === undefined) event = { ...event, item: outer.index };
+    if ((event as { iteration?: number }).iteration !== undefined) return event;
+    const step = findStep(this.snapshot.context.definition, event.stepId!);
     const loop = step && this.loopOf(step);
     if (!loop) return event;
     const iteration = stepMapGet(this.snapshot.context.iterations ?? emptyStepMap<number>(), loop.id);

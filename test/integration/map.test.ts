@@ -95,6 +95,7 @@ describe('map', () => {
     expect(rec(records, 'StepCompleted', 'm').find((r) => r.results)!.results).toEqual([{ index: 0, child: item.child, output: { wrapped: { doc: 'a', i: 0 }, by: 'me' } }]);
     const child = await log.read(item.child);
     expect(child[0].record).toMatchObject({ parent: { executionId: id, stepId: 'm', index: 0 }, outer: { item: 'a', index: 0 } });
+    for (const r of child.filter((c) => "stepId" in c.record)) expect((r.record as { item?: number }).item).toBe(0);
     const report = await replayWithChildren(id, (x) => log.read(x));
     expect(report.ok, JSON.stringify(report)).toBe(true);
   });
