@@ -94,7 +94,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     const st = stepIndex(plan.definition).get(id)?.step;
     const p = progressOf(before, id);
     if (st?.type !== 'map' || !p || typeof phase !== 'string' || !['launching', 'waiting', 'failed'].includes(phase)) return undefined;
-    const next = plan.recovery ? p : resumedProgress(p, false);
+    const next = plan.recovery ? p : resumedProgress(p);
     maps = stepMapSet(maps, id, next);
     return mapPhase(next, st);
   };

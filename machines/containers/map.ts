@@ -60,12 +60,12 @@ export function mapPhase(p: MapProgress, step: MapStep): 'launching' | 'waiting'
   return canLaunch(p, step) ? 'launching' : 'waiting';
 }
 
-/** Progress to continue from after a resume: failed items and those cut off run again; with `recovery` the running ones keep running. */
-export function resumedProgress(p: MapProgress, recovery: boolean): MapProgress {
-  const again = [...p.retry, ...p.failed, ...(recovery ? [] : Object.keys(p.running).map(Number))].sort((a, b) => a - b);
+/** Progress to continue from after a resume (not a recovery, which continues as it was): failed items and those cut off run again. */
+export function resumedProgress(p: MapProgress): MapProgress {
+  const again = [...p.retry, ...p.failed, ...Object.keys(p.running).map(Number)].sort((a, b) => a - b);
   const outputs = p.outputs.slice();
   for (const i of p.failed) outputs[i] = null;
-  return { ...p, retry: [...new Set(again)], running: recovery ? p.running : {}, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
+  return { ...p, retry: [...new Set(again)], running: {}, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
 }
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
