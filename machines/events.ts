@@ -49,8 +49,14 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export interface TriggeringEvent { subject: string; stream: string; seq: number; headers?: Record<string, string> }
 /** A child execution's link to the step of its parent that started it (a `workflow` step, or an item of a `map`). */
 export interface ParentLink { executionId: string; stepId: string; attempt: number; index?: number }
-/** What a map item's block may read besides the parent's input: its item, index, and the outer steps' outputs it names. */
-export interface OuterScope { item: unknown; index: number; steps: Record<string, { output: unknown }> }
+/** What a map item's block may read besides the parent's input: its item, index, the outer steps' outputs it names, the iteration around it. */
+export interface OuterScope {
+  item: unknown;
+  index: number;
+  steps: Record<string, { output: unknown }>;
+  /** The iteration of a loop around the map. */
+  iteration?: number;
+}
 export interface ExecutionStarted {
   type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent;
   /** A child execution: the parent step it reports to. */

@@ -21,7 +21,7 @@ const principal = principalSchema.optional();
 const triggeringEvent = z.strictObject({ subject: z.string().min(1), stream: z.string().min(1), seq: z.number().int().min(1), headers: z.record(z.string(), z.string()).optional() });
 /** A child execution's parent step (src/worker/children.ts). */
 const parentLink = z.strictObject({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), index: z.number().int().min(0).optional() });
-const outerScope = z.strictObject({ item: z.unknown(), index: z.number().int().min(0), steps: z.record(z.string(), z.object({ output: z.unknown() })) });
+const outerScope = z.strictObject({ item: z.unknown(), index: z.number().int().min(0), steps: z.record(z.string(), z.object({ output: z.unknown() })), iteration: z.number().int().min(1).optional() });
 
 export const commandSchemas = {
   start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal, trigger: triggeringEvent.optional(), parent: parentLink.optional(), outer: outerScope.optional() }),

@@ -36,7 +36,7 @@ import { childOf } from '../../machines/containers/workflow.js';
 import { blockDefinition, childIdFor, type ChildHost } from './children.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
-import { evaluateCondition, resolveStep, resolveValue, rootsReadBy } from '../definition/resolve.js';
+import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
 import { expressionBody, isExpression } from '../definition/expressions.js';
 import { templatedFields } from '../definition/references.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
@@ -476,7 +476,9 @@ export class ExecutionRunner {
     const outer = snap.context.outer;
     if (!outer) return scope;
     for (const id of ids) if (!Object.hasOwn(steps, id) && Object.hasOwn(outer.steps, id)) steps[id] = outer.steps[id];
-    return { ...scope, item: outer.item, index: outer.index } as TemplateScope;
+    // The iteration of a loop around the map, unless the step is in a loop of its own inside the item.
+    const outerIteration = iteration === undefined && outer.iteration !== undefined ? { iteration: outer.iteration } : {};
+    return { ...scope, ...outerIteration, item: outer.item, index: outer.index } as ResolveScope;
   }
 
   /** The container directly around a step, if any. */
@@ -613,7 +615,8 @@ export class ExecutionRunner {
     void (async () => {
       if (!children) throw new StepError('NO_EXECUTOR', `map '${step.id}' runs its items as child executions, and this engine runs none`);
       const items = await this.itemsFor(step, p);
-      const outer = { item: items[index] ?? null, index, steps: this.scope(snap, step, outerRefs(step)).steps };
+      const around = this.scope(snap, step, outerRefs(step)) as TemplateScope & { iteration?: number };
+      const outer = { item: items[index] ?? null, index, steps: around.steps, ...(around.iteration !== undefined ? { iteration: around.iteration } : {}) };
       const definition = blockDefinition(snap.context.definition, step);
       // The parent's input only when the block may read it: each item's start records it.
       const input = blockReadsInput(step) ? snap.context.input : {};

@@ -172,6 +172,15 @@ describe('map', () => {
     expect(outputs.p).toEqual({ left: [{ a: 2, b: 3 }, { a: 4, b: 6 }], right: 'right' });
   });
 
+  it('a map inside a loop: the block reads the iteration, and the map runs afresh each round', async () => {
+    const { outcome, outputs } = await run({
+      id: 'ml',
+      steps: [{ id: 'l', type: 'loop', maxIterations: 2, steps: [map('m', '{% [1, 2] %}', [t('x', '{% item * 10 + iteration %}')])] }],
+    });
+    expect(outcome.status).toBe('COMPLETED');
+    expect(outputs.l).toEqual([12, 22]);
+  });
+
   it('a map inside a map item', async () => {
     const { outcome, outputs } = await run({
       id: 'mm',
