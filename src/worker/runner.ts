@@ -592,6 +592,7 @@ export class ExecutionRunner {
       const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
       await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
+      await this.cancelIfDropped(ref.id);
     })().catch((err) => {
       if (!this.stopped) this.enqueueOnce(`child-failed:${ref.id}`, { type: 'StepFailed', stepId: step.id, attempt, child: ref.id, error: toErrorRecord(err) });
     });
@@ -621,10 +622,17 @@ export class ExecutionRunner {
       // The parent's input only when the block may read it: each item's start records it.
       const input = blockReadsInput(step) ? snap.context.input : {};
       await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...this.childBudget(snap) });
+      await this.cancelIfDropped(childId);
     })().catch((err) => {
       const error = toErrorRecord(err);
       if (!this.stopped) this.enqueueOnce(`child-failed:${childId}`, { type: 'StepFailed', stepId: step.id, attempt, error, failures: [{ index, child: childId, error }] });
     });
+  }
+
+  /** A child started after its parent ended (cancelled or failed meanwhile) is cancelled too: none runs on alone. */
+  private async cancelIfDropped(childId: string): Promise<void> {
+    // Only an end drops running children (a map stops waiting only once none runs); a child that already reported is not asked.
+    if (isTerminal(this.status)) await this.deps.children!.cancel(childId, `its parent '${this.executionId}' has ended`);
   }
 
   /** A map's items as recorded: the array, or fetched once when recorded by reference. */
