@@ -53,6 +53,7 @@ beforeAll(async () => {
   await registry.register(def({ id: 'summarize', steps: [t('sum', { text: '{{input.text}}', words: 2 })] }));
   await registry.register(def({ id: 'broken', steps: [t('ok'), { id: 'boom', type: 'fail', message: 'the child broke' }] }));
   await registry.register(def({ id: 'hangs', steps: [{ id: 'call', type: 'http', request: { url: `${base}/hang` } }] }));
+  await registry.register(def({ id: 'flaky', steps: [{ id: 'boom', type: 'fail', message: 'try again', retryable: true }] }));
   await registry.register(def({ id: 'thinks', steps: [{ id: 'answer', type: 'llm', prompt: 'say {{input.text}}' }] }));
 });
 afterAll(async () => {
@@ -127,6 +128,15 @@ describe('workflow step', () => {
     expect(outcome.status).toBe('FAILED');
     expect(rec(records, 'StepFailed', 'child')[0].error.code).toBe('WORKFLOW_NOT_FOUND');
     expect(rec(records, 'StepStarted', 'child')).toEqual([]);
+  });
+
+  it('retries a step whose child failed retryably, each attempt a new child', async () => {
+    const { outcome, records } = await run({ id: 'p8', steps: [{ id: 'child', type: 'workflow', workflowId: 'flaky', retry: { maxAttempts: 2, initialDelayMs: 0 } }] });
+    expect(outcome.status).toBe('FAILED');
+    const starts = rec(records, 'StepStarted', 'child');
+    expect(starts.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(new Set(starts.map((r) => r.child)).size).toBe(2);
+    expect(rec(records, 'StepFailed', 'child').map((r) => r.child)).toEqual(starts.map((r) => r.child));
   });
 
   it('cancelling the parent cancels the child and aborts its HTTP request', async () => {
