@@ -15,6 +15,7 @@ import { Engine } from '../../src/worker/engine.js';
 import { WorkflowRegistry } from '../../src/registry/workflows.js';
 import { replayWithChildren } from '../../src/log/childReplay.js';
 import type { StoredRecord } from '../../src/log/records.js';
+import { loadExecution, summarize } from '../../src/log/views.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { plainContext } from '../support/context.js';
 import { createLlmRouter } from '../../src/llm/index.js';
@@ -88,6 +89,8 @@ describe('workflow step', () => {
     const childRecords = await log.read(started.child);
     expect(childRecords[0].record).toMatchObject({ type: 'ExecutionStarted', workflowId: 'summarize', parent: { executionId: id, stepId: 'child', attempt: 1 }, input: { text: 'hello' } });
     expect(childRecords.at(-1)!.record).toMatchObject({ type: 'ExecutionCompleted', output: { text: 'hello', words: 2 } });
+    expect(summarize(await loadExecution(log, id)).steps.child.child).toBe(started.child);
+    expect(summarize(await loadExecution(log, started.child)).parent).toEqual({ executionId: id, stepId: 'child', attempt: 1 });
 
     const report = await replayWithChildren(id, (x) => log.read(x));
     expect(report.ok, JSON.stringify(report.children)).toBe(true);

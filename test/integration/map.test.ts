@@ -17,6 +17,7 @@ import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
 import { replayWithChildren } from '../../src/log/childReplay.js';
 import type { StoredRecord } from '../../src/log/records.js';
+import { loadExecution, summarize } from '../../src/log/views.js';
 import { pino } from 'pino';
 import { CommandBus } from '../../src/bus/commands.js';
 import { Worker } from '../../src/worker/worker.js';
@@ -98,6 +99,8 @@ describe('map', () => {
     for (const r of child.filter((c) => "stepId" in c.record)) expect((r.record as { item?: number }).item).toBe(0);
     const report = await replayWithChildren(id, (x) => log.read(x));
     expect(report.ok, JSON.stringify(report)).toBe(true);
+    // The child's summary names its parent step.
+    expect(summarize(await loadExecution(log, item.child)).parent).toEqual({ executionId: id, stepId: 'm', attempt: 1, index: 0 });
   });
 
   it('1,000 items: every output in item order', async () => {
@@ -231,6 +234,7 @@ describe('map', () => {
     const d = { id: 'mres', steps: [map('m', '{{input.items}}', [{ id: 'call', type: 'http', request: { url: `${base}/flaky/{{item}}` } }], { maxConcurrency: 20 }), t('after', 'done')] };
     const first = await run(d, { items });
     expect(first.outcome.status).toBe('FAILED');
+    expect(summarize(await loadExecution(log, first.id)).steps.m.items).toEqual({ count: 20, settled: 20, running: 0, failed: 2 });
     for (const i of items) expect(hits.get(`/flaky/${i}`), `item ${i}`).toBe(1);
     broken.clear();
     const runner = await engine.resume(first.id);
