@@ -24,6 +24,7 @@ import { defaultExecutors } from '../../src/steps/index.js';
 import { pino } from 'pino';
 import { CommandBus } from '../../src/bus/commands.js';
 import { Worker } from '../../src/worker/worker.js';
+import { TimerStore } from '../../src/timers/timerStore.js';
 
 const nats = useNatsServer();
 let nc: NatsConnection;
@@ -54,6 +55,7 @@ beforeAll(async () => {
   await registry.register(def({ id: 'summarize', steps: [t('sum', { text: '{{input.text}}', words: 2 })] }));
   await registry.register(def({ id: 'broken', steps: [t('ok'), { id: 'boom', type: 'fail', message: 'the child broke' }] }));
   await registry.register(def({ id: 'hangs', steps: [{ id: 'call', type: 'http', request: { url: `${base}/hang` } }] }));
+  await registry.register(def({ id: 'naps', steps: [{ id: 'nap', type: 'sleep', durationMs: 400 }, t('woke', { slept: '{{input.text}}' })] }));
   await registry.register(def({ id: 'flaky', steps: [{ id: 'boom', type: 'fail', message: 'try again', retryable: true }] }));
   await registry.register(def({ id: 'thinks', steps: [{ id: 'answer', type: 'llm', prompt: 'say {{input.text}}' }] }));
 });
@@ -170,18 +172,23 @@ describe('workflow step', () => {
     expect((await log.read(childId))[0].record).toMatchObject({ budget: { maxTokens: 500 } });
   });
 
-  it('on a worker: the child starts and reports by commands; the parent waits passivated and completes', async () => {
+  it('on a worker: the child starts and reports by commands; the parent waits passivated, and the report brings it back', async () => {
     const wnc = await connectNats(nats.url, 'worker');
     const bus = await CommandBus.open(wnc, { consumer: { ackWaitMs: 5000 } });
-    const workerEngine = await Engine.create({ nc: wnc, log: await EventLog.open(wnc), bus, registry: await WorkflowRegistry.open(wnc) });
-    const worker = new Worker({ engine: workerEngine, bus, logger: pino({ level: 'silent' }) });
+    // With a timer store a worker lets a waiting execution go (passivates it): the child's end must bring the parent back.
+    const timers = await TimerStore.open(wnc);
+    const workerEngine = await Engine.create({ nc: wnc, log: await EventLog.open(wnc), bus, timers, registry: await WorkflowRegistry.open(wnc) });
+    const worker = new Worker({ engine: workerEngine, bus, timers, logger: pino({ level: 'silent' }) });
     await worker.start();
     try {
       const executionId = `wf-worker-${process.pid}`;
-      await bus.publish('start', { executionId, definition: parent }, executionId);
+      const slow = { id: 'wf-slow', steps: [t('a', 'hello'), { id: 'child', type: 'workflow', workflowId: 'naps', input: { text: '{{steps.a.output}}' } }, t('after', { got: '{{steps.child.output}}' })] };
+      await bus.publish('start', { executionId, definition: slow }, executionId);
+      // The parent waits for its child, and its worker lets it go meanwhile.
+      await expect.poll(async () => (await log.last(executionId))?.record.type === 'StepStarted' && !workerEngine.runners.has(executionId), { timeout: 10_000, interval: 20 }).toBe(true);
       await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 20_000, interval: 100 }).toBe('ExecutionCompleted');
       const records = await log.read(executionId);
-      expect(rec(records, 'StepCompleted', 'after')[0].output).toEqual({ got: { text: 'hello', words: 2 } });
+      expect(rec(records, 'StepCompleted', 'after')[0].output).toEqual({ got: { slept: 'hello' } });
       expect((await replayWithChildren(executionId, (x) => log.read(x))).ok).toBe(true);
     } finally {
       await worker.stop();
