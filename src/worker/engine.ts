@@ -309,6 +309,8 @@ export class Engine {
       return (await this.options.registry.get(workflowId, version, tenant)).definition;
     },
     ensure: async (start: ChildStart) => {
+      // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
+      if (this.closed) return;
       const principal = await this.principalOf(start.parent.executionId);
       const { bus } = this.options;
       if (bus) {
