@@ -310,8 +310,8 @@ export class Engine {
     },
     ensure: async (start: ChildStart) => {
       // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
-      if (this.closed) return;
       const principal = await this.principalOf(start.parent.executionId);
+      if (this.closed) return;
       const { bus } = this.options;
       if (bus) {
         // A child that ended reports again (its parent may not have recorded it); any other is started, or continued, by a command.
