@@ -33,12 +33,11 @@ import {
 import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type MapStep, type Step, type WorkflowStep } from '../../machines/definition.js';
 import { nextItems, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
 import { childOf } from '../../machines/containers/workflow.js';
-import { blockDefinition, childIdFor, type ChildHost } from './children.js';
+import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost } from './children.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
-import { expressionBody, isExpression } from '../definition/expressions.js';
-import { templatedFields } from '../definition/references.js';
+import { isExpression } from '../definition/expressions.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
 import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
@@ -824,46 +823,6 @@ export class ExecutionRunner {
     this.actor.stop();
     this.resolveDone({ status, snapshot: this.actor.getSnapshot() });
   }
-}
-
-/** The steps outside a map whose outputs its block reads (passed to each item's child). */
-const outerRefsCache = new WeakMap<MapStep, string[]>();
-function outerRefs(map: MapStep): string[] {
-  let ids = outerRefsCache.get(map);
-  if (!ids) {
-    const inner = new Set([...walkSteps(map.steps)].map((v) => v.step.id));
-    const found = new Set<string>();
-    for (const { step } of walkSteps(map.steps)) for (const id of stepsReferencedBy(step)) if (!inner.has(id)) found.add(id);
-    for (const id of rootsReadByLoops(map)) if (!inner.has(id)) found.add(id);
-    outerRefsCache.set(map, (ids = [...found]));
-  }
-  return ids;
-}
-
-/** Whether a map's block may read `input` (an expression is taken to when it names it anywhere). */
-const readsInputCache = new WeakMap<MapStep, boolean>();
-function blockReadsInput(map: MapStep): boolean {
-  let reads = readsInputCache.get(map);
-  if (reads === undefined) {
-    const values = [...walkSteps(map.steps)].flatMap(({ step }) => [...templatedFields(step).map(([, v]) => v), ...(step.type === 'loop' && step.until ? [step.until] : [])]);
-    reads = values.some(readsInput);
-    readsInputCache.set(map, reads);
-  }
-  return reads;
-}
-function readsInput(v: unknown): boolean {
-  const body = expressionBody(v);
-  if (body !== undefined) return /\binput\b/.test(body);
-  if (typeof v === 'string') return rootsReadBy(v).has('input');
-  if (Array.isArray(v)) return v.some(readsInput);
-  return !!v && typeof v === 'object' && Object.values(v).some(readsInput);
-}
-
-/** Steps a loop's `until` inside the block reads (not a templated field of any step). */
-function rootsReadByLoops(map: MapStep): string[] {
-  const out: string[] = [];
-  for (const { step } of walkSteps(map.steps)) if (step.type === 'loop' && step.until) for (const r of rootsReadBy(step.until)) if (r.startsWith('steps.')) out.push(r.slice('steps.'.length));
-  return out;
 }
 
 function stepsController(): AbortController {
