@@ -309,8 +309,8 @@ export class Engine {
       return (await this.options.registry.get(workflowId, version, tenant)).definition;
     },
     ensure: async (start: ChildStart) => {
-      // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
       const principal = await this.principalOf(start.parent.executionId);
+      // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
       if (this.closed) return;
       const { bus } = this.options;
       if (bus) {
@@ -375,6 +375,8 @@ export class Engine {
     const start = await this.log.startSeq(executionId);
     const [first] = start === undefined ? [] : await this.log.read(executionId, start, start);
     const principal = (first?.record.type === 'ExecutionStarted' ? first.record.principal : undefined) ?? this.defaultPrincipal;
+    // Kept while the execution runs here (a map asks once per item); dropped at its end.
+    if (this.runners.has(executionId)) this.principals.set(executionId, principal);
     return principal;
   }
 
