@@ -14,6 +14,7 @@ import memory from './memory.js';
 import service from './service.js';
 import resumeHttp from './resume-http.js';
 import startup from './startup.js';
+import map from './map.js';
 import partitions from './partitions.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup, partitions];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup, map, partitions];
