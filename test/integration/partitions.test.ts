@@ -197,7 +197,7 @@ describe('NATS_PARTITIONS=3', () => {
   });
 
   it('a deployment made with one partition refuses to start with three (and nothing partitioned is created)', async () => {
-    const plain = await startPlain({ env: {} });
+    const plain = await startPlain({ env: { NATS_PARTITIONS: '1' } });
     const definition = { id: 'plain', steps: [{ id: 'only', type: 'transform', value: 1 }] };
     expect((await http(plain.url, 'POST', '/executions', { definition, executionId: 'plain-1' })).status).toBe(202);
     await waitForStatus(plain.url, 'plain-1', ['COMPLETED']);
