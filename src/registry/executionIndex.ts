@@ -24,6 +24,9 @@ export interface IndexEntry {
   tenant?: string;
 }
 
+/** An entry as read or written, with its revision (0: the key was never written). */
+type KnownEntry = { revision: number; entry?: IndexEntry };
+
 /** A status change to record; `createdAt`, `firstSeq` and `tenant` are kept from the entry when absent. */
 export type IndexUpdate = Omit<IndexEntry, 'createdAt'> & { createdAt?: string };
 
@@ -72,15 +75,16 @@ export class ExecutionIndex {
     }
     const slot: { next?: IndexUpdate; done: Promise<void> } = { next: entry, done: Promise.resolve() };
     slot.done = (async () => {
+      // The entry as this process last wrote or read it: each write is a compare-and-set on its
+      // revision, so a try of an earlier write that lands late (sent while the bucket elected a
+      // leader, never answered) is refused instead of putting an older status back over a newer one.
+      let known: KnownEntry | undefined;
       try {
         while (slot.next) {
           const e = slot.next;
           slot.next = undefined;
           try {
-            const existing = e.createdAt && e.firstSeq && e.tenant ? undefined : await this.retrying(() => this.get(e.executionId));
-            const firstSeq = e.firstSeq ?? existing?.firstSeq;
-            const tenant = e.tenant ?? existing?.tenant;
-            await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) }));
+            known = await this.retrying(() => this.writeOver(e, known).catch((err) => { known = undefined; return Promise.reject(err); }));
           } catch (err) {
             // A newer status that came meanwhile supersedes this one: it must not be dropped with it
             // (an execution that ended while the bucket had no leader stayed listed as RUNNING).
@@ -98,6 +102,26 @@ export class ExecutionIndex {
   /** Resolves once every update asked for so far is written (a short-lived process waits for it before it closes NATS). */
   async flush(): Promise<void> {
     await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));
+  }
+
+  /** Write `e` over the entry at `known` (read first when not known); returns what the bucket now holds. */
+  private async writeOver(e: IndexUpdate, known?: KnownEntry): Promise<KnownEntry> {
+    const current = known ?? (await this.read(e.executionId));
+    const existing = current.entry;
+    const firstSeq = e.firstSeq ?? existing?.firstSeq;
+    const tenant = e.tenant ?? existing?.tenant;
+    const entry: IndexEntry = { ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) };
+    const data = JSON.stringify(entry);
+    const revision = current.revision ? await this.kv.update(e.executionId, data, current.revision) : await this.kv.create(e.executionId, data);
+    if (this.following.started) this.apply(e.executionId, entry, revision); // a listing shows this process's own writes at once
+    return { revision, entry };
+  }
+
+  /** The entry in the bucket with its revision (0: none ever written). */
+  private async read(executionId: string): Promise<KnownEntry> {
+    const e = await this.kv.get(executionId);
+    if (!e) return { revision: 0 };
+    return { revision: e.revision, entry: e.operation === 'PUT' ? e.json<IndexEntry>() : undefined };
   }
 
   /** Through a fail-over of the bucket's leader, which can take longer than 7 s (as long as an append keeps trying). */
