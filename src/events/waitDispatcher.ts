@@ -27,7 +27,7 @@ const IN_FLIGHT = 128;
 /** A catch-up read stops after this many events (a wait that began long ago on a busy subject). */
 const MAX_CATCHUP_EVENTS = 10_000;
 
-interface StoredEvent { subject: string; seq: number; data: Uint8Array; string(): string; headers?: JsMsg['headers']; time: string }
+interface StoredEvent { subject: string; seq: number; data: Uint8Array; string(): string; headers?: JsMsg['headers']; time: string; timeMs: number }
 
 export interface WaitDispatcherOptions {
   nc: NatsConnection;
@@ -102,7 +102,7 @@ export class WaitDispatcher {
     const candidates: [string, WaitEntry][] = [];
     for (const [pattern, m] of this.bySubject) {
       if (!subjectMatches(pattern, event.subject)) continue;
-      for (const [key, w] of m) if (event.seq > w.afterSeq && (only === undefined || key === only)) candidates.push([key, w]);
+      for (const [key, w] of m) if (event.seq > w.afterSeq && (w.afterMs === undefined || event.timeMs >= w.afterMs) && (only === undefined || key === only)) candidates.push([key, w]);
     }
     if (candidates.length === 0) return;
     const payload = eventPayload(event);
@@ -151,5 +151,6 @@ export class WaitDispatcher {
 }
 
 function toEvent(m: JsMsg): StoredEvent {
-  return { subject: m.subject, seq: m.seq, data: m.data, string: () => m.string(), headers: m.headers, time: new Date(Math.floor(m.info.timestampNanos / 1_000_000)).toISOString() };
+  const timeMs = Math.floor(m.info.timestampNanos / 1_000_000);
+  return { subject: m.subject, seq: m.seq, data: m.data, string: () => m.string(), headers: m.headers, time: new Date(timeMs).toISOString(), timeMs };
 }
