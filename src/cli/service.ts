@@ -157,16 +157,14 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
       scheduler.start();
       stops.push({ part: 'scheduler', stop: async () => scheduler.stop() });
-      // Every worker consumes the events stream for the workflows' triggers (src/triggers).
+      // Every worker consumes the events stream for the workflows' triggers (src/triggers) and delivers
+      // each event to the waitForEvent steps waiting anywhere (src/events): one consumer for both.
       const triggers = await WorkflowTriggers.open(nc, replicas);
-      await triggers.start();
-      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }) });
+      await Promise.all([triggers.start(), dispatcher.start()]);
+      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, waits: dispatcher, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await triggerConsumer.start();
-      stops.push({ part: 'triggers', stop: async () => { await triggerConsumer.stop(); triggers.stop(); } });
-      // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
-      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
-      await dispatcher.start();
-      stops.push({ part: 'event waits', stop: () => dispatcher.stop() });
+      stops.push({ part: 'triggers and event waits', stop: async () => { await triggerConsumer.stop(); triggers.stop(); dispatcher.stop(); } });
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push({ part: 'retention', stop: () => stopRetention() });

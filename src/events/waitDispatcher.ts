@@ -1,6 +1,8 @@
 /**
- * Run by every worker: delivers events to waitForEvent steps. One durable
- * consumer, shared by all workers, reads the events stream; each event is
+ * Run by every worker: delivers events to waitForEvent steps. The events come
+ * from the worker's one consumer of the events stream (the durable consumer
+ * it shares with every worker, src/triggers/triggerConsumer.ts: one delivery
+ * and one ack per event serve triggers and waits alike); each event is
  * matched against the waits (a mirror of the waits bucket) whose subject it is
  * on and that began before it was stored, and a match is sent to its
  * execution as the step's internal signal, with a message id per wait (so the
@@ -12,7 +14,7 @@
  * event handled by any worker before it knew the wait is read again by that
  * same worker.
  */
-import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { eventSignalName } from '../../machines/definition.js';
@@ -22,8 +24,6 @@ import { eventPayload } from '../triggers/triggerConsumer.js';
 import { publicHeaders, subjectMatches } from '../triggers/subjects.js';
 import type { WaitEntry, WaitStore } from './waitStore.js';
 
-export const WAITS_CONSUMER = 'smartspec-waits';
-const IN_FLIGHT = 128;
 /** A catch-up read stops after this many events (a wait that began long ago on a busy subject). */
 const MAX_CATCHUP_EVENTS = 10_000;
 
@@ -34,28 +34,19 @@ export interface WaitDispatcherOptions {
   bus: CommandBus;
   waits: WaitStore;
   logger: Logger;
-  ackWaitMs?: number;
 }
 
 export class WaitDispatcher {
   /** Waits by subject pattern, then by key. */
   private readonly bySubject = new Map<string, Map<string, WaitEntry>>();
   private watch?: { stop(): void };
-  private messages?: { stop(): void };
-  private loop?: Promise<void>;
   private stopped = false;
 
   constructor(private readonly options: WaitDispatcherOptions) {}
 
+  /** Start mirroring the waits; resolves once the current ones are in (and their catch-up reads started). */
   async start(): Promise<void> {
-    const { nc, waits, bus } = this.options;
-    const jsm = await jetstreamManager(nc);
-    const ack_wait = (this.options.ackWaitMs ?? 30_000) * 1_000_000;
-    try {
-      await jsm.consumers.add(waits.stream, { durable_name: WAITS_CONSUMER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, ack_wait, max_deliver: 20, max_ack_pending: 10_000 });
-    } catch {
-      await jsm.consumers.update(waits.stream, WAITS_CONSUMER, { ack_wait });
-    }
+    const { waits } = this.options;
     await new Promise<void>((ready) => {
       this.watch = waits.watch(({ key, entry }) => {
         for (const m of this.bySubject.values()) m.delete(key);
@@ -66,28 +57,16 @@ export class WaitDispatcher {
         void this.catchUp(key, entry).catch((err) => this.options.logger.warn({ err: { message: (err as Error).message }, wait: key }, 'catch-up read of a wait failed'));
       }, ready);
     });
-    const consumer = await bus.js.consumers.get(waits.stream, WAITS_CONSUMER);
-    const messages = await consumer.consume({ max_messages: IN_FLIGHT, expires: 5000 });
-    this.messages = messages;
-    const inFlight = new Set<Promise<void>>();
-    this.loop = (async () => {
-      for await (const msg of messages) {
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-        const p = this.dispatch(toEvent(msg)).then(() => msg.ack(), (err) => {
-          this.options.logger.warn({ err: { message: (err as Error).message }, subject: msg.subject }, 'event not delivered to its waits yet; redelivered');
-          msg.nak(1000);
-        }).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
-      await Promise.allSettled(inFlight);
-    })();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     this.stopped = true;
     this.watch?.stop();
-    this.messages?.stop();
-    await this.loop?.catch(() => undefined);
+  }
+
+  /** Send an event of the events stream to the waits it matches; settles once their signals are published. */
+  deliver(msg: JsMsg): Promise<void> {
+    return this.bySubject.size === 0 ? Promise.resolve() : this.dispatch(toEvent(msg));
   }
 
   /** How many waits this worker knows of (for the bench). */
