@@ -12,28 +12,40 @@ import { BENCH_DIR } from './peers.js';
 import type { BenchContext } from './section.js';
 
 const BIN = resolve(BENCH_DIR, '..', 'bin', 'smartspec.mjs');
+const GC_ON_SIGNAL = resolve(BENCH_DIR, 'lib', 'gcOnSignal.cjs');
 
 export interface WorkerProcess {
   pid: number;
   /** Resident set size now, in MiB (VmRSS). */
   rssMiB(): number;
+  /** The same after a full garbage collection: what the process retains. */
+  retainedRssMiB(): Promise<number>;
   stop(): Promise<void>;
 }
 
 export function startWorker(ctx: BenchContext, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [BIN, 'worker'], { env: { ...process.env, NATS_URL: ctx.natsUrl, LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--expose-gc', '--require', GC_ON_SIGNAL, BIN, 'worker'], { env: { ...process.env, NATS_URL: ctx.natsUrl, LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   let stopping = false;
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   child.once('exit', (code, signal) => {
     if (!stopping) ctx.log(`worker exited (${code ?? signal}): ${stderr}`);
   });
+  const rssMiB = () => {
+    const kib = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+    if (kib === undefined) throw new Error('the worker has no VmRSS (gone?)');
+    return Number(kib) / 1024;
+  };
   return {
     pid: child.pid!,
-    rssMiB() {
-      const kib = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
-      if (kib === undefined) throw new Error('the worker has no VmRSS (gone?)');
-      return Number(kib) / 1024;
+    rssMiB,
+    async retainedRssMiB() {
+      // V8 gives freed pages back to the system on a later collection: two, apart.
+      for (let i = 0; i < 2; i++) {
+        child.kill('SIGUSR2');
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+      return rssMiB();
     },
     stop() {
       stopping = true;
