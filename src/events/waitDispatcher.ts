@@ -19,7 +19,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { eventSignalName } from '../../machines/definition.js';
 import type { CommandBus } from '../bus/commands.js';
-import { evaluate } from './expressions.js';
+import { evaluate, expressionBody } from './expressions.js';
+import { equalityOf, keyAt, primitiveKey, type EqualityMatch } from './matchKey.js';
 import { eventPayload } from '../triggers/triggerConsumer.js';
 import { publicHeaders, subjectMatches } from '../triggers/subjects.js';
 import type { WaitEntry, WaitStore } from './waitStore.js';
@@ -39,6 +40,10 @@ export interface WaitDispatcherOptions {
 export class WaitDispatcher {
   /** Waits by subject pattern, then by key. */
   private readonly bySubject = new Map<string, Map<string, WaitEntry>>();
+  /** Waits whose match is `event.<path> = <value>`, with that value: an event with another value there is not theirs. */
+  private readonly keyed = new Map<string, { path: string[]; key: string }>();
+  /** The shape of each match expression seen (many waits share one). */
+  private readonly shapes = new Map<string, EqualityMatch | null>();
   private watch?: { stop(): void };
   private stopped = false;
 
@@ -50,10 +55,12 @@ export class WaitDispatcher {
     await new Promise<void>((ready) => {
       this.watch = waits.watch(({ key, entry }) => {
         for (const m of this.bySubject.values()) m.delete(key);
+        this.keyed.delete(key);
         if (!entry) return;
         let m = this.bySubject.get(entry.subject);
         if (!m) this.bySubject.set(entry.subject, (m = new Map()));
         m.set(key, entry);
+        void this.keyOf(key, entry);
         void this.catchUp(key, entry).catch((err) => this.options.logger.warn({ err: { message: (err as Error).message }, wait: key }, 'catch-up read of a wait failed'));
       }, ready);
     });
@@ -76,15 +83,45 @@ export class WaitDispatcher {
     return n;
   }
 
+  /** For a match of the form `event.<path> = <value>`, that value (read once, from the wait's own scope). */
+  private async keyOf(key: string, w: WaitEntry): Promise<void> {
+    const body = w.match === undefined ? undefined : expressionBody(w.match);
+    if (body === undefined) return;
+    let shape = this.shapes.get(body);
+    if (shape === undefined) {
+      if (this.shapes.size >= 10_000) this.shapes.clear();
+      this.shapes.set(body, (shape = equalityOf(body) ?? null));
+    }
+    if (!shape) return;
+    try {
+      const value = primitiveKey(await evaluate(shape.other, w.scope, `steps.${w.stepId}.match`));
+      // Still the same wait: it may have ended, or been armed again, meanwhile.
+      if (value !== undefined && this.bySubject.get(w.subject)?.get(key) === w) this.keyed.set(key, { path: shape.eventPath, key: value });
+    } catch {
+      // Left to the whole expression, which fails (and says so) event by event.
+    }
+  }
+
   /** Send the event to every wait it matches. */
   private async dispatch(event: StoredEvent, only?: string): Promise<void> {
+    let payload: unknown;
+    let parsed = false;
     const candidates: [string, WaitEntry][] = [];
     for (const [pattern, m] of this.bySubject) {
       if (!subjectMatches(pattern, event.subject)) continue;
-      for (const [key, w] of m) if (event.seq > w.afterSeq && (w.afterMs === undefined || event.timeMs >= w.afterMs) && (only === undefined || key === only)) candidates.push([key, w]);
+      for (const [key, w] of m) {
+        if (event.seq <= w.afterSeq || (w.afterMs !== undefined && event.timeMs < w.afterMs) || (only !== undefined && key !== only)) continue;
+        const keyed = this.keyed.get(key);
+        if (keyed) {
+          if (!parsed) [payload, parsed] = [eventPayload(event), true];
+          const value = keyAt(payload, keyed.path);
+          if (value !== undefined && value !== keyed.key) continue; // its match is false: not worth evaluating
+        }
+        candidates.push([key, w]);
+      }
     }
     if (candidates.length === 0) return;
-    const payload = eventPayload(event);
+    if (!parsed) payload = eventPayload(event);
     const headers = publicHeaders(event.headers) ?? {};
     const sends: Promise<void>[] = [];
     // One evaluation at a time (each within its own time bound); the matches are sent together.
@@ -100,7 +137,7 @@ export class WaitDispatcher {
       }
       const value = { subject: event.subject, seq: event.seq, publishedAt: event.time, data: payload, headers };
       // Once sent, the wait is done here (the runner removes it from the bucket); a second match sent meanwhile has the same message id.
-      sends.push(this.options.bus.publish('signal', { executionId: w.executionId, name: eventSignalName(w.stepId), payload: value }, `event:${key}`).then(() => void this.bySubject.get(w.subject)?.delete(key)));
+      sends.push(this.options.bus.publish('signal', { executionId: w.executionId, name: eventSignalName(w.stepId), payload: value }, `event:${key}`).then(() => { this.bySubject.get(w.subject)?.delete(key); this.keyed.delete(key); }));
     }
     await Promise.all(sends);
   }
