@@ -15,5 +15,6 @@ import service from './service.js';
 import resumeHttp from './resume-http.js';
 import startup from './startup.js';
 import triggers from './triggers.js';
+import map from './map.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map];
