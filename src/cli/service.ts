@@ -7,10 +7,9 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CommandBus } from '../bus/commands.js';
-import { createEdgeApp, createEdgeLogger, loadEdgeConfig, startEdgeServer, ConfigError, type EdgeApp } from '../edge/index.js';
-import { executionsRouter } from '../edge/routes/executions.js';
-import { workflowsRouter } from '../edge/routes/workflows.js';
-import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
+import type { EdgeApp } from '../edge/app.js';
+import { ConfigError, loadEdgeConfig } from '../edge/config.js';
+import { createEdgeLogger } from '../edge/logger.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
 import { reportPermissionViolations } from '../nats/credentials.js';
@@ -18,7 +17,6 @@ import { openNats } from '../nats/embedded.js';
 import { reconcileReplicas } from '../nats/replicas.js';
 import { Partitions } from '../nats/partitions.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
-import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
 import { Engine } from '../worker/engine.js';
 import { TimerStore } from '../timers/timerStore.js';
@@ -33,9 +31,6 @@ import { loadLimits, useLimits } from '../limits.js';
 import { startRetention } from '../retention/schedule.js';
 import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
-import { KeyStore } from '../auth/keys.js';
-import { keysRouter } from '../edge/routes/keys.js';
-import { schedulesRouter } from '../edge/routes/schedules.js';
 import { FiringStarter } from '../schedules/firing.js';
 import { Scheduler } from '../schedules/scheduler.js';
 import { ScheduleStore } from '../schedules/scheduleStore.js';
@@ -44,8 +39,6 @@ import { ensureEventsStream, TriggerConsumer } from '../triggers/triggerConsumer
 import { WaitDispatcher } from '../events/waitDispatcher.js';
 import { WaitStore } from '../events/waitStore.js';
 import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
-import { contractsRouter } from '../edge/routes/contracts.js';
-import { uiRouter } from '../edge/routes/ui.js';
 
 /** Beyond the grace period, how long one part of a shutdown may take before the process goes on without it. */
 const STOP_PART_MS = 12_000;
@@ -80,7 +73,12 @@ export interface RunningService {
   shutdownGraceMs: number;
 }
 
-export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
+export interface StartHooks {
+  /** Called as soon as there is something to stop (NATS is connected): a signal during start-up stops what has started. */
+  onStoppable?(stop: (graceMs: number) => Promise<void>, graceMs: number): void;
+}
+
+export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env, hooks: StartHooks = {}): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
   const limits = loadLimits(env);
@@ -111,6 +109,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const late = new Promise<void>((res) => { timer = setTimeout(() => { logger.warn({ part, ms }, 'shutdown: a part did not stop in time; going on without it'); res(); }, ms); });
     try { await Promise.race([work, late]); } finally { clearTimeout(timer); }
   };
+  hooks.onStoppable?.(stop, workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS);
   try {
     const { url, app, engine } = await startRoles();
     return { url, app, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
@@ -162,16 +161,14 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
       scheduler.start();
       stops.push({ part: 'scheduler', stop: async () => scheduler.stop() });
-      // Every worker consumes the events stream for the workflows' triggers (src/triggers).
+      // Every worker consumes the events stream for the workflows' triggers (src/triggers) and delivers
+      // each event to the waitForEvent steps waiting anywhere (src/events): one consumer for both.
       const triggers = await WorkflowTriggers.open(nc, replicas);
-      await triggers.start();
-      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }) });
+      await Promise.all([triggers.start(), dispatcher.start()]);
+      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, waits: dispatcher, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await triggerConsumer.start();
-      stops.push({ part: 'triggers', stop: async () => { await triggerConsumer.stop(); triggers.stop(); } });
-      // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
-      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
-      await dispatcher.start();
-      stops.push({ part: 'event waits', stop: () => dispatcher.stop() });
+      stops.push({ part: 'triggers and event waits', stop: async () => { await triggerConsumer.stop(); triggers.stop(); dispatcher.stop(); } });
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { partitions, retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push({ part: 'retention', stop: () => stopRetention() });
@@ -179,6 +176,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
+      const { createEdgeApp, startEdgeServer, executionsRouter, workflowsRouter, keysRouter, schedulesRouter, contractsRouter, uiRouter, createLlmProxyRouter, createLlmRouter, KeyStore, IdempotencyStore } = await import('./edgeRole.js');
       const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
@@ -223,28 +221,24 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
  */
 export async function runService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<void> {
   // Listening from the first moment: a signal while the service starts (a worker already
-  // consuming, the edge not yet listening) must stop it gracefully too, not kill it outright.
-  let service: RunningService | undefined;
-  let pending: NodeJS.Signals | undefined;
+  // consuming, the edge not yet listening) stops what has started, gracefully, without
+  // waiting for the rest of the start (which may be slow, or never end).
+  let stopper: { stop: (graceMs: number) => Promise<void>; graceMs: number } | undefined;
   let shuttingDown = false;
-  let startDeadline: NodeJS.Timeout | undefined;
   const shutdown = async (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? 130 : 0;
-    if (shuttingDown || (!service && pending)) process.exit(code);
-    if (!service) {
-      pending = signal; // acted on once started; a start that never ends must not keep the process alive
-      process.stdout.write(`${signal} while starting: stopping as soon as the service is up\n`);
-      startDeadline = setTimeout(() => process.exit(code), STOP_PART_MS);
-      return;
-    }
+    if (shuttingDown || !stopper) process.exit(code); // a second signal, or nothing started yet
     shuttingDown = true;
-    process.stdout.write(`shutting down (${signal}): running steps may finish for ${service.shutdownGraceMs} ms, then running executions continue on another worker\n`);
-    await service.stop(service.shutdownGraceMs);
+    process.stdout.write(`shutting down (${signal}): running steps may finish for ${stopper.graceMs} ms, then running executions continue on another worker\n`);
+    await stopper.stop(stopper.graceMs);
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  service = await startService(roles, env);
-  clearTimeout(startDeadline);
-  if (pending) await shutdown(pending);
+  try {
+    await startService(roles, env, { onStoppable: (stop, graceMs) => (stopper = { stop, graceMs }) });
+  } catch (err) {
+    if (shuttingDown) return; // stopped during start-up: the start fails as NATS closes; the shutdown exits
+    throw err;
+  }
 }

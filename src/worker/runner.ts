@@ -37,6 +37,7 @@ import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
+import { waitAfterTime } from '../events/waitAfter.js';
 import { isExpression } from '../definition/expressions.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
@@ -305,7 +306,7 @@ export class ExecutionRunner {
       // Like a timer, the wait is kept before its step starts; events stored after `afterSeq` count.
       if (waitScope && event.type === 'StepStarted' && this.deps.waits) {
         const step = this.stepById(event.stepId) as Extract<Step, { type: 'waitForEvent' }>;
-        const afterSeq = await this.deps.waits.arm({ executionId: this.executionId, stepId: step.id, attempt: event.attempt, subject: step.subject, ...(step.match !== undefined ? { match: step.match } : {}), scope: waitScope });
+        const afterSeq = await this.deps.waits.arm({ executionId: this.executionId, stepId: step.id, attempt: event.attempt, subject: step.subject, ...(step.match !== undefined ? { match: step.match } : {}), ...(event.after ? { afterMs: Date.parse(event.after) } : {}), scope: waitScope });
         this.waitScopes.delete(event.stepId);
         body = { ...body, afterSeq };
       }
@@ -568,7 +569,7 @@ export class ExecutionRunner {
     this.starting.add(key);
     const decide = async (): Promise<WorkflowEvent> => {
       if (!this.deps.children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none (it has no workflow registry)`);
-      const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version);
+      const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version, true);
       return { type: 'StepStarted', stepId: step.id, attempt, child: childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
     };
     void decide()
@@ -588,7 +589,7 @@ export class ExecutionRunner {
     const children = this.deps.children;
     void (async () => {
       if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
-      const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version);
+      const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version, false);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
       await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
       await this.cancelIfDropped(ref.id);
@@ -724,8 +725,10 @@ export class ExecutionRunner {
   }
 
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
-  private start(step: Step, snap: WorkflowSnapshot, attempt: number): void {
+  private start(step: Step, snap: WorkflowSnapshot, attempt: number, after?: string): void {
     if (step.type === 'workflow') return this.startWorkflowChild(step, snap, attempt);
+    // A waitForEvent's `after` (a template or an expression) is resolved first, once, then recorded with its start.
+    if (step.type === 'waitForEvent' && step.after !== undefined && after === undefined) return this.resolveAfter(step, snap, attempt);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
@@ -734,7 +737,25 @@ export class ExecutionRunner {
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
-    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer });
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...(after !== undefined ? { after } : {}) });
+  }
+
+  private resolveAfter(step: Extract<Step, { type: 'waitForEvent' }>, snap: WorkflowSnapshot, attempt: number): void {
+    const key = `after:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    void this.scopeFor(step, snap)
+      .then(async (scope) => waitAfterTime(step, await resolveValue(step.after, scope, `${this.pathOf(step)}.after`)))
+      .then(
+        (after) => {
+          this.starting.delete(key);
+          if (!this.stopped) this.start(step, snap, attempt, after);
+        },
+        (err) => {
+          this.starting.delete(key);
+          if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+        },
+      );
   }
 
   private execute(step: Step, snap: WorkflowSnapshot): void {
