@@ -22,6 +22,8 @@ export interface IndexEntry {
   firstSeq?: number;
   /** The tenant that started it; absent on entries written before tenants (the default tenant's). */
   tenant?: string;
+  /** Log sequence of the record the status comes from: a status from an earlier record never replaces it. */
+  lastSeq?: number;
 }
 
 /** An entry as read or written, with its revision (0: the key was never written). */
@@ -108,6 +110,8 @@ export class ExecutionIndex {
   private async writeOver(e: IndexUpdate, known?: KnownEntry): Promise<KnownEntry> {
     const current = known ?? (await this.read(e.executionId));
     const existing = current.entry;
+    // Another host wrote a later status first (it took the execution over while this one's write waited out a fail-over).
+    if (existing?.lastSeq !== undefined && e.lastSeq !== undefined && existing.lastSeq > e.lastSeq) return current;
     const firstSeq = e.firstSeq ?? existing?.firstSeq;
     const tenant = e.tenant ?? existing?.tenant;
     const entry: IndexEntry = { ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) };
