@@ -21,6 +21,7 @@ import { switchNode } from './containers/switch.js';
 import { parallelNode } from './containers/parallel.js';
 import { graphNode } from './containers/graph.js';
 import { loopNode } from './containers/loop.js';
+import { executionQueuedState, executionQueueTransitions, queuedState, toQueued, type QueuedStep } from './queue.js';
 
 export interface WorkflowContext {
   executionId: string;
@@ -44,6 +45,12 @@ export interface WorkflowContext {
   iterations?: StepMap<number>;
   usage: Usage;
   budget?: Budget;
+  /** Steps waiting for a concurrency or rate key, by step (machines/queue.ts). */
+  queued?: Record<string, QueuedStep>;
+  /** The execution holds its workflow-level concurrency keys. */
+  admitted?: boolean;
+  /** The execution waits for its workflow-level concurrency keys. */
+  executionQueued?: { keys: string[]; since: string };
   /** The execution's error, once ExecutionFailed. */
   error?: ErrorInfo;
   output?: unknown;
@@ -189,6 +196,7 @@ function leafNode(step: Step) {
     states: {
       pending: {
         on: {
+          StepQueued: toQueued(id),
           StepStarted: started,
           // skipped (when = false), or failed before it could start (template, budget)
           StepCompleted: { guard: ({ event }: Args) => isStep({ event } as Args) && (event as any).skipped === true, target: 'done', actions: complete },
@@ -212,7 +220,8 @@ function leafNode(step: Step) {
           }
         : { running: active }),
       ...(isSleep ? { waiting: { on: { StepCompleted: { guard: isWaitingAttempt, target: 'done', actions: complete } } } } : {}),
-      backoff: { on: { StepStarted: signalName ? startWaiting : isSleep ? startSleep : { guard: isStep, target: 'running', actions: recordAttempt } } },
+      backoff: { on: { StepQueued: toQueued(id), StepStarted: signalName ? startWaiting : isSleep ? startSleep : { guard: isStep, target: 'running', actions: recordAttempt } } },
+      queued: queuedState(id, started, onFailed),
       done: { type: 'final' as const },
       failed: {},
     },
@@ -295,9 +304,11 @@ export function compileWorkflow(definition: Definition) {
           ExecutionFailed: { target: 'failed', actions: assign(({ event }) => (event.type === 'ExecutionFailed' ? { error: event.error } : {})) },
           ExecutionCancelled: 'cancelled',
           SignalReceived: bufferSignalTransitions(definition) as any,
+          ...((definition.concurrency ? executionQueueTransitions() : {}) as any),
         },
         states: runningStates as any,
       },
+      ...((definition.concurrency ? { queued: executionQueuedState() } : {}) as any),
       completed: { type: 'final' },
       failed: {},
       cancelled: {},

@@ -27,6 +27,8 @@ export const commandSchemas = {
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional(), principal }),
   /** A step's durable timer is due (published by workers; `at` is its recorded time). */
   timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
+  /** A slot of concurrency key `key` may be free for `holder` (a queued step attempt or execution; published by workers). */
+  wake: z.object({ executionId, key: z.string().min(1), holder: z.string().min(1) }),
 } satisfies Record<CommandType, z.ZodType>;
 
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;

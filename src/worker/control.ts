@@ -11,7 +11,8 @@ export type ControlRequest =
   | { op: 'ping' }
   | { op: 'cancel'; reason?: string; principal?: Principal }
   | { op: 'signal'; name: string; payload: unknown; principal?: Principal }
-  | { op: 'timer'; stepId: string; attempt: number; at: string };
+  | { op: 'timer'; stepId: string; attempt: number; at: string }
+  | { op: 'wake'; holder: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 
 export function isNoResponders(err: unknown): boolean {

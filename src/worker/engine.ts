@@ -30,6 +30,7 @@ import type { TimerStore } from '../timers/timerStore.js';
 import { limits } from '../limits.js';
 import type { SecretResolver } from '../secrets/secretStore.js';
 import { DEFAULT_TENANT, systemPrincipal, type Principal } from '../auth/principal.js';
+import type { Admission } from '../concurrency/admission.js';
 
 /** How long a ping's staleness check may read the log: well within the asker's 2 s wait. */
 const STALENESS_CHECK_MS = 750;
@@ -62,6 +63,8 @@ export interface EngineOptions {
   secrets?: SecretResolver;
   /** Recorded as who acted when a start, resume, cancel or signal names no principal (default: default/local). */
   principal?: Principal;
+  /** Concurrency and rate keys across all workers (src/concurrency); without it they are not enforced. */
+  admission?: Admission;
 }
 
 export interface StartRequest {
@@ -199,6 +202,24 @@ export class Engine {
     return runner;
   }
 
+  /**
+   * A slot of a concurrency key may be free for `holder` (a queued step attempt, or the
+   * execution): admit it again where it is hosted, or host it here. Refused
+   * (InvalidExecutionStateError) when the holder no longer waits.
+   */
+  async wake(executionId: string, holder: string): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(executionId);
+    if (local) { local.wake(holder); return local; }
+    if (await this.forward(executionId, { op: 'wake', holder })) return undefined;
+    const runner = await this.adopt(executionId);
+    runner.wake(holder);
+    return runner;
+  }
+
+  get admission(): Admission | undefined {
+    return this.options.admission;
+  }
+
   private get defaultPrincipal(): Principal {
     return this.options.principal ?? LOCAL_PRINCIPAL;
   }
@@ -279,7 +300,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets, admission: this.options.admission };
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
@@ -338,6 +359,7 @@ export class Engine {
       if (req.op === 'cancel') await runner.cancel(req.reason, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
+      else if (req.op === 'wake') runner.wake(req.holder);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);

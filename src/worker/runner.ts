@@ -23,6 +23,7 @@ import {
   stepMapGet,
   stepMapHas,
   emptyStepMap,
+  queuedStep,
   type ErrorInfo,
   type ExecutionStatus,
   type WorkflowEvent,
@@ -49,7 +50,9 @@ import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTi
 import { withinHistoryLimit } from './historyLimit.js';
 import { ExecutionSecrets } from '../secrets/executionSecrets.js';
 import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
-import type { Principal } from '../../machines/events.js';
+import type { Principal, StepStarted } from '../../machines/events.js';
+import type { Admission } from '../concurrency/admission.js';
+import { isLimited, RunnerLimits } from '../concurrency/runnerLimits.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -70,12 +73,17 @@ export interface RunnerDeps {
   waits?: WaitStore;
   /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
   secrets?: SecretResolver;
+  /** Concurrency and rate keys (src/concurrency); without it `concurrency` and `rateLimit` are not enforced. */
+  admission?: Admission;
 }
 
 export interface RunnerOutcome {
   status: ExecutionStatus;
   snapshot: WorkflowSnapshot;
 }
+
+/** The name under which a queued execution is parked. */
+const EXECUTION_PARK = '(execution)';
 
 /** Thrown into a step's signal when the runner stops it. */
 class Stopped extends Error {}
@@ -110,6 +118,12 @@ export class ExecutionRunner {
   readonly workflowId: string;
   /** Secrets used so far, and the redaction of everything recorded after them. */
   private readonly secrets: ExecutionSecrets;
+  /** Concurrency and rate keys of this execution's steps and of the execution itself. */
+  private readonly limits?: RunnerLimits;
+  /** Queued (steps, or `(execution)`) with no slot: left alone until a wake command. */
+  private readonly parked = new Set<string>();
+  /** Wakes so far: one that comes while an admission is under way makes it try again rather than park. */
+  private wakes = 0;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -121,6 +135,7 @@ export class ExecutionRunner {
   ) {
     this.workflowId = snapshot.context.definition.id;
     this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
+    if (deps.admission) this.limits = new RunnerLimits(deps.admission, executionId);
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -132,7 +147,7 @@ export class ExecutionRunner {
    */
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
-    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs)) return Promise.resolve(this.outcome());
+    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.admitting) return Promise.resolve(this.outcome());
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
@@ -141,7 +156,8 @@ export class ExecutionRunner {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
     const limit = this.now().getTime() + ms;
-    return active.some(({ step: st, phase }) => st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
+    return active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
+      || (phase === 'queued' && Date.parse(queuedStep(snap.context, st.id)?.until ?? '') <= limit));
   }
 
   private now(): Date {
@@ -211,16 +227,34 @@ export class ExecutionRunner {
    * Refused (InvalidExecutionStateError) when it no longer applies: the step moved on.
    */
   async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
+    // A step queued on a rate key: its reserved time has come; it is admitted again (not a record).
+    if (queuedStep(this.snapshot.context, stepId)?.until === at && at !== undefined && this.limits) {
+      this.deps.timers?.disarm({ executionId: this.executionId, stepId, attempt }).catch((err) => this.deps.onError?.(err, 'timer disarm'));
+      return this.react();
+    }
     const step = findStep(this.snapshot.context.definition, stepId);
     const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
     if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
     await this.commit(event);
   }
 
+  /**
+   * A slot of a key it waits for may be free (a `wake` command): admit again. Refused
+   * (InvalidExecutionStateError) when `holder` no longer waits here, so its place in the queue goes.
+   */
+  wake(holder: string): void {
+    if (!this.limits?.waits(this.snapshot, holder)) throw new InvalidExecutionStateError(`'${holder}' of execution '${this.executionId}' is not queued (any more)`);
+    this.wakes++;
+    for (const id of this.parked) { this.timers.get(id)?.(); this.timers.delete(id); }
+    this.parked.clear();
+    this.react();
+  }
+
   /** Stop hosting without writing anything (shutdown, passivation). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.limits?.releaseAll();
     this.abortSteps('stopped');
     this.resolveDone({ status: this.status, snapshot: this.snapshot });
   }
@@ -240,7 +274,8 @@ export class ExecutionRunner {
     const after = this.actor.getSnapshot();
     // The envelope first: V8 takes a slow path for properties added after a spread (µs per record).
     let body: Record<string, unknown> = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
-    const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : undefined;
+    // A step queued on a rate key wakes at its reserved time: a timer like a sleep's.
+    const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : event.type === 'StepQueued' ? event.until : undefined;
     const waitScope = event.type === 'StepStarted' ? this.waitScopes.get(event.stepId) : undefined;
     let stored: StoredRecord;
     try {
@@ -273,7 +308,8 @@ export class ExecutionRunner {
       throw err;
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
-    if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
+    if (timerAt && event.type === 'StepStarted') this.armed.set(event.stepId, event.attempt);
+    this.limits?.afterRecord(event, after);
     if (this.armed.size > 0) this.disarmEnded(after);
     if (this.deps.waits) this.endWaits(event, current, after);
     this.recorded++;
@@ -328,17 +364,21 @@ export class ExecutionRunner {
     }
     if (!stage && allStepsDone(snap)) return this.complete(snap);
 
-    for (const { step, phase } of this.holding ? [] : active) {
+    // A workflow-level concurrency key: no step runs before the execution holds its slot.
+    const admitting = this.limits?.needsExecutionAdmission(snap) === true;
+    if (admitting && !this.holding) this.admitExecution(snap);
+    for (const { step, phase } of this.holding || admitting ? [] : active) {
       if (isContainer(step)) {
         if (phase === 'pending') this.beginContainer(step, snap);
         else if (phase === 'closing') this.enqueueOnce(`close:${step.id}`, { type: 'StepCompleted', stepId: step.id, attempt: stepMapGet(snap.context.attempts, step.id) ?? 1, output: stepMapGet(snap.context.outputs, step.id) ?? null });
         else if (phase === 'check' && step.type === 'loop') this.checkLoop(step, snap);
       } else if (phase === 'pending') this.begin(step, snap);
+      else if (phase === 'queued' && !this.timers.has(step.id)) this.start(step, snap, stepMapGet(snap.context.attempts, step.id) ?? 1);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
       else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
     }
-    if (status === 'WAITING' && this.idleWaiters.length > 0) {
+    if (status === 'WAITING' && this.idleWaiters.length > 0 && !this.admitting) {
       const waiters = this.idleWaiters;
       this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
       for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
@@ -514,8 +554,69 @@ export class ExecutionRunner {
     this.start(step, snap, attempt);
   }
 
+  /**
+   * A step with concurrency or rate keys: admitted, it starts (its StepStarted says its keys and how
+   * long it queued); over a limit, it is queued (StepQueued), or stays queued until it is woken or
+   * its reserved rate time comes.
+   */
+  private admit(step: Step, snap: WorkflowSnapshot, attempt: number): void {
+    const key = `admit:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const wakes = this.wakes;
+    void this.limits!.admitStep(step, snap, attempt, () => this.scopeFor(step, snap), this.pathOf(step))
+      .then((decision) => {
+        this.starting.delete(key);
+        if (this.stopped) return;
+        if ('start' in decision) return this.start(step, this.snapshot, attempt, decision.start);
+        if ('queue' in decision) return this.enqueueOnce(step.id, decision.queue);
+        if (decision.retryAt !== undefined) {
+          const timer = setTimeout(() => { this.timers.delete(step.id); if (!this.stopped) this.react(); }, decision.retryAt - Date.now());
+          this.timers.set(step.id, () => clearTimeout(timer));
+        }
+        // Over a limit, queued already: parked until a wake command (settled() sees WAITING).
+        else if (wakes === this.wakes) this.park(step.id);
+        this.react();
+      }, (err) => {
+        this.starting.delete(key);
+        if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+      });
+  }
+
+  /** A workflow-level concurrency key: record the execution's admission or its queueing. */
+  private admitExecution(snap: WorkflowSnapshot): void {
+    const key = 'admit:(execution)';
+    if (this.starting.has(key) || this.parked.has(EXECUTION_PARK)) return;
+    this.starting.add(key);
+    const wakes = this.wakes;
+    const scope = { input: snap.context.input, steps: {}, execution: { id: this.executionId, workflowId: this.workflowId } };
+    void this.limits!.admitExecution(snap, scope)
+      .then((event) => {
+        this.starting.delete(key);
+        if (this.stopped) return;
+        if (event) return this.enqueueOnce(key, event);
+        if (wakes === this.wakes && !this.limits!.holdsExecution()) this.park(EXECUTION_PARK);
+        this.react();
+      }, (err) => {
+        this.starting.delete(key);
+        if (!this.stopped) this.enqueueOnce(key, { type: 'ExecutionFailed', error: toErrorRecord(err) });
+      });
+  }
+
+  /** A queued step or execution is being admitted: it may start any moment, so not idle. */
+  private get admitting(): boolean {
+    for (const key of this.starting) if (key.startsWith('admit:')) return true;
+    return false;
+  }
+
+  private park(id: string): void {
+    this.parked.add(id);
+    this.timers.set(id, () => this.parked.delete(id));
+  }
+
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
-  private start(step: Step, snap: WorkflowSnapshot, attempt: number): void {
+  private start(step: Step, snap: WorkflowSnapshot, attempt: number, admitted?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
+    if (!admitted && this.limits && isLimited(step)) return this.admit(step, snap, attempt);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
@@ -524,7 +625,7 @@ export class ExecutionRunner {
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
-    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer });
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...admitted });
   }
 
   private execute(step: Step, snap: WorkflowSnapshot): void {
@@ -608,6 +709,7 @@ export class ExecutionRunner {
 
   private finish(status: ExecutionStatus): void {
     this.stopped = true;
+    this.limits?.releaseAll();
     this.abortSteps('execution ended');
     this.actor.stop();
     this.resolveDone({ status, snapshot: this.actor.getSnapshot() });

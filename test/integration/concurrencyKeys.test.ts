@@ -1,0 +1,138 @@
+/**
+ * Concurrency and rate keys (src/concurrency) with a real nats-server, real
+ * workers and a real HTTP server that counts the requests open at once: a key
+ * never has more holders than its limit, queued work starts in FIFO order per
+ * key and is recorded (StepQueued, then StepStarted with queuedMs), keys do
+ * not block each other, and an execution-level key queues whole executions.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useNatsServer } from '../support/nats.js';
+import { until } from '../support/processes.js';
+import { startLeaseWorker, type TestWorker } from '../support/leases.js';
+import { loadExecution } from '../../src/log/views.js';
+import { EventLog } from '../../src/log/eventLog.js';
+import { replayExecution } from '../../src/log/replay.js';
+import { ExecutionNotFoundError } from '../../src/errors.js';
+import type { LogRecord } from '../../src/log/records.js';
+
+const nats = useNatsServer();
+
+/** Holds each request `?ms=` ms; counts the requests open at once, per `?key=`, and their arrival order. */
+interface Counting { server: Server; url: string; open: Map<string, number>; max: Map<string, number>; arrivals: string[] }
+function startCountingServer(): Promise<Counting> {
+  const c = { open: new Map<string, number>(), max: new Map<string, number>(), arrivals: [] as string[] } as Counting;
+  c.server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const key = u.searchParams.get('key') ?? '';
+    const ms = Number(u.searchParams.get('ms') ?? 0);
+    c.arrivals.push(u.searchParams.get('id') ?? '');
+    c.open.set(key, (c.open.get(key) ?? 0) + 1);
+    c.max.set(key, Math.max(c.max.get(key) ?? 0, c.open.get(key)!));
+    setTimeout(() => {
+      c.open.set(key, c.open.get(key)! - 1);
+      if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    }, ms);
+  });
+  return new Promise((r) => c.server.listen(0, '127.0.0.1', () => r({ ...c, url: `http://127.0.0.1:${(c.server.address() as { port: number }).port}` })));
+}
+
+let counting: Counting;
+let workers: TestWorker[] = [];
+let log: EventLog;
+
+beforeAll(async () => {
+  counting = await startCountingServer();
+  workers = [await startLeaseWorker(nats.url, 'w1'), await startLeaseWorker(nats.url, 'w2')];
+  log = await EventLog.open(workers[0].nc);
+});
+afterAll(async () => {
+  for (const w of workers) await w.stop();
+  counting?.server.closeAllConnections();
+  await new Promise((r) => counting?.server.close(r));
+});
+
+const records = async (id: string): Promise<LogRecord[]> => {
+  try { return (await loadExecution(log, id)).records.map((r) => r.record); } catch (err) { if (err instanceof ExecutionNotFoundError) return []; throw err; }
+};
+const ended = async (id: string) => (await records(id)).some((r) => r.type === 'ExecutionCompleted' || r.type === 'ExecutionFailed');
+async function submit(definition: unknown, input: unknown): Promise<string> {
+  const executionId = `cc-${randomUUID()}`;
+  await workers[0].bus.publish('start', { executionId, definition, input }, executionId);
+  return executionId;
+}
+const callStep = (key: string, ms: number) => ({
+  id: 'call', type: 'http',
+  concurrency: [{ key: '{{input.tenant}}', limit: 2 }],
+  request: { method: 'GET', url: `${'{{input.url}}'}?key=${key}&ms=${ms}&id={{execution.id}}` },
+});
+
+describe('concurrency keys', () => {
+  it('10 executions with one key and limit 2: never more than 2 at once, all complete, FIFO, recorded', async () => {
+    const definition = { id: 'tenant-calls', steps: [callStep('t1', 300)] };
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const id = await submit(definition, { tenant: 't1', url: counting.url });
+      ids.push(id);
+      // One at a time into the key's queue: the order of submission is the order of arrival there.
+      await until(`execution ${i} to be admitted or queued`, async () => (await records(id)).some((r) => r.type === 'StepStarted' || r.type === 'StepQueued'), 20_000);
+    }
+    for (const id of ids) await until(`${id} to end`, () => ended(id), 60_000);
+
+    expect(counting.max.get('t1')).toBe(2);
+    const logs = await Promise.all(ids.map(records));
+    for (const [i, recs] of logs.entries()) expect(recs.at(-1)?.type, `execution ${i}`).toBe('ExecutionCompleted');
+    expect(counting.arrivals.filter((a) => ids.includes(a))).toEqual(ids);
+    const queued = logs.filter((recs) => recs.some((r) => r.type === 'StepQueued'));
+    expect(queued.length).toBeGreaterThanOrEqual(7);
+    for (const recs of queued) {
+      const q = recs.find((r) => r.type === 'StepQueued') as Extract<LogRecord, { type: 'StepQueued' }>;
+      expect(q).toMatchObject({ stepId: 'call', keys: ['t1'], reason: 'concurrency' });
+      const s = recs.find((r) => r.type === 'StepStarted') as Extract<LogRecord, { type: 'StepStarted' }>;
+      expect(s.keys).toEqual(['t1']);
+      expect(s.queuedMs).toBeGreaterThan(0);
+    }
+    for (const [i, id] of ids.entries()) {
+      const report = replayExecution(id, (await loadExecution(log, id)).records);
+      expect(report.ok, `replay of execution ${i}`).toBe(true);
+    }
+    expect((await workers[0].admission.store.read('t1'))).toMatchObject({ leases: [], queue: [] });
+  }, 120_000);
+
+  it('different keys do not block each other', async () => {
+    const definition = { id: 'tenant-slow', steps: [{ ...callStep('slow', 4000), concurrency: [{ key: '{{input.tenant}}', limit: 1 }] }] };
+    const a1 = await submit(definition, { tenant: 'a', url: counting.url });
+    await until('a1 to start', async () => (await records(a1)).some((r) => r.type === 'StepStarted'), 20_000);
+    const a2 = await submit(definition, { tenant: 'a', url: counting.url });
+    await until('a2 to be queued', async () => (await records(a2)).some((r) => r.type === 'StepQueued'), 20_000);
+    const b = await submit({ ...definition, steps: [{ ...definition.steps[0], request: { method: 'GET', url: `${counting.url}?key=b&ms=10&id={{execution.id}}` } }] }, { tenant: 'b', url: counting.url });
+    await until('b to end', () => ended(b), 20_000);
+    // a1 still holds key a (its request takes 4 s), a2 still waits for it.
+    expect(await ended(a1)).toBe(false);
+    expect((await records(a2)).some((r) => r.type === 'StepStarted')).toBe(false);
+    for (const id of [a1, a2]) await until(`${id} to end`, () => ended(id), 30_000);
+  }, 60_000);
+
+  it('a workflow-level key: at most N executions of the key run at once; the others queue, recorded', async () => {
+    const definition = {
+      id: 'per-tenant-runs',
+      concurrency: [{ key: 'runs-{{input.tenant}}', limit: 1 }],
+      steps: [
+        { id: 'first', type: 'http', request: { method: 'GET', url: `${counting.url}?key=wf&ms=200&id={{execution.id}}` } },
+        { id: 'second', type: 'http', request: { method: 'GET', url: `${counting.url}?key=wf&ms=200&id={{execution.id}}` } },
+      ],
+    };
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await submit(definition, { tenant: 'x' }));
+    for (const id of ids) await until(`${id} to end`, () => ended(id), 60_000);
+    expect(counting.max.get('wf')).toBe(1);
+    const logs = await Promise.all(ids.map(records));
+    for (const recs of logs) {
+      expect(recs.at(-1)?.type).toBe('ExecutionCompleted');
+      expect(recs.find((r) => r.type === 'ExecutionAdmitted')).toMatchObject({ keys: ['runs-x'] });
+    }
+    expect(logs.filter((recs) => recs.some((r) => r.type === 'ExecutionQueued')).length).toBeGreaterThanOrEqual(3);
+    for (const id of ids) expect(replayExecution(id, (await loadExecution(log, id)).records).ok).toBe(true);
+  }, 90_000);
+});
