@@ -94,6 +94,11 @@ export class LeaseStore {
     await this.change<RateState, undefined>(rateEntry(key), () => emptyRate(key), (s) => ({ state: spend(s, tokens, tokensPerMinute, Date.now()), result: undefined }));
   }
 
+  async readRate(key: string): Promise<RateState | undefined> {
+    const e = await this.kv.get(rateEntry(key));
+    return e && e.operation === 'PUT' ? e.json<RateState>() : undefined;
+  }
+
   async read(key: string): Promise<KeyState | undefined> {
     const e = await this.kv.get(concurrencyEntry(key));
     return e && e.operation === 'PUT' ? e.json<KeyState>() : undefined;

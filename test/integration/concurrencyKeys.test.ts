@@ -16,6 +16,9 @@ import { EventLog } from '../../src/log/eventLog.js';
 import { replayExecution } from '../../src/log/replay.js';
 import { ExecutionNotFoundError } from '../../src/errors.js';
 import type { LogRecord } from '../../src/log/records.js';
+import { createLlmRouter } from '../../src/llm/index.js';
+import { llmExecutor } from '../../src/steps/llm.js';
+import { defaultExecutors } from '../../src/steps/index.js';
 
 const nats = useNatsServer();
 
@@ -44,7 +47,9 @@ let log: EventLog;
 
 beforeAll(async () => {
   counting = await startCountingServer();
-  workers = [await startLeaseWorker(nats.url, 'w1'), await startLeaseWorker(nats.url, 'w2')];
+  // The built-in `local` provider answers llm steps (model `default`) and reports their token usage.
+  const executors = () => defaultExecutors({ llm: llmExecutor(createLlmRouter({})) });
+  workers = [await startLeaseWorker(nats.url, 'w1', { executors: executors() }), await startLeaseWorker(nats.url, 'w2', { executors: executors() })];
   log = await EventLog.open(workers[0].nc);
 });
 afterAll(async () => {
@@ -135,4 +140,50 @@ describe('concurrency keys', () => {
     expect(logs.filter((recs) => recs.some((r) => r.type === 'ExecutionQueued')).length).toBeGreaterThanOrEqual(3);
     for (const id of ids) expect(replayExecution(id, (await loadExecution(log, id)).records).ok).toBe(true);
   }, 90_000);
+});
+
+describe('rate keys', () => {
+  it('30 llm steps at perMinute 600 (10/s) start at least 2.9 s apart first to last, spread evenly, queued with their reserved time', async () => {
+    const definition = { id: 'rated-llm', steps: [{ id: 'ask', type: 'llm', prompt: 'hello {{input.n}}', rateLimit: { key: 'llm-{{input.account}}', perMinute: 600 } }] };
+    const ids: string[] = [];
+    for (let n = 0; n < 30; n++) ids.push(await submit(definition, { n, account: 'acme' }));
+    for (const id of ids) await until(`${id} to end`, () => ended(id), 60_000);
+    const logs = await Promise.all(ids.map(records));
+    const starts = logs.map((recs) => {
+      expect(recs.at(-1)?.type).toBe('ExecutionCompleted');
+      const s = recs.find((r) => r.type === 'StepStarted')!;
+      expect(s).toMatchObject({ keys: ['llm-acme'] });
+      return Date.parse(s.at);
+    }).sort((a, b) => a - b);
+    expect(starts.at(-1)! - starts[0]).toBeGreaterThanOrEqual(2850);
+    const queued = logs.flatMap((recs) => recs.filter((r) => r.type === 'StepQueued')) as Extract<LogRecord, { type: 'StepQueued' }>[];
+    expect(queued.length).toBeGreaterThanOrEqual(25);
+    for (const q of queued) expect(q).toMatchObject({ reason: 'rate', keys: ['llm-acme'], until: expect.any(String) });
+    // The reserved times are 100 ms apart (the spacing 600 a minute gives), and no step started before its own.
+    const reserved = queued.map((q) => Date.parse(q.until!)).sort((x, y) => x - y);
+    for (let i = 1; i < reserved.length; i++) expect(reserved[i] - reserved[i - 1], `reserved times ${i - 1} and ${i}`).toBeGreaterThanOrEqual(99);
+    for (const recs of logs) {
+      const q = recs.find((r) => r.type === 'StepQueued') as Extract<LogRecord, { type: 'StepQueued' }> | undefined;
+      if (q) expect(Date.parse(recs.find((r) => r.type === 'StepStarted')!.at)).toBeGreaterThanOrEqual(Date.parse(q.until!) - 2);
+    }
+  }, 90_000);
+
+  it('tokensPerMinute: the tokens an llm step used (from its recorded usage) hold the next start back', async () => {
+    const definition = { id: 'token-rated', steps: [{ id: 'ask', type: 'llm', prompt: 'say something fairly long please', rateLimit: { key: 'tokens-{{input.account}}', tokensPerMinute: 6000 } }] };
+    const first = await submit(definition, { account: 'beta' });
+    await until('the first to end', () => ended(first), 20_000);
+    const done = (await records(first)).find((r) => r.type === 'StepCompleted') as Extract<LogRecord, { type: 'StepCompleted' }>;
+    const tokens = done.usage!.totalTokens;
+    expect(tokens).toBeGreaterThan(0);
+    // 6000 tokens a minute: each token holds the key 10 ms.
+    await until('the tokens to be counted', async () => ((await workers[0].admission.store.readRate('tokens-beta'))?.tokensNext ?? 0) > 0, 10_000);
+    const second = await submit(definition, { account: 'beta' });
+    await until('the second to end', () => ended(second), 30_000);
+    const recs = await records(second);
+    const q = recs.find((r) => r.type === 'StepQueued') as Extract<LogRecord, { type: 'StepQueued' }>;
+    expect(q, 'the second is queued').toBeDefined();
+    expect(Date.parse(q.until!) - Date.parse(done.at)).toBeGreaterThanOrEqual(tokens * 10 - 50);
+    const started = recs.find((r) => r.type === 'StepStarted')!;
+    expect(Date.parse(started.at)).toBeGreaterThanOrEqual(Date.parse(q.until!) - 2);
+  }, 60_000);
 });
