@@ -64,9 +64,10 @@ export class Admission {
     for (const key of keys) await this.freeOne(key, id);
   }
 
-  /** Forget a waiter that no longer waits (its execution ended or moved on). */
+  /** Forget a waiter that no longer waits (its execution ended or moved on); the ones behind it may move up. */
   async dequeue(key: string, id: string): Promise<void> {
-    await this.store.dequeue(key, id);
+    const { wake, revision } = await this.store.dequeue(key, id);
+    await this.wakeAll(key, wake, `r${revision}`);
   }
 
   private async freeOne(key: string, id: string): Promise<void> {

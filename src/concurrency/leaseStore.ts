@@ -58,9 +58,10 @@ export class LeaseStore {
     return { wake: admissible(state, Date.now()), revision };
   }
 
-  /** Leave the queue only (a waiter found gone: its execution ended or moved on). */
-  async dequeue(key: string, id: string): Promise<void> {
-    await this.change(concurrencyEntry(key), () => emptyKey(key, 1), (s) => ({ state: s.queue.some((w) => w.id === id) ? { ...s, queue: s.queue.filter((w) => w.id !== id) } : s, result: undefined }));
+  /** Leave the queue only (a waiter found gone: its execution ended or moved on); returns the waiters that may now take a slot. */
+  async dequeue(key: string, id: string): Promise<{ wake: Waiter[]; revision: number }> {
+    const { state, revision } = await this.change(concurrencyEntry(key), () => emptyKey(key, 1), (s) => ({ state: s.queue.some((w) => w.id === id) ? { ...s, queue: s.queue.filter((w) => w.id !== id) } : s, result: undefined }));
+    return { wake: admissible(state, Date.now()), revision };
   }
 
   /** Renew a held lease; false when it is no longer held (it expired and was dropped). */

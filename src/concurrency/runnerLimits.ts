@@ -46,7 +46,8 @@ export class RunnerLimits {
 
   async admitStep(step: Step, snap: WorkflowSnapshot, attempt: number, scope: () => Promise<ResolveScope>, path: string): Promise<StepDecision> {
     const now = Date.now();
-    const q = queuedStep(snap.context, step.id);
+    // Only a step that is queued now: an entry left from before a resume is not this run's.
+    const q = inspectSnapshot(snap).phases[step.id] === 'queued' ? queuedStep(snap.context, step.id) : undefined;
     const keys = q?.keys ?? (await this.evaluate(step.concurrency ?? [], step.rateLimit, await scope(), path));
     const since = q?.since ?? new Date(now).toISOString();
     const rateKey = step.rateLimit ? keys[keys.length - 1] : undefined;

@@ -119,6 +119,33 @@ describe('concurrency keys', () => {
     for (const id of [a1, a2]) await until(`${id} to end`, () => ended(id), 30_000);
   }, 60_000);
 
+  it('a queued execution that is cancelled leaves the queue; the one behind it runs when the slot frees', async () => {
+    const definition = { id: 'cancel-queued', steps: [{ ...callStep('cq', 1500), concurrency: [{ key: 'cq-{{input.tenant}}', limit: 1 }] }] };
+    const holder = await submit(definition, { tenant: 'z', url: counting.url });
+    await until('the holder to start', async () => (await records(holder)).some((r) => r.type === 'StepStarted'), 20_000);
+    const gone = await submit(definition, { tenant: 'z', url: counting.url });
+    await until('the second to be queued', async () => (await records(gone)).some((r) => r.type === 'StepQueued'), 20_000);
+    const next = await submit(definition, { tenant: 'z', url: counting.url });
+    await until('the third to be queued', async () => (await records(next)).some((r) => r.type === 'StepQueued'), 20_000);
+    await workers[0].bus.publish('cancel', { executionId: gone, reason: 'not needed' }, `cancel:${gone}`);
+    await until('the second to be cancelled', async () => (await records(gone)).at(-1)?.type === 'ExecutionCancelled', 20_000);
+    for (const id of [holder, next]) await until(`${id} to end`, () => ended(id), 30_000);
+    expect((await records(next)).at(-1)?.type).toBe('ExecutionCompleted');
+    expect(counting.arrivals).not.toContain(gone);
+    await until('the key to be empty', async () => {
+      const s = await workers[0].admission.store.read('cq-z');
+      return s?.leases.length === 0 && s.queue.length === 0;
+    }, 20_000);
+  }, 60_000);
+
+  it('a key that gives nothing fails its step with INVALID_KEY, naming the path', async () => {
+    const definition = { id: 'bad-key', steps: [{ id: 'only', type: 'transform', value: 1, concurrency: [{ key: '{% input.missing %}', limit: 1 }] }] };
+    const id = await submit(definition, {});
+    await until('it to end', () => ended(id), 20_000);
+    const failed = (await records(id)).find((r) => r.type === 'StepFailed') as Extract<LogRecord, { type: 'StepFailed' }>;
+    expect(failed.error).toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('steps[0].concurrency[0].key') });
+  }, 30_000);
+
   it('a workflow-level key: at most N executions of the key run at once; the others queue, recorded', async () => {
     const definition = {
       id: 'per-tenant-runs',
