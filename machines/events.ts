@@ -109,6 +109,8 @@ export interface StepFailed {
   attempt: number;
   error: ErrorInfo;
   retryInMs?: number;
+  /** Tokens the failed attempt spent (an LLM step's asks): they count against the budget too. */
+  usage?: Usage;
   /** Fired by a timer (a signal's timeout): how long after its `deadline` it was recorded. */
   lateMs?: number;
   /** A step inside a loop: the iteration it belongs to. */

@@ -12,6 +12,7 @@ import { END_STATE } from './stages.js';
 import { compileCached } from './cache.js';
 import { blocksOf, stepIndex, walkSteps } from './blocks.js';
 import { isContainer } from './definition.js';
+import { pendingAgain, resumeInside } from './resumeInside.js';
 import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
@@ -26,6 +27,11 @@ export interface ResumePlan {
 }
 
 export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan): WorkflowSnapshot {
+  if (plan.fromStep !== undefined) {
+    // A step inside a container that was under way at the checkpoint: only its part runs again.
+    const inside = resumeInside(atCheckpoint, plan.definition, plan.fromStep);
+    if (inside) return compileCached(plan.definition).resolveState({ value: inside.value, context: { ...inside.context, budget: plan.budget ?? inside.context.budget } });
+  }
   const before = atCheckpoint.context;
   const oldStages = stagesOf(before.definition);
   const stages = stagesOf(plan.definition);
@@ -121,11 +127,3 @@ function topLevelOf(def: Definition, id: string): string {
 }
 
 type Value = string | { [k: string]: Value };
-/** Phases of steps that had started but not completed: they run again. */
-const RUN_AGAIN = new Set(['running', 'backoff', 'waiting', 'failed']);
-
-/** A container's state value with every step that had not completed pending again. */
-function pendingAgain(v: Value): Value {
-  if (typeof v === 'string') return RUN_AGAIN.has(v) ? 'pending' : v;
-  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, pendingAgain(inner)]));
-}

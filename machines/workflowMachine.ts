@@ -149,13 +149,15 @@ function leafNode(step: Step) {
     if (at === undefined) return Object.hasOwn(timers, id) ? { timers: withoutKey(timers, id) } : {};
     return { timers: withKey<StepTimer>(timers, id, { at, attempt: e.attempt, ...(e.durationMs !== undefined ? { durationMs: e.durationMs } : {}) }) };
   });
-  const recordError = assign(({ context, event }: Args) => ({
-    errors: stepMapSet(context.errors, id, (event as Extract<Ev, { type: 'StepFailed' }>).error),
-  }));
+  // A failed attempt's tokens were spent all the same: they count in the execution's usage.
+  const recordError = assign(({ context, event }: Args) => {
+    const e = event as Extract<Ev, { type: 'StepFailed' }>;
+    return { errors: stepMapSet(context.errors, id, e.error), usage: addUsage(context.usage, e.usage) };
+  });
   // onError: "continue" — the step counts as done; its output carries the error.
   const continueWithError = assign(({ context, event }: Args) => {
     const e = event as Extract<Ev, { type: 'StepFailed' }>;
-    return { outputs: stepMapSet(context.outputs, id, { error: e.error }), errors: stepMapSet(context.errors, id, e.error) };
+    return { outputs: stepMapSet(context.outputs, id, { error: e.error }), errors: stepMapSet(context.errors, id, e.error), usage: addUsage(context.usage, e.usage) };
   });
 
   const onFailed = [

@@ -1,4 +1,5 @@
 /** Closed-loop load: `total` operations with at most `inFlight` running at once. */
+import type { FigureSpec } from './section.js';
 import { percentile } from './stats.js';
 
 export interface LoadResult {
@@ -35,6 +36,15 @@ export async function closedLoop(total: number, inFlight: number, op: (i: number
   const seconds = (performance.now() - t0) / 1000;
   if (failure !== undefined) throw failure;
   return { seconds, latenciesMs };
+}
+
+/** The table rows of `throughputFigures(prefix, …)`: executions/s, p50 and p99 latency. */
+export function throughputSpecs(prefix: string, label: string): FigureSpec[] {
+  return [
+    { key: `${prefix}.executionsPerSec`, label, unit: 'executions/s', better: 'higher' },
+    { key: `${prefix}.p50Ms`, label: `${label}, p50 latency`, unit: 'ms', better: 'lower' },
+    { key: `${prefix}.p99Ms`, label: `${label}, p99 latency`, unit: 'ms', better: 'lower' },
+  ];
 }
 
 /** The three figures a throughput/latency measurement reports. */

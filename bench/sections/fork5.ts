@@ -7,7 +7,7 @@ import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
 import { validateDefinition } from '../../src/definition/validate.js';
-import { closedLoop, throughputFigures } from '../lib/load.js';
+import { closedLoop, throughputFigures, throughputSpecs } from '../lib/load.js';
 import { defineSection } from '../lib/section.js';
 
 export const FORK5 = validateDefinition({
@@ -27,14 +27,10 @@ export default defineSection({
   name: 'fork5',
   title: 'Engine: fork5 (A → {B,C,D} → E, transform steps, every transition acknowledged)',
   figures: [
-    { key: 'seq.executionsPerSec', label: 'one at a time', unit: 'executions/s', better: 'higher' },
-    { key: 'seq.p50Ms', label: 'one at a time p50', unit: 'ms', better: 'lower' },
-    { key: 'seq.p99Ms', label: 'one at a time p99', unit: 'ms', better: 'lower' },
-    { key: 'c64.executionsPerSec', label: '64 in flight', unit: 'executions/s', better: 'higher' },
+    ...throughputSpecs('seq', 'one at a time'),
+    ...throughputSpecs('c64', '64 in flight'),
     { key: 'c64.stepsPerSec', label: '64 in flight', unit: 'steps/s', better: 'higher' },
     { key: 'c64.eventsPerSec', label: '64 in flight', unit: 'events/s', better: 'higher' },
-    { key: 'c64.p50Ms', label: '64 in flight p50', unit: 'ms', better: 'lower' },
-    { key: 'c64.p99Ms', label: '64 in flight p99', unit: 'ms', better: 'lower' },
   ],
   ratios: [
     { key: 'eventsVsCeiling', label: 'engine events/s ÷ append ceiling (noAsyncTraces)', numerator: 'c64.eventsPerSec', denominator: 'ceiling:noAsyncTraces.eventsPerSec' },

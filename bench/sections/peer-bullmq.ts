@@ -6,7 +6,7 @@
  * execution is done when E completes (QueueEvents). Skipped when no Redis
  * answers there.
  */
-import { seqAndConcurrent } from '../lib/load.js';
+import { seqAndConcurrent, throughputSpecs } from '../lib/load.js';
 import { fork5, fork5Expected, importPeer, peerVersion } from '../lib/peers.js';
 import { defineSection, SkipSection } from '../lib/section.js';
 
@@ -20,12 +20,8 @@ export default defineSection({
   name: 'peer-bullmq',
   title: 'Peer: BullMQ flows on local Redis, fork5 shape',
   figures: [
-    { key: 'seq.executionsPerSec', label: 'one at a time', unit: 'executions/s', better: 'higher' },
-    { key: 'seq.p50Ms', label: 'one at a time, p50 latency', unit: 'ms', better: 'lower' },
-    { key: 'seq.p99Ms', label: 'one at a time, p99 latency', unit: 'ms', better: 'lower' },
-    { key: 'c64.executionsPerSec', label: `${IN_FLIGHT} in flight`, unit: 'executions/s', better: 'higher' },
-    { key: 'c64.p50Ms', label: `${IN_FLIGHT} in flight, p50 latency`, unit: 'ms', better: 'lower' },
-    { key: 'c64.p99Ms', label: `${IN_FLIGHT} in flight, p99 latency`, unit: 'ms', better: 'lower' },
+    ...throughputSpecs('seq', 'one at a time'),
+    ...throughputSpecs('c64', `${IN_FLIGHT} in flight`),
   ],
   ratios: [
     { key: 'c64OverSeq', label: `${IN_FLIGHT} in flight / one at a time`, numerator: 'c64.executionsPerSec', denominator: 'seq.executionsPerSec' },

@@ -14,7 +14,7 @@
  * leaves out that re-run: LangGraph's figure here is, if anything, flattered less.
  */
 import { join } from 'node:path';
-import { seqAndConcurrent } from '../lib/load.js';
+import { seqAndConcurrent, throughputSpecs } from '../lib/load.js';
 import { fork5, fork5Expected, importPeer, peerVersion } from '../lib/peers.js';
 import { defineSection } from '../lib/section.js';
 
@@ -29,12 +29,8 @@ export default defineSection({
   name: 'peer-langgraph',
   title: 'Peer: LangGraph.js + SQLite checkpointer, fork5 graph',
   figures: [
-    { key: 'seq.executionsPerSec', label: 'one at a time', unit: 'executions/s', better: 'higher' },
-    { key: 'seq.p50Ms', label: 'one at a time, p50 latency', unit: 'ms', better: 'lower' },
-    { key: 'seq.p99Ms', label: 'one at a time, p99 latency', unit: 'ms', better: 'lower' },
-    { key: 'c64.executionsPerSec', label: `${IN_FLIGHT} in flight`, unit: 'executions/s', better: 'higher' },
-    { key: 'c64.p50Ms', label: `${IN_FLIGHT} in flight, p50 latency`, unit: 'ms', better: 'lower' },
-    { key: 'c64.p99Ms', label: `${IN_FLIGHT} in flight, p99 latency`, unit: 'ms', better: 'lower' },
+    ...throughputSpecs('seq', 'one at a time'),
+    ...throughputSpecs('c64', `${IN_FLIGHT} in flight`),
     { key: 'resume.p50Ms', label: `resume of a failed ${RESUME_NODES}-node thread (getStateHistory + invoke from the checkpoint), p50`, unit: 'ms', better: 'lower' },
   ],
   ratios: [

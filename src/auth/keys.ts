@@ -15,6 +15,7 @@ import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { KvMirror } from '../nats/kvMirror.js';
 import { SmartSpecError } from '../errors.js';
 import { KEYS_BUCKET } from '../nats/names.js';
 import { SCOPES, TENANT_ID, type Caller, type Scope } from './principal.js';
@@ -71,18 +72,12 @@ export class KeyStore {
    * lookup by a 256-bit random key reveals nothing a guess could use.
    */
   private readonly verified = new Map<string, LiveKey>();
-  private watching?: Promise<void>;
-  private ready!: () => void;
-  private current?: { stop(): void };
-  private closed = false;
-  /** Highest revision delivered, compared with the bucket's to catch a watch that went quiet (a fail-over). */
-  private seen = 0;
-  private seenAtLastCheck = -1;
-  private stallCheck?: NodeJS.Timeout;
-  /** Bumped to abandon a watch (a stopped iterator may never end): its loop quits, its deliveries are ignored. */
-  private generation = 0;
+  /** The bucket followed in memory; a revocation must reach this edge within a second even if its watch silently stalled. */
+  private readonly mirror: KvMirror<ApiKeyRecord>;
 
-  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs = 500) {}
+  private constructor(private readonly kv: KV, nc: NatsConnection, stallCheckMs = 500) {
+    this.mirror = new KvMirror<ApiKeyRecord>(kv, nc, { stallCheckMs, retryMs: 250, apply: (key, record, revision) => this.apply(key, record, revision) });
+  }
 
   static async open(nc: NatsConnection, replicas = 1): Promise<KeyStore> {
     const kv = await new Kvm(nc).create(KEYS_BUCKET, { history: 1, storage: StorageType.File, replicas });
@@ -105,7 +100,7 @@ export class KeyStore {
       createdAt: now.toISOString(),
     };
     const revision = await this.kv.create(keyId, JSON.stringify(record));
-    if (this.watching) this.apply(keyId, record, revision);
+    if (this.mirror.started) this.apply(keyId, record, revision);
     return { key, record };
   }
 
@@ -128,7 +123,7 @@ export class KeyStore {
     if (record.revokedAt) return record;
     const revoked = { ...record, revokedAt: now.toISOString() };
     const revision = await this.kv.put(keyId, JSON.stringify(revoked));
-    if (this.watching) this.apply(keyId, revoked, revision);
+    if (this.mirror.started) this.apply(keyId, revoked, revision);
     return revoked;
   }
 
@@ -153,43 +148,7 @@ export class KeyStore {
 
   /** Start mirroring the bucket; resolves once the current keys are in. */
   watch(): Promise<void> {
-    if (this.watching) return this.watching;
-    this.watching = new Promise((res) => (this.ready = res));
-    void this.follow(this.generation);
-    // A revocation must reach this edge within a second even if its watch silently stalled.
-    this.stallCheck = setInterval(() => void this.restartIfStalled(), this.stallCheckMs);
-    this.stallCheck.unref();
-    return this.watching;
-  }
-
-  private async restartIfStalled(): Promise<void> {
-    const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
-    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
-    this.seenAtLastCheck = this.seen;
-    if (!stalled || this.closed) return;
-    this.current?.stop();
-    void this.follow(++this.generation); // a new watch replays the current values
-  }
-
-  private async follow(generation: number): Promise<void> {
-    const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
-    while (live()) {
-      try {
-        const iter = await this.kv.watch();
-        if (!live()) return iter.stop();
-        this.current = iter;
-        if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends nothing
-        for await (const e of iter) {
-          if (!live()) break;
-          this.apply(e.key, e.operation === 'PUT' ? (e.json() as ApiKeyRecord) : undefined, e.revision);
-          this.seen = Math.max(this.seen, e.revision);
-          if (e.delta === 0) this.ready();
-        }
-      } catch {
-        // connection trouble: watch again (it replays the current values)
-      }
-      await new Promise((r) => setTimeout(r, 250).unref());
-    }
+    return this.mirror.start();
   }
 
   private apply(keyId: string, record: ApiKeyRecord | undefined, revision: number): void {
@@ -203,8 +162,6 @@ export class KeyStore {
   }
 
   close(): void {
-    this.closed = true;
-    clearInterval(this.stallCheck);
-    this.current?.stop();
+    this.mirror.close();
   }
 }

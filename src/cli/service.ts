@@ -233,11 +233,14 @@ export async function runService(roles: { edge: boolean; worker: boolean }, env 
   let service: RunningService | undefined;
   let pending: NodeJS.Signals | undefined;
   let shuttingDown = false;
+  let startDeadline: NodeJS.Timeout | undefined;
   const shutdown = async (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? 130 : 0;
     if (shuttingDown || (!service && pending)) process.exit(code);
     if (!service) {
-      pending = signal; // acted on once started
+      pending = signal; // acted on once started; a start that never ends must not keep the process alive
+      process.stdout.write(`${signal} while starting: stopping as soon as the service is up\n`);
+      startDeadline = setTimeout(() => process.exit(code), STOP_PART_MS);
       return;
     }
     shuttingDown = true;
@@ -248,5 +251,6 @@ export async function runService(roles: { edge: boolean; worker: boolean }, env 
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   service = await startService(roles, env);
+  clearTimeout(startDeadline);
   if (pending) await shutdown(pending);
 }

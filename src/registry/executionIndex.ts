@@ -7,6 +7,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { KvMirror } from '../nats/kvMirror.js';
 import type { ExecutionStatus } from '../../machines/index.js';
 import { EXECUTION_INDEX_BUCKET } from '../nats/names.js';
 import { DEFAULT_TENANT } from '../auth/principal.js';
@@ -29,22 +30,16 @@ export type IndexUpdate = Omit<IndexEntry, 'createdAt'> & { createdAt?: string }
 export class ExecutionIndex {
   /** The mirror of the bucket, with each entry's revision so that a late delivery never overwrites a newer one. */
   private readonly entries = new Map<string, { entry: IndexEntry; revision: number }>();
-  private watching?: Promise<void>;
-  private ready!: () => void;
-  /** Bumped to abandon a watch: its loop ends and whatever it still delivers is ignored. */
-  private generation = 0;
-  private current?: { stop(): void };
-  /** Highest revision any watch has delivered; compared with the bucket's to find a stalled watch. */
-  private seen = 0;
-  private seenAtLastCheck = -1;
-  private stallCheck?: NodeJS.Timeout;
-  private closed = false;
+  /** The bucket followed in memory (KvMirror: a watch that went quiet in a fail-over is replaced). */
+  private readonly following: KvMirror<IndexEntry>;
   /** PENDING + RUNNING entries per tenant, kept with the mirror: the cap is checked on every submission. */
   private readonly active = new Map<string, number>();
   /** Per execution: the update being written, and the newest one waiting behind it. */
   private readonly updates = new Map<string, { next?: IndexUpdate; done: Promise<void> }>();
 
-  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly stallCheckMs: number) {}
+  private constructor(private readonly kv: KV, private readonly nc: NatsConnection, stallCheckMs: number) {
+    this.following = new KvMirror<IndexEntry>(kv, nc, { stallCheckMs, retryMs: 500, apply: (key, entry, revision) => this.apply(key, entry, revision) });
+  }
 
   /** `stallCheckMs`: how often the watch is checked for having gone quiet while the bucket moved on. */
   static async open(nc: NatsConnection, replicas = 1, stallCheckMs = 2000): Promise<ExecutionIndex> {
@@ -54,7 +49,7 @@ export class ExecutionIndex {
 
   async put(entry: IndexEntry): Promise<void> {
     const revision = await this.kv.put(entry.executionId, JSON.stringify(entry));
-    if (this.watching) this.apply(entry.executionId, entry, revision); // a listing shows this process's own writes at once
+    if (this.following.started) this.apply(entry.executionId, entry, revision); // a listing shows this process's own writes at once
   }
 
   /** Take an entry out (a submission that could not be published leaves nothing behind). */
@@ -117,41 +112,9 @@ export class ExecutionIndex {
     return e && e.operation === 'PUT' ? (e.json() as IndexEntry) : undefined;
   }
 
-  /**
-   * Start mirroring the bucket in memory; resolves once the current entries are in.
-   * A watch can end or, across a NATS fail-over, go quiet without ending (and its
-   * iterator may not even end when stopped); both are caught, the second by
-   * comparing what was delivered with the bucket's last revision, and a fresh
-   * watch replays the bucket's current values.
-   */
+  /** Start mirroring the bucket in memory; resolves once the current entries are in. */
   watch(): Promise<void> {
-    if (this.watching) return this.watching;
-    this.watching = new Promise((res) => (this.ready = res));
-    void this.follow(this.generation);
-    this.stallCheck = setInterval(() => void this.restartIfStalled(), this.stallCheckMs);
-    this.stallCheck.unref();
-    return this.watching;
-  }
-
-  private async follow(generation: number): Promise<void> {
-    const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
-    while (live()) {
-      try {
-        const iter = await this.kv.watch();
-        if (!live()) return iter.stop();
-        this.current = iter;
-        if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends no entry
-        for await (const e of iter) {
-          if (!live()) break;
-          this.apply(e.key, e.operation === 'PUT' ? (e.json() as IndexEntry) : undefined, e.revision);
-          this.seen = Math.max(this.seen, e.revision);
-          if (e.delta === 0) this.ready();
-        }
-      } catch {
-        // connection trouble: watch again below
-      }
-      await new Promise((r) => setTimeout(r, 500).unref());
-    }
+    return this.following.start();
   }
 
   private apply(key: string, entry: IndexEntry | undefined, revision: number): void {
@@ -176,16 +139,6 @@ export class ExecutionIndex {
     else this.active.delete(tenant);
   }
 
-  /** Behind the bucket and nothing delivered since the last check: abandon that watch for a new one. */
-  private async restartIfStalled(): Promise<void> {
-    const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
-    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
-    this.seenAtLastCheck = this.seen;
-    if (!stalled || this.closed) return;
-    this.current?.stop();
-    void this.follow(++this.generation);
-  }
-
   /** How many of a tenant's executions are PENDING or RUNNING (the per-tenant cap counts these). */
   activeCount(tenant: string): number {
     return this.active.get(tenant) ?? 0;
@@ -193,9 +146,7 @@ export class ExecutionIndex {
 
   /** Stop the watch (it would otherwise restart). */
   close(): void {
-    this.closed = true;
-    clearInterval(this.stallCheck);
-    this.current?.stop();
+    this.following.close();
   }
 
   /** `tenant`: only that tenant's executions (entries without one are the default tenant's). */

@@ -45,7 +45,7 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
     const seq = findCheckpoint(executionId, records, req.checkpointId).seq;
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
   } else if (req.fromStep) {
-    at = stageEntry(loaded, req.fromStep) ?? { seq: fold.lastSeq, snapshot: current };
+    at = containerUnderWay(loaded, req.fromStep) ?? stageEntry(loaded, req.fromStep) ?? { seq: fold.lastSeq, snapshot: current };
   } else if (interrupted) {
     at = { seq: fold.lastSeq, snapshot: current };
   } else {
@@ -90,6 +90,24 @@ function stageEntry({ records, fold }: LoadedExecution, innerId: string): { seq:
     if (!stage?.steps.some((st) => st.id === stepId)) continue;
     const phases = stepPhases(snapshot);
     if (stage.steps.every((st) => phases[st.id] === 'pending')) return { seq: records[i].seq, snapshot };
+  }
+  return undefined;
+}
+
+/**
+ * For a step inside a container: the latest checkpoint at which its top-level container was
+ * under way, so only the step's part of it runs again (machines/resumeInside.ts).
+ */
+function containerUnderWay({ records, fold }: LoadedExecution, innerId: string): { seq: number; snapshot: WorkflowSnapshot } | undefined {
+  const found = stepIndex(fold.snapshot.context.definition).get(innerId);
+  if (!found || found.ancestors.length === 0) return undefined;
+  const topId = found.ancestors[0].id;
+  for (let i = records.length - 1; i >= 0; i--) {
+    const snapshot = fold.checkpoints.get(records[i].seq);
+    if (!snapshot) continue;
+    const stage = activeStage(snapshot);
+    if (!stage?.steps.some((st) => st.id === topId)) continue;
+    if (stepPhases(snapshot)[topId] === 'active') return { seq: records[i].seq, snapshot };
   }
   return undefined;
 }

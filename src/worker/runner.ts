@@ -25,6 +25,7 @@ import {
   emptyStepMap,
   queuedStep,
   type ErrorInfo,
+  type Usage,
   type ExecutionStatus,
   type WorkflowEvent,
   type WorkflowMachine,
@@ -653,7 +654,8 @@ export class ExecutionRunner {
           ? { code: 'TIMEOUT', message: `step '${step.id}' timed out after ${step.timeoutMs} ms`, retryable: true }
           : this.secrets.redactError(toErrorRecord(err));
         const retryInMs = canRetry(step.retry, attempt, error) ? retryDelayMs(step.retry, attempt) : undefined;
-        return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}) };
+        const usage = spentUsage(error);
+        return { type: 'StepFailed', stepId: step.id, attempt, error, ...(retryInMs !== undefined ? { retryInMs } : {}), ...(usage ? { usage } : {}) };
       }
     };
     void work().then((event) => {
@@ -792,4 +794,11 @@ function waitScopeOf(step: Extract<Step, { type: 'waitForEvent' }>, snap: Workfl
   const bytes = Buffer.byteLength(JSON.stringify(kept));
   if (bytes > MAX_WAIT_SCOPE_BYTES) throw new StepError('WAIT_SCOPE_TOO_LARGE', `the input and step outputs the match of step '${step.id}' reads are ${bytes} bytes, over ${MAX_WAIT_SCOPE_BYTES}: match on values from a smaller step`);
   return kept;
+}
+
+/** The tokens a failed LLM step reported spending (its error's `details.usage`), if any. */
+function spentUsage(error: ErrorInfo): Usage | undefined {
+  const u = (error.details as { usage?: Partial<Usage> } | undefined)?.usage;
+  if (!u || typeof u.totalTokens !== 'number' || typeof u.promptTokens !== 'number' || typeof u.completionTokens !== 'number') return undefined;
+  return { promptTokens: u.promptTokens, completionTokens: u.completionTokens, totalTokens: u.totalTokens };
 }

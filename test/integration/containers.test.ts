@@ -297,6 +297,86 @@ describe('resume of a FAILED execution re-runs only what had not completed', () 
   });
 });
 
+describe('resume --from-step inside a container re-runs that part only', () => {
+  const hits = new Map<string, number>();
+  let fixed = false;
+  for (const path of ['/in-a', '/in-b', '/in-c', '/in-flaky']) {
+    handlers.set(path, (_req, res) => {
+      hits.set(path, (hits.get(path) ?? 0) + 1);
+      const fail = path === '/in-flaky' && !fixed;
+      res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ path }));
+    });
+  }
+  const http = (id: string, path: string, extra: Doc = {}) => ({ id, type: 'http', request: { url: `${base}${path}` }, retry: { maxAttempts: 1 }, ...extra });
+  const started = (records: StoredRecord[]) => records.filter((r) => r.record.type === 'StepStarted').map((r) => (r.record as { stepId: string }).stepId);
+  const after = (records: StoredRecord[]) => started(records.slice(records.findIndex((r) => r.record.type === 'ExecutionResumed')));
+  const reset = () => { hits.clear(); fixed = false; };
+
+  it('a step in a branch: that branch from the step on, not its earlier steps, not the other branch', async () => {
+    reset();
+    const engine = await fx.engine();
+    const d = def({ id: 'from-branch', steps: [t('before'), { id: 'p', type: 'parallel', branches: { good: [http('ga', '/in-a'), t('gb')], bad: [http('first', '/in-b'), http('second', '/in-c'), http('flaky', '/in-flaky')] } }, t('after', '{{steps.p.output.bad.body}}')] });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    fixed = true;
+    const outcome = await (await engine.resume(runner.executionId, { fromStep: 'second' })).done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(Object.fromEntries(hits)).toEqual({ '/in-a': 1, '/in-b': 1, '/in-c': 2, '/in-flaky': 2 });
+    const records = await fx.log.read(runner.executionId);
+    expect(after(records)).toEqual(['second', 'flaky', 'after']);
+    expect(records.find((r) => r.record.type === 'ExecutionResumed')!.record).toMatchObject({ fromStep: 'second', reason: 'resume' });
+    expect(plainContext(outcome.snapshot.context).outputs.after).toEqual({ path: '/in-flaky' });
+    expect(plainContext(outcome.snapshot.context).outputs.p).toMatchObject({ good: 1, bad: { body: { path: '/in-flaky' } } });
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+  });
+
+  it('a step in a graph: the step and the steps that need it, not the others', async () => {
+    reset();
+    const engine = await fx.engine();
+    const d = def({
+      id: 'from-graph',
+      steps: [{ id: 'g', type: 'graph', steps: [http('ga', '/in-a'), http('gb', '/in-b'), t('gc'), { ...t('gd'), needs: ['ga', 'gb'] }, { ...http('ge', '/in-flaky'), needs: ['gb', 'gc'] }, { ...t('gf'), needs: ['ge'] }] }],
+    });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    fixed = true;
+    const outcome = await (await engine.resume(runner.executionId, { fromStep: 'gb' })).done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(Object.fromEntries(hits)).toEqual({ '/in-a': 1, '/in-b': 2, '/in-flaky': 2 });
+    const records = await fx.log.read(runner.executionId);
+    expect(after(records).sort()).toEqual(['gb', 'gd', 'ge', 'gf']);
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+  });
+
+  it('a step in a loop body: the current iteration from that step, with its iteration number', async () => {
+    reset();
+    const engine = await fx.engine();
+    const d = def({
+      id: 'from-loop',
+      steps: [{ id: 'l', type: 'loop', maxIterations: 2, steps: [http('la', '/in-a'), http('lb', '/in-b'), { id: 's', type: 'switch', cases: [{ when: '{% iteration = 2 %}', steps: [http('lflaky', '/in-flaky')] }] }] }],
+    });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    fixed = true;
+    const outcome = await (await engine.resume(runner.executionId, { fromStep: 'lb' })).done;
+    expect(outcome.status, JSON.stringify(outcome.snapshot.context.error ?? null)).toBe('COMPLETED');
+    expect(Object.fromEntries(hits)).toEqual({ '/in-a': 2, '/in-b': 3, '/in-flaky': 2 });
+    const records = await fx.log.read(runner.executionId);
+    const resumedAt = records.findIndex((r) => r.record.type === 'ExecutionResumed');
+    expect(rec(records.slice(resumedAt), 'StepStarted', 'lb').map((r) => r.iteration)).toEqual([2]);
+    expect(replayExecution(runner.executionId, records).ok).toBe(true);
+  });
+
+  it('refuses a step whose earlier step in its block had not completed, naming it', async () => {
+    reset();
+    const engine = await fx.engine();
+    const d = def({ id: 'from-unmet', steps: [{ id: 'p', type: 'parallel', branches: { only: [t('zero'), http('flaky', '/in-flaky'), t('later')] } }] });
+    const runner = await engine.start({ definition: d });
+    expect((await runner.done).status).toBe('FAILED');
+    await expect(engine.resume(runner.executionId, { fromStep: 'later' })).rejects.toThrow("cannot resume from 'later': step 'flaky' before it has not completed");
+  });
+});
+
 describe('a worker that stops mid-container', () => {
   it('another engine continues it: the completed branch does not run again, the interrupted one does', async () => {
     const hits = new Map<string, number>();
@@ -329,6 +409,36 @@ describe('a worker that stops mid-container', () => {
     expect(records.filter((r) => r.record.type === 'ExecutionResumed').map((r) => (r.record as { reason?: string }).reason)).toEqual(['recovery']);
     expect(replayExecution(runner.executionId, records).ok).toBe(true);
     expect(plainContext(outcome.snapshot.context).outputs.p).toEqual({ quick: expect.objectContaining({ body: { fast: true } }), slow: expect.objectContaining({ body: { held: true } }) });
+  });
+
+  it('a failing branch aborts its siblings, also when the parallel continues on error', async () => {
+    for (const onError of ['fail', 'continue'] as const) {
+      let opened!: () => void;
+      const open = new Promise<void>((r) => { opened = r; });
+      let aborted = 0;
+      handlers.set(`/sibling-${onError}`, (_req, res) => { opened(); res.on('close', () => { if (!res.writableEnded) aborted++; }); });
+      const engine = await fx.engine();
+      const d = def({
+        id: `sibling-abort-${onError}`,
+        steps: [{
+          id: 'p', type: 'parallel', onError,
+          branches: {
+            slow: [{ id: 'h', type: 'http', request: { url: `${base}/sibling-${onError}` }, retry: { maxAttempts: 1 } }],
+            bad: [{ id: 'wait', type: 'transform', value: 1 }, { id: 'boom', type: 'fail', message: 'no', retry: { maxAttempts: 1 } }],
+          },
+        }, t('after', 'ran')],
+      });
+      const runner = await engine.start({ definition: d });
+      await open;
+      const outcome = await runner.done;
+      expect(outcome.status, onError).toBe(onError === 'fail' ? 'FAILED' : 'COMPLETED');
+      for (let i = 0; i < 50 && aborted === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(aborted, `${onError}: the sibling's request is aborted`).toBe(1);
+      const records = await fx.log.read(runner.executionId);
+      expect(rec(records, 'StepCompleted', 'h'), onError).toEqual([]);
+      expect(replayExecution(runner.executionId, records).ok).toBe(true);
+      if (onError === 'continue') expect(plainContext(outcome.snapshot.context).outputs.p).toEqual({ error: expect.objectContaining({ message: expect.stringContaining('no') }) });
+    }
   });
 
   it('cancelling reaches a loop body', async () => {

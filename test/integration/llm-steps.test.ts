@@ -7,34 +7,26 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Usage } from '../../machines/index.js';
 import { LOCAL_NOTICE, createLlmRouter, type Env } from '../../src/llm/index.js';
 import { replayExecution } from '../../src/log/replay.js';
 import type { StoredRecord } from '../../src/log/records.js';
 import { loadExecution, summarize } from '../../src/log/views.js';
-import { defaultExecutors } from '../../src/steps/index.js';
-import { llmExecutor, type LlmStepResultOutput } from '../../src/steps/llm.js';
-import type { StepExecutors } from '../../src/steps/types.js';
+import type { LlmStepResultOutput } from '../../src/steps/llm.js';
 import { def, indexOf, stepEvents, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
-import { startFakeOpenAI, waitUntil, type FakeOpenAI } from './llm/support/fake-openai.js';
+import { countingLlmExecutors, useFakeOpenAI, waitUntil, type FakeOpenAI } from './llm/support/fake-openai.js';
 import { plainContext } from '../support/context.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+const upstream = useFakeOpenAI();
 let fake: FakeOpenAI;
-beforeAll(async () => {
-  fake = await startFakeOpenAI({ name: 'up' });
-});
-afterAll(async () => {
-  await fake?.close();
-});
-afterEach(() => {
-  fake.requests.length = 0;
-  fake.setReply({ type: 'completion' });
+beforeAll(() => {
+  fake = upstream();
 });
 
 /** An extra OpenAI-compatible provider `up` pointing at the fake; no router retries, so the step's own retry is what we see. */
@@ -46,19 +38,7 @@ const upstreamEnv = (): Env => ({
 });
 
 /** Built-in executors plus llm on a router built from `env`, counting how often each llm step actually ran. */
-function llmExecutors(env: Env = {}): { executors: StepExecutors; runs: Map<string, number> } {
-  const runs = new Map<string, number>();
-  const llm = llmExecutor(createLlmRouter(env));
-  return {
-    runs,
-    executors: defaultExecutors({
-      llm: (run) => {
-        runs.set(run.step.id, (runs.get(run.step.id) ?? 0) + 1);
-        return llm(run);
-      },
-    }),
-  };
-}
+const llmExecutors = (env: Env = {}) => countingLlmExecutors(createLlmRouter(env));
 
 type Rec = StoredRecord['record'] & { stepId?: string; attempt?: number; output?: any; usage?: Usage; latencyMs?: number; error?: any; retryInMs?: number; budget?: unknown };
 const recs = (records: StoredRecord[], type: string, stepId?: string): Rec[] =>

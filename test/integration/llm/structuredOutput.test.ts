@@ -5,33 +5,24 @@
  * (request bodies, messages, models in order) and what the log recorded
  * (outputs, attempts, errors, usage) are both asserted.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Usage } from '../../../machines/index.js';
 import { createLlmRouter, followUp, type Env, type LlmStepAttempt } from '../../../src/llm/index.js';
 import { replayExecution } from '../../../src/log/replay.js';
 import type { StoredRecord } from '../../../src/log/records.js';
 import { loadExecution, summarize } from '../../../src/log/views.js';
-import { defaultExecutors } from '../../../src/steps/index.js';
-import { llmExecutor } from '../../../src/steps/llm.js';
-import type { StepExecutors } from '../../../src/steps/types.js';
 import { Engine } from '../../../src/worker/engine.js';
 import { def, useEngine } from '../../support/engine.js';
 import { useNatsServer } from '../../support/nats.js';
-import { startFakeOpenAI, type FakeOpenAI } from './support/fake-openai.js';
+import { countingLlmExecutors, useFakeOpenAI, type FakeOpenAI } from './support/fake-openai.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
 
+const upstream = useFakeOpenAI();
 let fake: FakeOpenAI;
-beforeAll(async () => {
-  fake = await startFakeOpenAI({ name: 'up' });
-});
-afterAll(async () => {
-  await fake?.close();
-});
-afterEach(() => {
-  fake.requests.length = 0;
-  fake.setReply({ type: 'completion' });
+beforeAll(() => {
+  fake = upstream();
 });
 
 /** Two providers on the same server: `up` takes json_schema, `plain` does not. No router retries: each call is one request. */
@@ -42,19 +33,7 @@ const env: Env = {
   SMARTSPEC_LLM_PLAIN_MAX_RETRIES: '0',
   SMARTSPEC_LLM_PLAIN_STRUCTURED_OUTPUTS: 'false',
 };
-function executors(): { executors: StepExecutors; runs: Map<string, number> } {
-  const runs = new Map<string, number>();
-  const llm = llmExecutor(createLlmRouter({ ...env, SMARTSPEC_LLM_UP_BASE_URL: fake.url, SMARTSPEC_LLM_PLAIN_BASE_URL: fake.url }));
-  return {
-    runs,
-    executors: defaultExecutors({
-      llm: (run) => {
-        runs.set(run.step.id, (runs.get(run.step.id) ?? 0) + 1);
-        return llm(run);
-      },
-    }),
-  };
-}
+const executors = () => countingLlmExecutors(createLlmRouter({ ...env, SMARTSPEC_LLM_UP_BASE_URL: fake.url, SMARTSPEC_LLM_PLAIN_BASE_URL: fake.url }));
 
 const CATEGORY = { type: 'object', properties: { category: { enum: ['billing', 'bug', 'other'] } }, required: ['category'] };
 const answer = (content: string, total = 20) => ({ type: 'completion' as const, content, usage: { prompt_tokens: total - 5, completion_tokens: 5, total_tokens: total } });
@@ -183,6 +162,9 @@ describe('llm steps with a schema', () => {
     });
     expect(failed[0].error.details.attempts.map((a: LlmStepAttempt) => a.ask)).toEqual([1, 2, 3]);
     expect(failed[0].error.details.usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
+    // The failed asks' tokens are spent: on the record, and in the execution's total the budget is checked against.
+    expect(failed[0].usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
+    expect(summarize(await loadExecution(fx.log, records[0].record.executionId)).usage).toEqual({ promptTokens: 45, completionTokens: 15, totalTokens: 60 });
     expect(records.at(-1)!.record).toMatchObject({ type: 'ExecutionFailed', error: { code: 'LLM_SCHEMA_MISMATCH' } });
   });
 

@@ -3,6 +3,7 @@ import { duration } from '../format.js';
 import type { ChainResult } from '../model/chain.js';
 import type { EventRecord } from '../model/records.js';
 import { Json } from './Json.js';
+import { ListTable } from './ListTable.js';
 
 function ChainBanner({ chain }: { chain: ChainResult | null }) {
   if (!chain) return <p class="chain muted">Checking the hash chain…</p>;
@@ -29,41 +30,28 @@ export function EventLog({ records, chain }: { records: EventRecord[]; chain: Ch
   return (
     <div class="event-log">
       <ChainBanner chain={chain} />
-      <table class="list events">
-        <caption class="sr-only">Event log</caption>
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">At</th>
-            <th scope="col">Event</th>
-            <th scope="col">Step</th>
-            <th scope="col">Details</th>
-            <th scope="col">Hash</th>
+      <ListTable caption="Event log" columns={['#', 'At', 'Event', 'Step', 'Details', 'Hash']} extraClass="events">
+        {records.map((r, i) => (
+          <tr key={r.seq} data-type={r.type} class={broken.has(r.seq) ? 'broken' : ''}>
+            <td title={`stream sequence ${r.seq}`}>{i + 1}</td>
+            <td title={r.at}>+{duration(Date.parse(r.at) - start)}</td>
+            <td>{r.type}</td>
+            <td>
+              {stepOf(r)}
+              {'attempt' in r && r.attempt ? ` (attempt ${r.attempt})` : ''}
+            </td>
+            <td>
+              <details>
+                <summary>record</summary>
+                <Json value={detailOf(r)} />
+              </details>
+            </td>
+            <td>
+              <code title={r.hash}>{r.hash.slice(0, 10)}</code> {broken.has(r.seq) ? '✗' : chain?.status === 'verified' ? '✓' : ''}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {records.map((r, i) => (
-            <tr key={r.seq} data-type={r.type} class={broken.has(r.seq) ? 'broken' : ''}>
-              <td title={`stream sequence ${r.seq}`}>{i + 1}</td>
-              <td title={r.at}>+{duration(Date.parse(r.at) - start)}</td>
-              <td>{r.type}</td>
-              <td>
-                {stepOf(r)}
-                {'attempt' in r && r.attempt ? ` (attempt ${r.attempt})` : ''}
-              </td>
-              <td>
-                <details>
-                  <summary>record</summary>
-                  <Json value={detailOf(r)} />
-                </details>
-              </td>
-              <td>
-                <code title={r.hash}>{r.hash.slice(0, 10)}</code> {broken.has(r.seq) ? '✗' : chain?.status === 'verified' ? '✓' : ''}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </ListTable>
     </div>
   );
 }

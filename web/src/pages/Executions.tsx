@@ -8,6 +8,7 @@ import { ProblemView } from '../components/Problem.js';
 import { ago, shortId, time } from '../format.js';
 import { STATUSES, type IndexEntry } from '../model/records.js';
 import { href, navigate } from '../router.js';
+import { ListTable } from '../components/ListTable.js';
 
 // The default rate limit is 60 requests a minute per client: a third of it for the list.
 const REFRESH_MS = 3000;
@@ -105,44 +106,32 @@ export function ExecutionsPage({ params }: { params: URLSearchParams }) {
         </span>
       </form>
       <ProblemView error={error} />
-      <table class="list">
-        <caption class="sr-only">Executions, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Execution</th>
-            <th scope="col">Workflow</th>
-            <th scope="col">Status</th>
-            <th scope="col">Created</th>
-            <th scope="col">Updated</th>
+      <ListTable caption="Executions, newest first" columns={['Execution', 'Workflow', 'Status', 'Created', 'Updated']}>
+        {shown.map((e) => (
+          <tr key={e.executionId} data-execution={e.executionId}>
+            <td>
+              <a href={href('executions', e.executionId)} title={e.executionId}>
+                {shortId(e.executionId)}
+              </a>
+            </td>
+            <td>
+              <a href={`#/executions?workflow=${enc(e.workflowId)}`}>{e.workflowId}</a>
+            </td>
+            <td>
+              <span class={`status status-${e.status}`}>{e.status}</span>
+            </td>
+            <td>{time(e.createdAt)}</td>
+            <td>{ago(e.updatedAt)}</td>
           </tr>
-        </thead>
-        <tbody>
-          {shown.map((e) => (
-            <tr key={e.executionId} data-execution={e.executionId}>
-              <td>
-                <a href={href('executions', e.executionId)} title={e.executionId}>
-                  {shortId(e.executionId)}
-                </a>
-              </td>
-              <td>
-                <a href={`#/executions?workflow=${enc(e.workflowId)}`}>{e.workflowId}</a>
-              </td>
-              <td>
-                <span class={`status status-${e.status}`}>{e.status}</span>
-              </td>
-              <td>{time(e.createdAt)}</td>
-              <td>{ago(e.updatedAt)}</td>
-            </tr>
-          ))}
-          {entries && !shown.length ? (
-            <tr>
-              <td colSpan={5} class="muted">
-                No executions{status || workflowId || needle ? ' match these filters' : ' yet'}.
-              </td>
-            </tr>
-          ) : null}
-        </tbody>
-      </table>
+        ))}
+        {entries && !shown.length ? (
+          <tr>
+            <td colSpan={5} class="muted">
+              No executions{status || workflowId || needle ? ' match these filters' : ' yet'}.
+            </td>
+          </tr>
+        ) : null}
+      </ListTable>
     </section>
   );
 }

@@ -13,6 +13,7 @@ import { checkDefinitionText } from '../model/definitionCheck.js';
 import type { Definition } from '../model/records.js';
 import { chartOf } from '../model/statechart.js';
 import { href, navigate } from '../router.js';
+import { ListTable } from '../components/ListTable.js';
 
 interface ListedWorkflow { id: string; version: number; createdAt: string; steps: number }
 interface StoredWorkflow { id: string; version: number; createdAt: string; definition: Definition }
@@ -59,37 +60,25 @@ function WorkflowList({ list }: { list: ListedWorkflow[] }) {
   const groups = [...byId(list)];
   if (!groups.length) return <p class="muted">No workflows registered yet.</p>;
   return (
-    <table class="list">
-      <caption class="sr-only">Registered workflows</caption>
-      <thead>
-        <tr>
-          <th scope="col">Workflow</th>
-          <th scope="col">Latest</th>
-          <th scope="col">Steps</th>
-          <th scope="col">Registered</th>
-          <th scope="col">Versions</th>
+    <ListTable caption="Registered workflows" columns={['Workflow', 'Latest', 'Steps', 'Registered', 'Versions']}>
+      {groups.map(([id, versions]) => (
+        <tr key={id} data-workflow={id}>
+          <td>
+            <a href={href('workflows', id)}>{id}</a>
+          </td>
+          <td>v{versions[0].version}</td>
+          <td>{versions[0].steps}</td>
+          <td>{time(versions[0].createdAt)}</td>
+          <td>
+            {versions.map((v) => (
+              <a key={v.version} class="version" href={href('workflows', id, v.version)}>
+                v{v.version}
+              </a>
+            ))}
+          </td>
         </tr>
-      </thead>
-      <tbody>
-        {groups.map(([id, versions]) => (
-          <tr key={id} data-workflow={id}>
-            <td>
-              <a href={href('workflows', id)}>{id}</a>
-            </td>
-            <td>v{versions[0].version}</td>
-            <td>{versions[0].steps}</td>
-            <td>{time(versions[0].createdAt)}</td>
-            <td>
-              {versions.map((v) => (
-                <a key={v.version} class="version" href={href('workflows', id, v.version)}>
-                  v{v.version}
-                </a>
-              ))}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </ListTable>
   );
 }
 

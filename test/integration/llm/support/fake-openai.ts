@@ -12,6 +12,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import type { LlmRouter } from '../../../../src/llm/index.js';
+import { defaultExecutors } from '../../../../src/steps/index.js';
+import { llmExecutor } from '../../../../src/steps/llm.js';
+import type { StepExecutors } from '../../../../src/steps/types.js';
 
 export type FakeReply =
   /** A normal answer; streamed as SSE when the request asks for it. */
@@ -194,4 +199,39 @@ export async function waitUntil(check: () => boolean, timeoutMs = 5000, what = '
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(10);
   }
+}
+
+/**
+ * A fake upstream for a whole test file: started before its tests, its requests and reply reset
+ * after each test, closed at the end. Call the returned function inside a test (or a later hook).
+ */
+export function useFakeOpenAI(name = 'up'): () => FakeOpenAI {
+  let fake: FakeOpenAI | undefined;
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({ name });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+  afterEach(() => {
+    if (!fake) return;
+    fake.requests.length = 0;
+    fake.setReply({ type: 'completion' });
+  });
+  return () => fake!;
+}
+
+/** The built-in executors with `llm` on `router`, counting how often each llm step actually ran. */
+export function countingLlmExecutors(router: LlmRouter): { executors: StepExecutors; runs: Map<string, number> } {
+  const runs = new Map<string, number>();
+  const llm = llmExecutor(router);
+  return {
+    runs,
+    executors: defaultExecutors({
+      llm: (run) => {
+        runs.set(run.step.id, (runs.get(run.step.id) ?? 0) + 1);
+        return llm(run);
+      },
+    }),
+  };
 }
