@@ -10,6 +10,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { LEASES_BUCKET } from '../nats/names.js';
+import { KvMirror } from '../nats/kvMirror.js';
 import { acquire, admissible, emptyKey, emptyRate, prune, release, renew, reserve, spend, type AcquireResult, type Holder, type KeyState, type RateState, type Waiter } from './slots.js';
 
 const hashed = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 40);
@@ -105,22 +106,10 @@ export class LeaseStore {
     return e && e.operation === 'PUT' ? e.json<KeyState>() : undefined;
   }
 
-  /** Every concurrency key's state, then every change, until `stop()`. A watch that ends starts again. */
-  watch(onChange: (state: KeyState, revision: number) => void): { stop(): void } {
-    let stopped = false;
-    let current: { stop(): void } | undefined;
-    void (async () => {
-      while (!stopped && !this.nc.isClosed()) {
-        try {
-          const iter = await this.kv.watch({ key: 'c.>' });
-          current = iter;
-          for await (const e of iter) if (e.operation === 'PUT') onChange(e.json<KeyState>(), e.revision);
-        } catch {
-          // connection trouble: watch again below
-        }
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
-    })();
-    return { stop: () => { stopped = true; current?.stop(); } };
+  /** Every concurrency key's state, then every change (deleted keys: undefined), until `stop()`; across fail-overs too (KvMirror). */
+  watch(onChange: (entry: string, state: KeyState | undefined) => void): { stop(): void } {
+    const mirror = new KvMirror<KeyState>(this.kv, this.nc, { stallCheckMs: 5000, retryMs: 500, apply: (entry, state) => { if (entry.startsWith('c.')) onChange(entry, state); } });
+    void mirror.start();
+    return { stop: () => mirror.close() };
   }
 }

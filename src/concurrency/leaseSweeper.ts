@@ -21,9 +21,9 @@ export class LeaseSweeper {
   constructor(private readonly admission: Admission, private readonly options: { everyMs?: number; onError?: (err: unknown, context: string) => void } = {}) {}
 
   start(): void {
-    this.watch = this.admission.store.watch((state) => {
-      if (state.queue.length === 0) this.keys.delete(state.key);
-      else this.keys.set(state.key, state);
+    this.watch = this.admission.store.watch((entry, state) => {
+      if (!state || state.queue.length === 0) this.keys.delete(entry);
+      else this.keys.set(entry, state);
     });
     this.timer = setInterval(() => void this.sweep(), this.options.everyMs ?? 1000);
     this.timer.unref();
