@@ -83,9 +83,6 @@ export interface RunnerOutcome {
   snapshot: WorkflowSnapshot;
 }
 
-/** The name under which a queued execution is parked. */
-const EXECUTION_PARK = '(execution)';
-
 /** Thrown into a step's signal when the runner stops it. */
 class Stopped extends Error {}
 
@@ -121,10 +118,6 @@ export class ExecutionRunner {
   private readonly secrets: ExecutionSecrets;
   /** Concurrency and rate keys of this execution's steps and of the execution itself. */
   private readonly limits?: RunnerLimits;
-  /** Queued (steps, or `(execution)`) with no slot: left alone until a wake command. */
-  private readonly parked = new Set<string>();
-  /** Wakes so far: one that comes while an admission is under way makes it try again rather than park. */
-  private wakes = 0;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -136,7 +129,19 @@ export class ExecutionRunner {
   ) {
     this.workflowId = snapshot.context.definition.id;
     this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
-    if (deps.admission) this.limits = new RunnerLimits(deps.admission, executionId);
+    if (deps.admission) {
+      const runner = this;
+      this.limits = new RunnerLimits(deps.admission, executionId, {
+        workflowId: this.workflowId,
+        get snapshot() { return runner.snapshot; },
+        get isStopped() { return runner.stopped; },
+        record: (key, event) => this.enqueueOnce(key, event),
+        startAdmitted: (step, attempt, fields) => this.start(step, this.snapshot, attempt, fields),
+        react: () => this.react(),
+        scope: (step, snap) => this.scopeFor(step, snap),
+        pathOf: (step) => this.pathOf(step),
+      });
+    }
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -148,7 +153,7 @@ export class ExecutionRunner {
    */
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
-    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.admitting) return Promise.resolve(this.outcome());
+    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.limits?.busy) return Promise.resolve(this.outcome());
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
@@ -229,7 +234,7 @@ export class ExecutionRunner {
    */
   async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
     // A step queued on a rate key: its reserved time has come; it is admitted again (not a record).
-    if (queuedStep(this.snapshot.context, stepId)?.until === at && at !== undefined && this.limits) {
+    if (this.limits?.isRateTimer(stepId, at)) {
       this.deps.timers?.disarm({ executionId: this.executionId, stepId, attempt }).catch((err) => this.deps.onError?.(err, 'timer disarm'));
       return this.react();
     }
@@ -244,18 +249,15 @@ export class ExecutionRunner {
    * (InvalidExecutionStateError) when `holder` no longer waits here, so its place in the queue goes.
    */
   wake(holder: string): void {
-    if (!this.limits?.waits(this.snapshot, holder)) throw new InvalidExecutionStateError(`'${holder}' of execution '${this.executionId}' is not queued (any more)`);
-    this.wakes++;
-    for (const id of this.parked) { this.timers.get(id)?.(); this.timers.delete(id); }
-    this.parked.clear();
-    this.react();
+    if (!this.limits) throw new InvalidExecutionStateError(`execution '${this.executionId}' is hosted without concurrency keys`);
+    this.limits.wake(holder);
   }
 
   /** Stop hosting without writing anything (shutdown, passivation). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.limits?.releaseAll();
+    this.limits?.stop();
     this.abortSteps('stopped');
     this.resolveDone({ status: this.status, snapshot: this.snapshot });
   }
@@ -367,19 +369,19 @@ export class ExecutionRunner {
 
     // A workflow-level concurrency key: no step runs before the execution holds its slot.
     const admitting = this.limits?.needsExecutionAdmission(snap) === true;
-    if (admitting && !this.holding) this.admitExecution(snap);
+    if (admitting && !this.holding) this.limits!.admitExecution(snap);
     for (const { step, phase } of this.holding || admitting ? [] : active) {
       if (isContainer(step)) {
         if (phase === 'pending') this.beginContainer(step, snap);
         else if (phase === 'closing') this.enqueueOnce(`close:${step.id}`, { type: 'StepCompleted', stepId: step.id, attempt: stepMapGet(snap.context.attempts, step.id) ?? 1, output: stepMapGet(snap.context.outputs, step.id) ?? null });
         else if (phase === 'check' && step.type === 'loop') this.checkLoop(step, snap);
       } else if (phase === 'pending') this.begin(step, snap);
-      else if (phase === 'queued' && !this.timers.has(step.id)) this.start(step, snap, stepMapGet(snap.context.attempts, step.id) ?? 1);
+      else if (phase === 'queued' && this.limits?.due(step.id)) this.limits.admitStep(step, snap, stepMapGet(snap.context.attempts, step.id) ?? 1);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
       else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
     }
-    if (status === 'WAITING' && this.idleWaiters.length > 0 && !this.admitting) {
+    if (status === 'WAITING' && this.idleWaiters.length > 0 && !this.limits?.busy) {
       const waiters = this.idleWaiters;
       this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
       for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
@@ -555,69 +557,9 @@ export class ExecutionRunner {
     this.start(step, snap, attempt);
   }
 
-  /**
-   * A step with concurrency or rate keys: admitted, it starts (its StepStarted says its keys and how
-   * long it queued); over a limit, it is queued (StepQueued), or stays queued until it is woken or
-   * its reserved rate time comes.
-   */
-  private admit(step: Step, snap: WorkflowSnapshot, attempt: number): void {
-    const key = `admit:${step.id}`;
-    if (this.starting.has(key)) return;
-    this.starting.add(key);
-    const wakes = this.wakes;
-    void this.limits!.admitStep(step, snap, attempt, () => this.scopeFor(step, snap), this.pathOf(step))
-      .then((decision) => {
-        this.starting.delete(key);
-        if (this.stopped) return;
-        if ('start' in decision) return this.start(step, this.snapshot, attempt, decision.start);
-        if ('queue' in decision) return this.enqueueOnce(step.id, decision.queue);
-        if (decision.retryAt !== undefined) {
-          const timer = setTimeout(() => { this.timers.delete(step.id); if (!this.stopped) this.react(); }, decision.retryAt - Date.now());
-          this.timers.set(step.id, () => clearTimeout(timer));
-        }
-        // Over a limit, queued already: parked until a wake command (settled() sees WAITING).
-        else if (wakes === this.wakes) this.park(step.id);
-        this.react();
-      }, (err) => {
-        this.starting.delete(key);
-        if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
-      });
-  }
-
-  /** A workflow-level concurrency key: record the execution's admission or its queueing. */
-  private admitExecution(snap: WorkflowSnapshot): void {
-    const key = 'admit:(execution)';
-    if (this.starting.has(key) || this.parked.has(EXECUTION_PARK)) return;
-    this.starting.add(key);
-    const wakes = this.wakes;
-    const scope = { input: snap.context.input, steps: {}, execution: { id: this.executionId, workflowId: this.workflowId } };
-    void this.limits!.admitExecution(snap, scope)
-      .then((event) => {
-        this.starting.delete(key);
-        if (this.stopped) return;
-        if (event) return this.enqueueOnce(key, event);
-        if (wakes === this.wakes && !this.limits!.holdsExecution()) this.park(EXECUTION_PARK);
-        this.react();
-      }, (err) => {
-        this.starting.delete(key);
-        if (!this.stopped) this.enqueueOnce(key, { type: 'ExecutionFailed', error: toErrorRecord(err) });
-      });
-  }
-
-  /** A queued step or execution is being admitted: it may start any moment, so not idle. */
-  private get admitting(): boolean {
-    for (const key of this.starting) if (key.startsWith('admit:')) return true;
-    return false;
-  }
-
-  private park(id: string): void {
-    this.parked.add(id);
-    this.timers.set(id, () => this.parked.delete(id));
-  }
-
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
   private start(step: Step, snap: WorkflowSnapshot, attempt: number, admitted?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
-    if (!admitted && this.limits && isLimited(step)) return this.admit(step, snap, attempt);
+    if (!admitted && this.limits && isLimited(step)) return this.limits.admitStep(step, snap, attempt);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
@@ -711,7 +653,7 @@ export class ExecutionRunner {
 
   private finish(status: ExecutionStatus): void {
     this.stopped = true;
-    this.limits?.releaseAll();
+    this.limits?.stop();
     this.abortSteps('execution ended');
     this.actor.stop();
     this.resolveDone({ status, snapshot: this.actor.getSnapshot() });
