@@ -46,6 +46,12 @@ type StepDecision =
 
 export const isLimited = (step: Step): boolean => step.concurrency !== undefined || step.rateLimit !== undefined;
 
+/** When a step queued on its rate key may start (epoch ms); Infinity when it waits for a slot instead. */
+export function rateTimeOf(snap: WorkflowSnapshot, stepId: string): number {
+  const q = queuedStep(snap.context, stepId);
+  return q?.reason === 'rate' && q.until !== undefined ? Date.parse(q.until) : Infinity;
+}
+
 /** A step attempt's id as a holder of keys. */
 export const stepHolder = (executionId: string, stepId: string, attempt: number) => `${executionId}:${stepId}:${attempt}`;
 

@@ -23,7 +23,6 @@ import {
   stepMapGet,
   stepMapHas,
   emptyStepMap,
-  queuedStep,
   type ErrorInfo,
   type Usage,
   type ExecutionStatus,
@@ -53,7 +52,7 @@ import { ExecutionSecrets } from '../secrets/executionSecrets.js';
 import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
 import type { Principal, StepStarted } from '../../machines/events.js';
 import type { Admission } from '../concurrency/admission.js';
-import { isLimited, RunnerLimits } from '../concurrency/runnerLimits.js';
+import { isLimited, rateTimeOf, RunnerLimits } from '../concurrency/runnerLimits.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -163,7 +162,7 @@ export class ExecutionRunner {
     const { active } = inspectSnapshot(snap);
     const limit = this.now().getTime() + ms;
     return active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
-      || (phase === 'queued' && Date.parse(queuedStep(snap.context, st.id)?.until ?? '') <= limit));
+      || (phase === 'queued' && rateTimeOf(snap, st.id) <= limit));
   }
 
   private now(): Date {
