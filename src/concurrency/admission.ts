@@ -24,6 +24,8 @@ export const DEFAULT_LEASE_TTL_MS = 15_000;
 export class Admission {
   /** Leases held here: holder id → its keys. */
   private readonly held = new Map<string, string[]>();
+  /** Releases under way: close() waits for them, so their wakes leave before the connection closes. */
+  private readonly releasing = new Set<Promise<void>>();
   private readonly renewal: NodeJS.Timeout;
   readonly ttlMs: number;
 
@@ -61,7 +63,9 @@ export class Admission {
     const keys = this.held.get(id);
     if (!keys) return;
     this.held.delete(id);
-    for (const key of keys) await this.freeOne(key, id);
+    const done = (async () => { for (const key of keys) await this.freeOne(key, id); })();
+    this.releasing.add(done);
+    try { await done; } finally { this.releasing.delete(done); }
   }
 
   /** Forget a waiter that no longer waits (its execution ended or moved on); the ones behind it may move up. */
@@ -96,5 +100,6 @@ export class Admission {
   async close(): Promise<void> {
     clearInterval(this.renewal);
     await Promise.all([...this.held.keys()].map((id) => this.release(id).catch((err) => this.options.onError?.(err, 'lease release'))));
+    await Promise.allSettled([...this.releasing]);
   }
 }

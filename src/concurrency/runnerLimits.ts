@@ -46,10 +46,10 @@ type StepDecision =
 
 export const isLimited = (step: Step): boolean => step.concurrency !== undefined || step.rateLimit !== undefined;
 
-/** When a step queued on its rate key may start (epoch ms); Infinity when it waits for a slot instead. */
-export function rateTimeOf(snap: WorkflowSnapshot, stepId: string): number {
+/** Whether a queued step waits for its rate time and that comes by `time` (epoch ms); not one that waits for a slot. */
+export function startsBy(snap: WorkflowSnapshot, stepId: string, time: number): boolean {
   const q = queuedStep(snap.context, stepId);
-  return q?.reason === 'rate' && q.until !== undefined ? Date.parse(q.until) : Infinity;
+  return q?.reason === 'rate' && q.until !== undefined && Date.parse(q.until) <= time;
 }
 
 /** A step attempt's id as a holder of keys. */

@@ -52,7 +52,7 @@ import { ExecutionSecrets } from '../secrets/executionSecrets.js';
 import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
 import type { Principal, StepStarted } from '../../machines/events.js';
 import type { Admission } from '../concurrency/admission.js';
-import { isLimited, rateTimeOf, RunnerLimits } from '../concurrency/runnerLimits.js';
+import { isLimited, startsBy, RunnerLimits } from '../concurrency/runnerLimits.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -162,7 +162,7 @@ export class ExecutionRunner {
     const { active } = inspectSnapshot(snap);
     const limit = this.now().getTime() + ms;
     return active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
-      || (phase === 'queued' && rateTimeOf(snap, st.id) <= limit));
+      || (phase === 'queued' && startsBy(snap, st.id, limit)));
   }
 
   private now(): Date {
