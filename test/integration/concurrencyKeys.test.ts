@@ -138,6 +138,16 @@ describe('concurrency keys', () => {
     }, 20_000);
   }, 60_000);
 
+  it('two steps of a parallel group on one key of limit 1 run one after the other, in one execution', async () => {
+    const step = (id: string) => ({ id, type: 'http', concurrency: [{ key: 'pair-{{execution.id}}', limit: 1 }], request: { method: 'GET', url: `${counting.url}?key=pair&ms=300&id={{execution.id}}` } });
+    const id = await submit({ id: 'pair', steps: [step('left'), step('right'), { id: 'join', type: 'transform', value: 'both' }], parallel: [['left', 'right']] }, {});
+    await until('it to end', () => ended(id), 30_000);
+    const recs = await records(id);
+    expect(recs.at(-1)?.type).toBe('ExecutionCompleted');
+    expect(counting.max.get('pair')).toBe(1);
+    expect(recs.filter((r) => r.type === 'StepQueued')).toHaveLength(1);
+  }, 40_000);
+
   it('a key that gives nothing fails its step with INVALID_KEY, naming the path', async () => {
     const definition = { id: 'bad-key', steps: [{ id: 'only', type: 'transform', value: 1, concurrency: [{ key: '{% input.missing %}', limit: 1 }] }] };
     const id = await submit(definition, {});
