@@ -246,6 +246,8 @@ export const definitionSchema = z.strictObject({
   triggers: z.array(triggerSchema).max(16, 'at most 16 triggers per workflow').optional(),
   /** At most `limit` executions of a key run at once; the others wait, queued (src/concurrency). */
   concurrency: concurrencySchema.optional(),
+  /** Executions started per minute under a key, and the LLM tokens all their steps use per minute. */
+  rateLimit: rateLimitSchema.optional(),
 });
 
 export type RetryPolicy = z.infer<typeof retrySchema>;

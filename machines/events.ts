@@ -134,8 +134,11 @@ export interface ExecutionResumed {
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
 export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }
-/** A workflow-level `concurrency` key is at its limit: the execution waits before its first step. */
-export interface ExecutionQueued { type: 'ExecutionQueued'; keys: string[]; since: string }
+/**
+ * A workflow-level key is at its limit: the execution waits before its first step, for its rate
+ * key's reserved time `until` (`reason: "rate"`) or for a slot of a concurrency key.
+ */
+export interface ExecutionQueued { type: 'ExecutionQueued'; keys: string[]; since: string; reason: 'rate' | 'concurrency'; until?: string }
 /** The execution holds its workflow-level concurrency keys; its steps may run. */
 export interface ExecutionAdmitted { type: 'ExecutionAdmitted'; keys: string[]; queuedMs?: number }
 

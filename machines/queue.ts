@@ -7,8 +7,17 @@
  * whoever hosts the execution later re-admits it from the log alone. Pure.
  */
 import { assign } from 'xstate';
+import type { Definition } from './definition.js';
 import type { StepQueued, WorkflowEvent } from './events.js';
 import { stepMapGet, stepMapSet, stepMapSize, type StepMap } from './stepMap.js';
+
+export interface QueuedExecution { keys: string[]; since: string; reason: 'rate' | 'concurrency'; until?: string }
+
+const recordExecutionQueued = assign(({ event }: Args) => {
+  const e = event as Extract<WorkflowEvent, { type: 'ExecutionQueued' }>;
+  return { executionQueued: { keys: e.keys, since: e.since, reason: e.reason, ...(e.until !== undefined ? { until: e.until } : {}) } };
+});
+const recordAdmitted = assign(({ event }: Args) => ({ admitted: true, admittedKeys: (event as Extract<WorkflowEvent, { type: 'ExecutionAdmitted' }>).keys, executionQueued: undefined }));
 
 /** A queued step, as its StepQueued recorded it. */
 export interface QueuedStep {
@@ -25,8 +34,10 @@ interface QueueContext {
   attempts: StepMap<number>;
   /** The execution holds its workflow-level keys (ExecutionAdmitted). */
   admitted?: boolean;
-  /** Since when, and on which keys, the execution waits (ExecutionQueued). */
-  executionQueued?: { keys: string[]; since: string };
+  /** The keys its ExecutionAdmitted recorded (its tokens count against its rate key). */
+  admittedKeys?: string[];
+  /** Since when, on which keys and why the execution waits (ExecutionQueued). */
+  executionQueued?: QueuedExecution;
 }
 type Args = { context: QueueContext; event: WorkflowEvent };
 
@@ -73,24 +84,27 @@ export const toQueued = (stepId: string) => ({
   actions: recordQueued(stepId),
 });
 
+/** A workflow with its own keys: its executions are admitted (or queued) before their first step. */
+export const admitsExecutions = (def: Definition): boolean => def.concurrency !== undefined || def.rateLimit !== undefined;
+
 /** Transitions of `running` for a workflow-level limit: queued before any step started, or admitted. */
 export function executionQueueTransitions() {
   const nothingStarted = ({ context }: Args) => !context.admitted && stepMapSize(context.attempts) === 0;
   return {
-    ExecutionQueued: {
-      guard: nothingStarted,
-      target: '#workflow.queued',
-      actions: assign(({ event }: Args) => { const e = event as Extract<WorkflowEvent, { type: 'ExecutionQueued' }>; return { executionQueued: { keys: e.keys, since: e.since } }; }),
-    },
-    ExecutionAdmitted: { guard: ({ context }: Args) => !context.admitted, actions: assign({ admitted: true }) },
+    ExecutionQueued: { guard: nothingStarted, target: '#workflow.queued', actions: recordExecutionQueued },
+    ExecutionAdmitted: { guard: ({ context }: Args) => !context.admitted, actions: recordAdmitted },
   };
 }
 
-/** The top-level `queued` state: admitted, it runs from its first step; it may be cancelled while it waits. */
+/**
+ * The top-level `queued` state: admitted, it runs from its first step; queued again (its rate
+ * time came, then a concurrency key was full); it may be cancelled while it waits.
+ */
 export function executionQueuedState() {
   return {
     on: {
-      ExecutionAdmitted: { target: 'running', actions: assign({ admitted: true, executionQueued: undefined }) },
+      ExecutionAdmitted: { target: 'running', actions: recordAdmitted },
+      ExecutionQueued: { actions: recordExecutionQueued },
       ExecutionCancelled: 'cancelled',
     },
   };

@@ -21,7 +21,7 @@ import { switchNode } from './containers/switch.js';
 import { parallelNode } from './containers/parallel.js';
 import { graphNode } from './containers/graph.js';
 import { loopNode } from './containers/loop.js';
-import { executionQueuedState, executionQueueTransitions, queuedState, toQueued, type QueuedStep } from './queue.js';
+import { admitsExecutions, executionQueuedState, executionQueueTransitions, queuedState, toQueued, type QueuedExecution, type QueuedStep } from './queue.js';
 
 export interface WorkflowContext {
   executionId: string;
@@ -47,10 +47,11 @@ export interface WorkflowContext {
   budget?: Budget;
   /** Steps waiting for a concurrency or rate key, by step (machines/queue.ts). */
   queued?: Record<string, QueuedStep>;
-  /** The execution holds its workflow-level concurrency keys. */
+  /** The execution holds its workflow-level keys, recorded by its ExecutionAdmitted. */
   admitted?: boolean;
-  /** The execution waits for its workflow-level concurrency keys. */
-  executionQueued?: { keys: string[]; since: string };
+  admittedKeys?: string[];
+  /** The execution waits for its workflow-level keys. */
+  executionQueued?: QueuedExecution;
   /** The execution's error, once ExecutionFailed. */
   error?: ErrorInfo;
   output?: unknown;
@@ -306,11 +307,11 @@ export function compileWorkflow(definition: Definition) {
           ExecutionFailed: { target: 'failed', actions: assign(({ event }) => (event.type === 'ExecutionFailed' ? { error: event.error } : {})) },
           ExecutionCancelled: 'cancelled',
           SignalReceived: bufferSignalTransitions(definition) as any,
-          ...((definition.concurrency ? executionQueueTransitions() : {}) as any),
+          ...((admitsExecutions(definition) ? executionQueueTransitions() : {}) as any),
         },
         states: runningStates as any,
       },
-      ...((definition.concurrency ? { queued: executionQueuedState() } : {}) as any),
+      ...((admitsExecutions(definition) ? { queued: executionQueuedState() } : {}) as any),
       completed: { type: 'final' },
       failed: {},
       cancelled: {},

@@ -54,10 +54,6 @@ export class Admission {
     return { granted: true };
   }
 
-  holds(id: string): boolean {
-    return this.held.has(id);
-  }
-
   /** Let go of every slot the holder has here, waking the waiters that may take them. */
   async release(id: string): Promise<void> {
     const keys = this.held.get(id);

@@ -1,19 +1,21 @@
 /**
  * Concurrency and rate keys for one runner (kept here, so the runner only
  * calls in): whether a step (or the execution) starts now or is queued, and
- * with which record; a queued one is parked until a wake command or its
- * reserved rate time; which slots go back after a record. Keys are evaluated
- * once, when the step is first admitted or queued, and recorded; a queued
- * step is re-admitted with the recorded keys.
+ * with which record; a queued one is parked until a wake command, or waits on
+ * a durable timer for its reserved rate time; which slots go back after a
+ * record, and which tokens count against a rate key. Keys are evaluated once,
+ * when first admitted or queued, and recorded; a queued step or execution is
+ * re-admitted with the recorded keys, and never reserves a rate time twice.
  */
-import { inspectSnapshot, isTerminal, queuedStep, statusOf, stepMapGet, type StepQueued, type StepStarted, type WorkflowEvent, type WorkflowSnapshot } from '../../machines/index.js';
+import { admitsExecutions, inspectSnapshot, isTerminal, queuedStep, statusOf, stepMapGet, type QueuedExecution, type QueuedStep, type StepStarted, type WorkflowEvent, type WorkflowSnapshot } from '../../machines/index.js';
 import type { ConcurrencyLimit, RateLimit, Step } from '../../machines/definition.js';
 import { findStep } from '../../machines/blocks.js';
 import { resolveValue, type ResolveScope } from '../definition/resolve.js';
 import { InvalidExecutionStateError, StepError, toErrorRecord } from '../errors.js';
-import type { Admission } from './admission.js';
+import type { Admission, KeyLimit } from './admission.js';
+import type { Holder } from './slots.js';
 
-/** A reserved rate slot this close is started at once (timer granularity). */
+/** A reserved rate time this close is started at once (timer granularity). */
 const SLACK_MS = 2;
 
 /** What the runner lends: its records, its start of an admitted step, its reaction to the snapshot. */
@@ -31,24 +33,30 @@ export interface LimitsHost {
   scope(step: Step, snap: WorkflowSnapshot): Promise<ResolveScope>;
   /** The step's path in the definition, for errors. */
   pathOf(step: Step): string;
+  /** Keep a durable timer (any worker fires it as a `timer` command), before its record. */
+  armTimer?(stepId: string, attempt: number, at: string): Promise<void>;
 }
 
-/** The name under which a queued execution is parked. */
+/** The name under which the execution's own admission is tracked (never a step id). */
 const EXECUTION = '(execution)';
+/** The step id of an execution's rate timer: `=` is never in a step id, and KV keys allow it. */
+export const EXECUTION_TIMER = '=execution';
 
-type StepDecision =
-  /** Start it: these fields go into its StepStarted. */
+type Decision =
+  /** Start the step: these fields go into its StepStarted. */
   | { start: Pick<StepStarted, 'keys' | 'queuedMs'> }
-  /** Record this StepQueued. */
-  | { queue: StepQueued }
-  /** Queued already: try again at this time (a reserved rate slot), or when woken (undefined). */
-  | { retryAt?: number };
+  /** Record this (StepQueued, ExecutionQueued, ExecutionAdmitted); `timer`: a reserved rate time to keep first. */
+  | { record: WorkflowEvent; timer?: string }
+  /** Queued already: try again at this time (a reserved rate time), or when woken (undefined). */
+  | { retryAt?: number }
+  /** Admitted before: its slots are taken back, nothing to record. */
+  | { readmitted: true };
 
 export const isLimited = (step: Step): boolean => step.concurrency !== undefined || step.rateLimit !== undefined;
 
-/** Whether a queued step waits for its rate time and that comes by `time` (epoch ms); not one that waits for a slot. */
-export function startsBy(snap: WorkflowSnapshot, stepId: string, time: number): boolean {
-  const q = queuedStep(snap.context, stepId);
+/** Whether a queued step (or, without a step, the queued execution) waits for its rate time and that comes by `time` (epoch ms). */
+export function startsBy(snap: WorkflowSnapshot, stepId: string | undefined, time: number): boolean {
+  const q = stepId === undefined ? ((snap.value as unknown) === 'queued' ? snap.context.executionQueued : undefined) : queuedStep(snap.context, stepId);
   return q?.reason === 'rate' && q.until !== undefined && Date.parse(q.until) <= time;
 }
 
@@ -66,6 +74,8 @@ export class RunnerLimits {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Wakes so far: one that comes while an admission is under way makes it try again rather than park. */
   private wakes = 0;
+  /** The execution is admitted, and holds its workflow-level slots here. */
+  private executionHeld = false;
 
   constructor(private readonly admission: Admission, private readonly executionId: string, private readonly host: LimitsHost) {}
 
@@ -79,46 +89,54 @@ export class RunnerLimits {
     return !this.admitting.has(stepId) && !this.parked.has(stepId) && !this.timers.has(stepId);
   }
 
+  /** Whether the execution must be admitted (or take its slots back) before a step runs. */
+  needsExecutionAdmission(snap: WorkflowSnapshot): boolean {
+    return admitsExecutions(snap.context.definition) && !this.executionHeld;
+  }
+
   /**
    * Admit a step: admitted, it starts (its StepStarted says its keys and how long it queued);
    * over a limit, it is queued (StepQueued), or stays queued until it is woken or its reserved
    * rate time comes. A key that cannot be read fails the step.
    */
   admitStep(step: Step, snap: WorkflowSnapshot, attempt: number): void {
-    if (this.admitting.has(step.id)) return;
-    this.admitting.add(step.id);
-    const wakes = this.wakes;
-    void this.decide(step, snap, attempt).then((decision) => {
-      this.admitting.delete(step.id);
-      if (this.host.isStopped) return;
-      if ('start' in decision) return this.host.startAdmitted(step, attempt, decision.start);
-      if ('queue' in decision) return this.host.record(step.id, decision.queue);
-      if (decision.retryAt !== undefined) {
-        this.timers.set(step.id, setTimeout(() => { this.timers.delete(step.id); if (!this.host.isStopped) this.host.react(); }, decision.retryAt - Date.now()));
-      } else if (wakes === this.wakes) this.parked.add(step.id);
-      this.host.react();
-    }, (err) => {
-      this.admitting.delete(step.id);
-      if (!this.host.isStopped) this.host.record(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
-    });
+    this.settle(step.id, () => this.decideStep(step, snap, attempt), (fields) => this.host.startAdmitted(step, attempt, fields),
+      (err) => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }));
   }
 
-  /** A workflow-level key: record the execution's admission or its queueing; queued already, park. */
+  /** Admit the execution (workflow-level keys): ExecutionAdmitted, or ExecutionQueued and wait. */
   admitExecution(snap: WorkflowSnapshot): void {
-    if (this.admitting.has(EXECUTION) || this.parked.has(EXECUTION)) return;
-    this.admitting.add(EXECUTION);
+    if (!this.due(EXECUTION)) return;
+    this.settle(EXECUTION, () => this.decideExecution(snap), () => undefined, (err) => ({ type: 'ExecutionFailed', error: toErrorRecord(err) }));
+  }
+
+  private settle(id: string, decide: () => Promise<Decision>, start: (fields: Pick<StepStarted, 'keys' | 'queuedMs'>) => void, failed: (err: unknown) => WorkflowEvent): void {
+    if (this.admitting.has(id)) return;
+    this.admitting.add(id);
     const wakes = this.wakes;
-    const scope = { input: snap.context.input, steps: {}, execution: { id: this.executionId, workflowId: this.host.workflowId } };
-    void this.decideExecution(snap, scope).then((event) => {
-      this.admitting.delete(EXECUTION);
-      if (this.host.isStopped) return;
-      if (event) return this.host.record(EXECUTION, event);
-      if (wakes === this.wakes && !this.admission.holds(this.executionId)) this.parked.add(EXECUTION);
-      this.host.react();
-    }, (err) => {
-      this.admitting.delete(EXECUTION);
-      if (!this.host.isStopped) this.host.record(EXECUTION, { type: 'ExecutionFailed', error: toErrorRecord(err) });
-    });
+    void decide()
+      .then(async (decision) => {
+        // The timer is kept before its record: a crash in between leaves a timer found spent, never a lost one.
+        if ('record' in decision && decision.timer !== undefined) {
+          const attempt = decision.record.type === 'StepQueued' ? decision.record.attempt : 1;
+          await this.host.armTimer?.(id === EXECUTION ? EXECUTION_TIMER : id, attempt, decision.timer);
+        }
+        return decision;
+      })
+      .then((decision) => {
+        this.admitting.delete(id);
+        if (this.host.isStopped) return;
+        if ('start' in decision) return start(decision.start);
+        if ('record' in decision) return this.host.record(id, decision.record);
+        if ('readmitted' in decision) return this.host.react();
+        if (decision.retryAt !== undefined) {
+          this.timers.set(id, setTimeout(() => { this.timers.delete(id); if (!this.host.isStopped) this.host.react(); }, decision.retryAt - Date.now()));
+        } else if (wakes === this.wakes) this.parked.add(id);
+        this.host.react();
+      }, (err) => {
+        this.admitting.delete(id);
+        if (!this.host.isStopped) this.host.record(id, failed(err));
+      });
   }
 
   /**
@@ -132,9 +150,12 @@ export class RunnerLimits {
     this.host.react();
   }
 
-  /** Whether a due timer is a queued step's reserved rate time (then it is tried again, not recorded). */
+  /** Whether a due timer is a queued step's (or the queued execution's) reserved rate time: then it is tried again, nothing is recorded. */
   isRateTimer(stepId: string, at: string | undefined): boolean {
-    return at !== undefined && queuedStep(this.host.snapshot.context, stepId)?.until === at;
+    if (at === undefined) return false;
+    const snap = this.host.snapshot;
+    if (stepId === EXECUTION_TIMER) return (snap.value as unknown) === 'queued' && snap.context.executionQueued?.until === at;
+    return queuedStep(snap.context, stepId)?.until === at;
   }
 
   /** Keys as values: `concurrency[i].key` first, then `rateLimit.key`. */
@@ -148,46 +169,62 @@ export class RunnerLimits {
     }));
   }
 
-  private async decide(step: Step, snap: WorkflowSnapshot, attempt: number): Promise<StepDecision> {
+  /**
+   * The rate key first (its reserved time is recorded, so it is reserved once), then a slot of
+   * every concurrency key. `queue(reason, until)` is the record of a wait; undefined when the
+   * same wait is recorded already.
+   */
+  private async limit(
+    limits: ConcurrencyLimit[], rate: RateLimit | undefined, keys: string[], q: QueuedStep | QueuedExecution | undefined, holder: Holder,
+    queue: (reason: 'rate' | 'concurrency', until: number | undefined) => WorkflowEvent,
+  ): Promise<Decision | undefined> {
     const now = Date.now();
+    let until = q?.until !== undefined ? Date.parse(q.until) : undefined;
+    if (rate && until === undefined) {
+      until = await this.admission.store.reserve(keys[keys.length - 1], rate.perMinute);
+      if (until > now + SLACK_MS) return { record: queue('rate', until), timer: new Date(until).toISOString() };
+    }
+    if (until !== undefined && until > now + SLACK_MS) return { retryAt: until };
+    if (limits.length > 0) {
+      const got = await this.admission.take(limits.map((c, i): KeyLimit => ({ key: keys[i], limit: c.limit })), holder);
+      if (!got.granted) return q?.reason === 'concurrency' ? {} : { record: queue('concurrency', until) };
+    }
+    return undefined;
+  }
+
+  private async decideStep(step: Step, snap: WorkflowSnapshot, attempt: number): Promise<Decision> {
     // Only a step that is queued now: an entry left from before a resume is not this run's.
     const q = inspectSnapshot(snap).phases[step.id] === 'queued' ? queuedStep(snap.context, step.id) : undefined;
     const keys = q?.keys ?? (await this.evaluate(step.concurrency ?? [], step.rateLimit, await this.host.scope(step, snap), this.host.pathOf(step)));
-    const since = q?.since ?? new Date(now).toISOString();
-    const rateKey = step.rateLimit ? keys[keys.length - 1] : undefined;
-    // A rate slot once reserved is kept (recorded as `until`): a re-admission never reserves again.
-    let until = q?.until !== undefined ? Date.parse(q.until) : undefined;
-    if (step.rateLimit && until === undefined) {
-      until = await this.admission.store.reserve(rateKey!, step.rateLimit.perMinute);
-      if (until > now + SLACK_MS) return { queue: queued(step.id, attempt, keys, since, until) };
-    }
-    if (until !== undefined && until > now + SLACK_MS) return { retryAt: until };
+    const since = q?.since ?? new Date().toISOString();
     const holder = stepHolder(this.executionId, step.id, attempt);
-    if (step.concurrency) {
-      const got = await this.admission.take(step.concurrency.map((c, i) => ({ key: keys[i], limit: c.limit })), { id: holder, executionId: this.executionId, stepId: step.id, attempt });
-      if (!got.granted) return q?.reason === 'concurrency' ? {} : { queue: queued(step.id, attempt, keys, since, until, true) };
+    const wait = await this.limit(step.concurrency ?? [], step.rateLimit, keys, q, { id: holder, executionId: this.executionId, stepId: step.id, attempt },
+      (reason, until) => ({ type: 'StepQueued', stepId: step.id, attempt, keys, since, reason, ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) }));
+    if (wait) return wait;
+    this.steps.set(step.id, { holder, ...(step.rateLimit ? { rateKey: keys[keys.length - 1] } : {}) });
+    return { start: { keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) } };
+  }
+
+  /** An execution admitted before (hosted again) takes its slots back whatever the count: its record stands. */
+  private async decideExecution(snap: WorkflowSnapshot): Promise<Decision> {
+    const def = snap.context.definition;
+    const limits = def.concurrency ?? [];
+    const holder: Holder = { id: this.executionId, executionId: this.executionId };
+    if (snap.context.admitted) {
+      const keys = snap.context.admittedKeys ?? [];
+      if (limits.length > 0) await this.admission.take(limits.map((c, i) => ({ key: keys[i], limit: c.limit })), holder, true);
+      this.executionHeld = true;
+      return { readmitted: true };
     }
-    this.steps.set(step.id, { holder, ...(rateKey !== undefined ? { rateKey } : {}) });
-    return { start: { keys, ...(q ? { queuedMs: Math.max(0, now - Date.parse(q.since)) } : {}) } };
-  }
-
-  /**
-   * A workflow-level limit: the record that admits or queues the execution, or undefined
-   * (queued already and still no slot). An execution admitted before takes its slots back.
-   */
-  private async decideExecution(snap: WorkflowSnapshot, scope: ResolveScope): Promise<WorkflowEvent | undefined> {
-    const limits = snap.context.definition.concurrency!;
-    const q = snap.context.executionQueued;
-    const keys = q?.keys ?? (await this.evaluate(limits, undefined, scope, ''));
-    const got = await this.admission.take(limits.map((c, i) => ({ key: keys[i], limit: c.limit })), { id: this.executionId, executionId: this.executionId }, snap.context.admitted === true);
-    if (snap.context.admitted) return undefined;
-    if (got.granted) return { type: 'ExecutionAdmitted', keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) };
-    return q ? undefined : { type: 'ExecutionQueued', keys, since: new Date().toISOString() };
-  }
-
-  /** Whether the execution must be admitted (or take its slots back) before a step runs. */
-  needsExecutionAdmission(snap: WorkflowSnapshot): boolean {
-    return snap.context.definition.concurrency !== undefined && !this.admission.holds(this.executionId);
+    const q = (snap.value as unknown) === 'queued' ? snap.context.executionQueued : undefined;
+    const scope = { input: snap.context.input, steps: {}, execution: { id: this.executionId, workflowId: this.host.workflowId } };
+    const keys = q?.keys ?? (await this.evaluate(limits, def.rateLimit, scope, ''));
+    const since = q?.since ?? new Date().toISOString();
+    const wait = await this.limit(limits, def.rateLimit, keys, q, holder,
+      (reason, until) => ({ type: 'ExecutionQueued', keys, since, reason, ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) }));
+    if (wait) return wait;
+    this.executionHeld = true;
+    return { record: { type: 'ExecutionAdmitted', keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) } };
   }
 
   /** Whether `holder` names what waits in this snapshot: a queued step attempt, or the queued execution. */
@@ -198,14 +235,10 @@ export class RunnerLimits {
     return q !== undefined && q.attempt === Number(attempt) && inspectSnapshot(snap).phases[stepId] === 'queued';
   }
 
-  /** After a record: slots of steps that stopped running go back; an LLM call's tokens count against its rate key. */
+  /** After a record: slots of steps that stopped running go back; an LLM call's tokens count against its rate keys. */
   afterRecord(event: WorkflowEvent, after: WorkflowSnapshot): void {
     // A failed attempt's tokens were spent all the same.
-    if ((event.type === 'StepCompleted' || event.type === 'StepFailed') && event.usage && this.steps.get(event.stepId)?.rateKey !== undefined) {
-      const step = this.steps.get(event.stepId)!;
-      const tpm = findRate(after, event.stepId);
-      if (tpm) this.admission.store.spend(step.rateKey!, event.usage.totalTokens, tpm).catch(() => undefined);
-    }
+    if ((event.type === 'StepCompleted' || event.type === 'StepFailed') && event.usage) this.spend(event.stepId, event.usage.totalTokens, after);
     const ended = isTerminal(statusOf(after));
     const phases = ended ? {} : inspectSnapshot(after).phases;
     for (const [stepId, { holder }] of this.steps) {
@@ -218,6 +251,16 @@ export class RunnerLimits {
     if (ended) void this.admission.release(this.executionId).catch(() => undefined);
   }
 
+  /** Tokens against the step's rate key and the workflow's. */
+  private spend(stepId: string, tokens: number, snap: WorkflowSnapshot): void {
+    const stepRate = findStep(snap.context.definition, stepId)?.rateLimit?.tokensPerMinute;
+    const stepKey = this.steps.get(stepId)?.rateKey;
+    if (stepRate && stepKey !== undefined) this.admission.store.spend(stepKey, tokens, stepRate).catch(() => undefined);
+    const flowRate = snap.context.definition.rateLimit?.tokensPerMinute;
+    const flowKey = snap.context.admittedKeys?.at(-1);
+    if (flowRate && flowKey !== undefined) this.admission.store.spend(flowKey, tokens, flowRate).catch(() => undefined);
+  }
+
   /** The runner stops hosting: no more tries, and every slot it holds goes back. */
   stop(): void {
     for (const t of this.timers.values()) clearTimeout(t);
@@ -227,12 +270,4 @@ export class RunnerLimits {
     this.steps.clear();
     void this.admission.release(this.executionId).catch(() => undefined);
   }
-}
-
-function queued(stepId: string, attempt: number, keys: string[], since: string, until: number | undefined, forSlot = false): StepQueued {
-  return { type: 'StepQueued', stepId, attempt, keys, since, ...(until !== undefined ? { until: new Date(until).toISOString() } : {}), ...(forSlot ? { reason: 'concurrency' as const } : { reason: 'rate' as const }) };
-}
-
-function findRate(snap: WorkflowSnapshot, stepId: string): number | undefined {
-  return findStep(snap.context.definition, stepId)?.rateLimit?.tokensPerMinute;
 }

@@ -139,6 +139,7 @@ export class ExecutionRunner {
         react: () => this.react(),
         scope: (step, snap) => this.scopeFor(step, snap),
         pathOf: (step) => this.pathOf(step),
+        ...(deps.timers ? { armTimer: (stepId: string, attempt: number, at: string) => deps.timers!.arm({ executionId, stepId, attempt, at }) } : {}),
       });
     }
     this.actor = actorFrom(snapshot);
@@ -161,7 +162,7 @@ export class ExecutionRunner {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
     const limit = this.now().getTime() + ms;
-    return active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
+    return startsBy(snap, undefined, limit) || active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
       || (phase === 'queued' && startsBy(snap, st.id, limit)));
   }
 
@@ -276,8 +277,7 @@ export class ExecutionRunner {
     const after = this.actor.getSnapshot();
     // The envelope first: V8 takes a slow path for properties added after a spread (µs per record).
     let body: Record<string, unknown> = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
-    // A step queued on a rate key wakes at its reserved time: a timer like a sleep's.
-    const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : event.type === 'StepQueued' ? event.until : undefined;
+    const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : undefined;
     const waitScope = event.type === 'StepStarted' ? this.waitScopes.get(event.stepId) : undefined;
     let stored: StoredRecord;
     try {
@@ -310,7 +310,7 @@ export class ExecutionRunner {
       throw err;
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
-    if (timerAt && event.type === 'StepStarted') this.armed.set(event.stepId, event.attempt);
+    if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
     this.limits?.afterRecord(event, after);
     if (this.armed.size > 0) this.disarmEnded(after);
     if (this.deps.waits) this.endWaits(event, current, after);

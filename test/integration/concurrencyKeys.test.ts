@@ -223,4 +223,39 @@ describe('rate keys', () => {
     const started = recs.find((r) => r.type === 'StepStarted')!;
     expect(Date.parse(started.at)).toBeGreaterThanOrEqual(Date.parse(q.until!) - 2);
   }, 60_000);
+
+  it('a workflow-level rateLimit: executions are admitted at most perMinute, each queued one waiting for its reserved time', async () => {
+    const definition = { id: 'rated-runs', rateLimit: { key: 'runs-{{input.account}}', perMinute: 120 }, steps: [{ id: 'only', type: 'transform', value: 1 }] };
+    const ids: string[] = [];
+    for (let n = 0; n < 4; n++) ids.push(await submit(definition, { account: 'gamma' }));
+    for (const id of ids) await until(`${id} to end`, () => ended(id), 30_000);
+    const logs = await Promise.all(ids.map(records));
+    const queued = logs.flatMap((recs) => recs.filter((r) => r.type === 'ExecutionQueued')) as Extract<LogRecord, { type: 'ExecutionQueued' }>[];
+    expect(queued.length).toBeGreaterThanOrEqual(3);
+    for (const q of queued) expect(q).toMatchObject({ reason: 'rate', keys: ['runs-gamma'], until: expect.any(String) });
+    const reserved = queued.map((q) => Date.parse(q.until!)).sort((x, y) => x - y);
+    for (let i = 1; i < reserved.length; i++) expect(reserved[i] - reserved[i - 1]).toBeGreaterThanOrEqual(499);
+    for (const recs of logs) {
+      expect(recs.at(-1)?.type).toBe('ExecutionCompleted');
+      const q = recs.find((r) => r.type === 'ExecutionQueued') as Extract<LogRecord, { type: 'ExecutionQueued' }> | undefined;
+      const admitted = recs.find((r) => r.type === 'ExecutionAdmitted')!;
+      if (q) expect(Date.parse(admitted.at)).toBeGreaterThanOrEqual(Date.parse(q.until!) - 2);
+      expect(recs.findIndex((r) => r.type === 'ExecutionAdmitted')).toBeLessThan(recs.findIndex((r) => r.type === 'StepStarted'));
+    }
+    for (const id of ids) expect(replayExecution(id, (await loadExecution(log, id)).records).ok).toBe(true);
+  }, 60_000);
+
+  it('a workflow-level tokensPerMinute: the tokens all its llm steps used hold the next execution back', async () => {
+    const definition = { id: 'token-runs', rateLimit: { key: 'flow-tokens', tokensPerMinute: 6000 }, steps: [{ id: 'ask', type: 'llm', prompt: 'tell me a story of some length' }, { id: 'again', type: 'llm', prompt: 'and another one' }] };
+    const first = await submit(definition, {});
+    await until('the first to end', () => ended(first), 20_000);
+    const done = (await records(first)).filter((r) => r.type === 'StepCompleted') as Extract<LogRecord, { type: 'StepCompleted' }>[];
+    const tokens = done.reduce((n, r) => n + (r.usage?.totalTokens ?? 0), 0);
+    await until('the tokens to be counted', async () => ((await workers[0].admission.store.readRate('flow-tokens'))?.tokensNext ?? 0) >= Date.parse(done.at(-1)!.at) + tokens * 10 - 100, 10_000);
+    const second = await submit(definition, {});
+    await until('the second to end', () => ended(second), 30_000);
+    const q = (await records(second)).find((r) => r.type === 'ExecutionQueued') as Extract<LogRecord, { type: 'ExecutionQueued' }>;
+    expect(q).toMatchObject({ reason: 'rate' });
+    expect(Date.parse(q.until!) - Date.parse(done[0].at)).toBeGreaterThanOrEqual(tokens * 10 - 100);
+  }, 60_000);
 });

@@ -80,10 +80,10 @@ describe('the queued phase of the machine', () => {
   const started: WorkflowEvent = { type: 'ExecutionStarted', definition, input: { tenant: 't' } };
 
   it('an execution over its workflow-level key is queued (WAITING), then admitted into its first step', () => {
-    const queued = drive([started, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z' }]);
+    const queued = drive([started, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z', reason: 'concurrency' }]);
     expect(queued.value).toBe('queued');
     expect(statusOf(queued)).toBe('WAITING');
-    const admitted = drive([started, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z' }, { type: 'ExecutionAdmitted', keys: ['runs-t'], queuedMs: 5 }]);
+    const admitted = drive([started, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z', reason: 'concurrency' }, { type: 'ExecutionAdmitted', keys: ['runs-t'], queuedMs: 5 }]);
     expect(admitted.value).toEqual({ running: { a: 'pending' } });
     expect(admitted.context.admitted).toBe(true);
   });
@@ -103,7 +103,7 @@ describe('the queued phase of the machine', () => {
 
   it('no ExecutionQueued once a step has started', () => {
     const snap = drive([started, { type: 'ExecutionAdmitted', keys: ['runs-t'] }, { type: 'StepStarted', stepId: 'a', attempt: 1 }]);
-    expect(applyEvent(snap, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z' }, new Map(), 3)).toBe(snap);
+    expect(applyEvent(snap, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z', reason: 'concurrency' }, new Map(), 3)).toBe(snap);
   });
 });
 
