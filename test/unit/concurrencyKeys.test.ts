@@ -101,6 +101,13 @@ describe('the queued phase of the machine', () => {
     expect(queuedStep(run.context, 'a')).toBeUndefined();
   });
 
+  it('an execution queued on its rate time may be queued again for a slot, keeping its reserved time', () => {
+    const rate: WorkflowEvent = { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z', reason: 'rate', until: '2026-01-01T00:00:02.000Z' };
+    const snap = drive([started, rate, { ...rate, reason: 'concurrency' } as WorkflowEvent]);
+    expect(snap.value).toBe('queued');
+    expect(snap.context.executionQueued).toMatchObject({ reason: 'concurrency', until: '2026-01-01T00:00:02.000Z' });
+  });
+
   it('no ExecutionQueued once a step has started', () => {
     const snap = drive([started, { type: 'ExecutionAdmitted', keys: ['runs-t'] }, { type: 'StepStarted', stepId: 'a', attempt: 1 }]);
     expect(applyEvent(snap, { type: 'ExecutionQueued', keys: ['runs-t'], since: '2026-01-01T00:00:00.000Z', reason: 'concurrency' }, new Map(), 3)).toBe(snap);
@@ -129,6 +136,8 @@ describe('validation of concurrency and rateLimit', () => {
       .toEqual([expect.objectContaining({ path: 'steps[0].concurrency', message: expect.stringContaining('not to a parallel step') })]);
     expect(issuesOf({ id: 'w', concurrency: [{ key: '{{steps.a.output}}', limit: 1 }], steps: [{ id: 'a', type: 'transform', value: 1 }] }))
       .toEqual(expect.arrayContaining([expect.objectContaining({ path: 'concurrency[0].key', message: expect.stringContaining("not 'steps.a'") })]));
+    expect(issuesOf({ id: 'wr', rateLimit: { key: '{{steps.a.output}}', perMinute: 5 }, steps: [{ id: 'a', type: 'transform', value: 1 }] }))
+      .toEqual(expect.arrayContaining([expect.objectContaining({ path: 'rateLimit.key', message: expect.stringContaining("not 'steps.a'") })]));
     expect(issuesOf({ id: 'r', steps: [{ id: 'a', type: 'transform', value: 1, concurrency: [{ key: '{{steps.later.output}}', limit: 1 }] }, { id: 'later', type: 'transform', value: 2 }] }))
       .toEqual([expect.objectContaining({ path: expect.stringMatching(/^steps\[0\]\.concurrency\[0\]\.key/) })]);
   });
