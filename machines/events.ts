@@ -50,10 +50,28 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 /** The event a trigger started an execution for: where it was stored, and its headers that are not secrets. */
 export interface TriggeringEvent { subject: string; stream: string; seq: number; headers?: Record<string, string> }
-export interface ExecutionStarted { type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent }
+/** A child execution's link to the step of its parent that started it (a `workflow` step, or an item of a `map`). */
+export interface ParentLink { executionId: string; stepId: string; attempt: number; index?: number }
+/** What a map item's block may read besides the parent's input: its item, index, the outer steps' outputs it names, the iteration around it. */
+export interface OuterScope {
+  item: unknown;
+  index: number;
+  steps: Record<string, { output: unknown }>;
+  /** The iteration of a loop around the map. */
+  iteration?: number;
+}
+export interface ExecutionStarted {
+  type: 'ExecutionStarted'; definition: Definition; input: unknown; budget?: Budget; principal?: Principal; trigger?: TriggeringEvent;
+  /** A child execution: the parent step it reports to. */
+  parent?: ParentLink;
+  /** A map item's child: the values its block reads from the parent. */
+  outer?: OuterScope;
+}
 export interface StepStarted {
   type: 'StepStarted';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt: number;
   /** A sleep: when it ends (ISO-8601), and the duration it resolved to. Its timer is durable: any worker fires it. */
   wakeAt?: string;
@@ -69,6 +87,15 @@ export interface StepStarted {
   /** A step with `concurrency` or `rateLimit`: the keys it holds (as evaluated), and how long it was queued. */
   keys?: string[];
   queuedMs?: number;
+  /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
+  items?: unknown;
+  count?: number;
+  /** A map: the items it starts now (0-based), each with the id of its child execution. */
+  launch?: { index: number; child: string }[];
+  /** A `workflow` step: the id of the child execution it starts. */
+  child?: string;
+  /** A `workflow` step: the registered version the child runs. */
+  version?: number;
 }
 /**
  * A step over a concurrency limit or a rate limit waits, queued, holding no worker slot
@@ -86,10 +113,14 @@ export interface StepQueued {
   reason: 'rate' | 'concurrency';
   until?: string;
   iteration?: number;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt?: number;
   output: unknown;
   /** The step's `when` was false: it did not run. */
@@ -102,10 +133,17 @@ export interface StepCompleted {
   iteration?: number;
   /** A loop: how many iterations ran. */
   iterations?: number;
+  /** A `workflow` step's result, or one map item's as its child reports it: the child execution it came from. */
+  index?: number;
+  child?: string;
+  /** A map: the results of the items whose children completed since its last record. */
+  results?: { index: number; child: string; output: unknown; usage?: Usage }[];
 }
 export interface StepFailed {
   type: 'StepFailed';
   stepId: string;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
   attempt: number;
   error: ErrorInfo;
   retryInMs?: number;
@@ -115,6 +153,11 @@ export interface StepFailed {
   lateMs?: number;
   /** A step inside a loop: the iteration it belongs to. */
   iteration?: number;
+  /** A `workflow` step's failure, or one map item's as its child reports it: the child execution it came from. */
+  index?: number;
+  child?: string;
+  /** A map: the items whose children failed since its last record (`error` is the first of them). */
+  failures?: { index: number; child: string; error: ErrorInfo }[];
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

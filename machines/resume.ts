@@ -13,7 +13,8 @@ import { compileCached } from './cache.js';
 import { blocksOf, stepIndex, walkSteps } from './blocks.js';
 import { isContainer } from './definition.js';
 import { pendingAgain, resumeInside } from './resumeInside.js';
-import { stepMapEntries, stepMapFrom, stepMapGet, type StepMap } from './stepMap.js';
+import { emptyStepMap, stepMapEntries, stepMapFrom, stepMapGet, stepMapSet, type StepMap } from './stepMap.js';
+import { mapPhase, progressOf, resumedProgress, type MapProgress } from './containers/map.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
 
 export interface ResumePlan {
@@ -86,12 +87,28 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     return stage.parallel ? (at as Record<string, Value> | undefined)?.[id] : at;
   };
   const underWay = new Map<string, Value>();
+  // A map under way keeps its items' results: a resume re-runs only its failed items and those
+  // cut off (a recovery leaves the running ones running). Its progress is rebuilt to say so.
+  let maps = before.maps ?? emptyStepMap<MapProgress>();
+  const mapAgain = (id: string, phase: Value): Value | undefined => {
+    const st = stepIndex(plan.definition).get(id)?.step;
+    const p = progressOf(before, id);
+    if (st?.type !== 'map' || !p || typeof phase !== 'string' || !['launching', 'waiting', 'failed'].includes(phase)) return undefined;
+    const next = plan.recovery ? p : resumedProgress(p);
+    maps = stepMapSet(maps, id, next);
+    return mapPhase(next, st);
+  };
   if (stage && plan.fromStep === undefined && oldStages[target]?.key === stage.key) {
     for (const st of stage.steps) {
       const v = valueAt(st.id);
       const old = oldStages[target].steps.find((o) => o.id === st.id);
-      if (isContainer(st) && v && typeof v === 'object' && JSON.stringify(old) === JSON.stringify(st)) {
-        underWay.set(st.id, pendingAgain(v));
+      if (JSON.stringify(old) !== JSON.stringify(st)) continue;
+      const map = v === undefined ? undefined : mapAgain(st.id, v);
+      if (map !== undefined) {
+        underWay.set(st.id, map);
+        keep.add(st.id);
+      } else if (isContainer(st) && v && typeof v === 'object') {
+        underWay.set(st.id, pendingAgain(v, mapAgain));
         keep.add(st.id);
         for (const d of walkSteps(blocksOf(st).flatMap((b) => b.steps))) keep.add(d.step.id);
       }
@@ -113,6 +130,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     outputs: only(before.outputs),
     attempts: plan.recovery ? before.attempts : only(before.attempts),
     errors: only(before.errors),
+    ...(before.maps ? { maps } : {}),
     budget: plan.budget ?? before.budget,
     error: undefined,
     output: undefined,

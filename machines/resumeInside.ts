@@ -168,8 +168,8 @@ function refuseUnmet(stepId: string, fromStep: string): never {
   throw new InvalidExecutionStateError(`cannot resume from '${fromStep}': step '${stepId}' before it has not completed`, { stepId });
 }
 
-/** A value with every step that had not completed pending again. */
-export function pendingAgain(v: Value): Value {
+/** A value with every step that had not completed pending again (a map under way: as `mapAgain` says, when given). */
+export function pendingAgain(v: Value, mapAgain?: (id: string, phase: Value) => Value | undefined): Value {
   if (typeof v === 'string') return RUN_AGAIN.has(v) ? 'pending' : v;
-  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, pendingAgain(inner)]));
+  return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, mapAgain?.(k, inner) ?? pendingAgain(inner, mapAgain)]));
 }

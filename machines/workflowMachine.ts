@@ -11,7 +11,7 @@
  */
 import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
 import { eventSignalName, type Budget, type Definition, type Step } from './definition.js';
-import type { ErrorInfo, StepStarted, Usage, WorkflowEvent } from './events.js';
+import type { ErrorInfo, OuterScope, ParentLink, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapHas, stepMapSet, type StepMap } from './stepMap.js';
@@ -21,6 +21,8 @@ import { switchNode } from './containers/switch.js';
 import { parallelNode } from './containers/parallel.js';
 import { graphNode } from './containers/graph.js';
 import { loopNode } from './containers/loop.js';
+import { mapNode, type MapProgress } from './containers/map.js';
+import { workflowNode, type ChildRef } from './containers/workflow.js';
 import { admitsExecutions, executionQueuedState, executionQueueTransitions, queuedState, toQueued, type QueuedExecution, type QueuedStep } from './queue.js';
 
 export interface WorkflowContext {
@@ -43,6 +45,14 @@ export interface WorkflowContext {
   timers?: Record<string, StepTimer>;
   /** The iteration each loop is in, by loop id (absent in snapshots from before loops). */
   iterations?: StepMap<number>;
+  /** The child execution each `workflow` step waits for, by step (absent before child workflows). */
+  children?: StepMap<ChildRef>;
+  /** Each map's progress, by map id (absent before maps). */
+  maps?: StepMap<MapProgress>;
+  /** A child execution: the parent step it reports its end to. */
+  parent?: ParentLink;
+  /** A map item's child: its item, index and the outer values its block reads. */
+  outer?: OuterScope;
   usage: Usage;
   budget?: Budget;
   /** Steps waiting for a concurrency or rate key, by step (machines/queue.ts). */
@@ -238,6 +248,8 @@ function stepNode(step: Step): any {
     case 'parallel': return parallelNode(step, compiler);
     case 'graph': return graphNode(step, compiler);
     case 'loop': return loopNode(step, compiler);
+    case 'map': return mapNode(step);
+    case 'workflow': return workflowNode(step);
     default: return leafNode(step);
   }
 }
@@ -297,7 +309,9 @@ export function compileWorkflow(definition: Definition) {
         on: {
           ExecutionStarted: {
             target: 'running',
-            actions: assign(({ event }) => (event.type === 'ExecutionStarted' ? { input: event.input, budget: event.budget ?? event.definition.budget } : {})),
+            actions: assign(({ event }) => (event.type === 'ExecutionStarted'
+              ? { input: event.input, budget: event.budget ?? event.definition.budget, ...(event.parent ? { parent: event.parent } : {}), ...(event.outer ? { outer: event.outer } : {}) }
+              : {})),
           },
         },
       },

@@ -14,5 +14,6 @@ import memory from './memory.js';
 import service from './service.js';
 import resumeHttp from './resume-http.js';
 import startup from './startup.js';
+import map from './map.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup, map];

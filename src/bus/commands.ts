@@ -1,6 +1,6 @@
 /**
  * Commands on JetStream: stream SMARTSPEC_COMMANDS (work-queue retention),
- * subjects smartspec.cmd.start|resume|cancel|signal|timer. The edge publishes them;
+ * subjects smartspec.cmd.start|resume|cancel|signal|timer|child. The edge publishes them;
  * so may any other system (bodies below, documented in the README). Each
  * carries a message id, so a duplicate command within the stream's duplicate
  * window is stored once.
@@ -19,14 +19,19 @@ const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
 const principal = principalSchema.optional();
 /** The event a trigger started it for (src/triggers), recorded in ExecutionStarted. */
 const triggeringEvent = z.strictObject({ subject: z.string().min(1), stream: z.string().min(1), seq: z.number().int().min(1), headers: z.record(z.string(), z.string()).optional() });
+/** A child execution's parent step (src/worker/children.ts). */
+const parentLink = z.strictObject({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), index: z.number().int().min(0).optional() });
+const outerScope = z.strictObject({ item: z.unknown(), index: z.number().int().min(0), steps: z.record(z.string(), z.object({ output: z.unknown() })), iteration: z.number().int().min(1).optional() });
 
 export const commandSchemas = {
-  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal, trigger: triggeringEvent.optional() }),
+  start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal, trigger: triggeringEvent.optional(), parent: parentLink.optional(), outer: outerScope.optional() }),
   resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional(), principal }),
   cancel: z.object({ executionId, reason: z.string().optional(), principal }),
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional(), principal }),
   /** A step's durable timer is due (published by workers; `at` is its recorded time). */
   timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
+  /** A child execution ended (published by workers): `event` is the record its parent's step takes. */
+  child: z.object({ executionId, event: z.looseObject({ type: z.enum(['StepCompleted', 'StepFailed']), stepId: z.string().min(1) }) }),
   /** A slot of concurrency key `key` may be free for `holder` (a queued step attempt or execution; published by workers). */
   wake: z.object({ executionId, key: z.string().min(1), holder: z.string().min(1) }),
 } satisfies Record<CommandType, z.ZodType>;

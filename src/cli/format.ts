@@ -44,7 +44,8 @@ export function closingLine(o: Outcome): string {
   return [`${o.status} ${ended ? 'in' : 'after'} ${formatDuration(o.ms)}`, steps, ...(o.tokens > 0 ? [`${formatCount(o.tokens)} tokens`] : [])].join(' · ');
 }
 
-type AnyRecord = LogRecord & { stepId?: string; attempt?: number; error?: { message: string }; skipped?: boolean; name?: string; wakeAt?: string; deadline?: string; latencyMs?: number; retryInMs?: number; fromStep?: string };
+type Item = { index: number };
+type AnyRecord = LogRecord & { stepId?: string; attempt?: number; error?: { message: string }; skipped?: boolean; name?: string; wakeAt?: string; deadline?: string; latencyMs?: number; retryInMs?: number; fromStep?: string; launch?: Item[]; results?: Item[]; failures?: Item[]; child?: string; count?: number };
 
 /**
  * Numbers the events of one execution and times its steps: feed it the
@@ -63,6 +64,8 @@ export class EventLines {
     this.n++;
     this.startedAt ??= at;
     this.lastAt = at;
+    // A map's items starting or ending: the map itself neither starts nor ends there.
+    if (r.launch || r.results || r.failures) return { n: this.n };
     if (r.type === 'StepStarted' && r.stepId) this.stepStarts.set(r.stepId, at);
     if ((r.type === 'StepCompleted' || r.type === 'StepFailed') && r.stepId) {
       const start = this.stepStarts.get(r.stepId);
@@ -83,7 +86,14 @@ export class EventLines {
   }
 }
 
+const indexes = (items: Item[]) => (items.length > 5 ? `${items.slice(0, 5).map((i) => i.index).join(', ')}… (${items.length})` : items.map((i) => i.index).join(', '));
+
 function note(r: AnyRecord): string {
+  if (r.launch) return `  (items ${indexes(r.launch)} started)`;
+  if (r.results) return `  (items ${indexes(r.results)} done)`;
+  if (r.failures) return `  ✗ (items ${indexes(r.failures)} failed) ${r.error?.message ?? ''}`;
+  if (r.type === 'StepStarted' && r.count !== undefined) return `  (${r.count} items)`;
+  if (r.type === 'StepStarted' && r.child) return `  (child execution ${r.child})`;
   if (r.type === 'StepFailed') return `  ✗ ${r.error?.message ?? ''}${r.retryInMs !== undefined ? ` (retry in ${formatDuration(r.retryInMs)})` : ''}`;
   if (r.type === 'ExecutionFailed') return `  ✗ ${r.error?.message ?? ''}`;
   if (r.skipped) return '  (when is false)';
@@ -108,6 +118,8 @@ export class TransitionPrinter {
   }
 
   line({ record }: StoredRecord, snapshot: WorkflowSnapshot): void {
+    // Child executions (map items, workflow steps) have their own logs: their parent's records say how they went.
+    if (snapshot.context.parent) return;
     let text = this.lines.line(record, false);
     if (record.type === 'ExecutionStarted') this.write(`execution ${record.executionId} (workflow ${record.workflowId})`);
     const stage = activeStage(snapshot);

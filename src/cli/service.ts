@@ -154,6 +154,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
         payloads,
         executors,
         secrets: await SecretStore.open(nc, env, replicas),
+        registry: await WorkflowRegistry.open(nc, replicas),
+        bus,
         owner: `worker pid ${process.pid} on ${hostname()}`,
         onError: (err, what) => logger.warn({ err }, what),
         onRecord: engineMetrics(registry),

@@ -100,6 +100,8 @@ export const stepSummarySchema = z
     error: z.unknown().optional(),
     wakeAt: timestamp.optional().meta({ description: "a sleeping step's wake time" }),
     deadline: timestamp.optional().meta({ description: "when a waiting signal step times out" }),
+    child: z.string().optional().meta({ description: "a workflow step's child execution" }),
+    items: z.object({ count: z.number().int(), settled: z.number().int(), running: z.number().int(), failed: z.number().int() }).optional().meta({ description: 'a map under way: its items in numbers (each item is a child execution)' }),
   })
   .meta({ id: 'StepSummary' });
 
@@ -120,6 +122,7 @@ export const executionSchema = z
     endedAt: timestamp.optional(),
     events: z.number().int().optional().meta({ description: 'records in its log' }),
     lastSeq: z.number().int().optional(),
+    parent: z.object({ executionId: z.string(), stepId: z.string(), attempt: z.number().int(), index: z.number().int().optional() }).optional().meta({ description: 'a child execution: the parent step it reports to' }),
   })
   .meta({ id: 'Execution' });
 

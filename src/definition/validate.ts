@@ -8,7 +8,7 @@
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
-import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step, type StepType } from '../../machines/definition.js';
+import { definitionSchema, stepSchema, MAX_NESTING, STEP_TYPES, type Definition, type Step } from '../../machines/definition.js';
 import { stepIndex, walkSteps } from '../../machines/blocks.js';
 import { ISO_TIME_HINT, parseIsoTime } from './sleep.js';
 import { limits } from '../limits.js';
@@ -114,20 +114,8 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
   const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues, ...checkConcurrency(def)];
   if (issues.length === 0) issues.push(...checkReferences(def), ...checkSignals(def), ...checkOutbound(def), ...checkTriggers(def));
-  if (issues.length === 0) issues.push(...checkRunnable(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;
-}
-
-/** Step types the engine can run so far: the language's other types validate, but are refused here rather than failing at run time. */
-const RUNNABLE: ReadonlySet<StepType> = new Set(['transform', 'http', 'sleep', 'fail', 'signal', 'llm', 'waitForEvent', 'switch', 'parallel', 'loop', 'graph']);
-
-function checkRunnable(def: Definition): Issue[] {
-  const issues: Issue[] = [];
-  for (const { step, path } of walkSteps(def.steps)) {
-    if (!RUNNABLE.has(step.type)) issues.push({ path: `${path}.type`, message: `step type '${step.type}' is valid, but this version of the engine cannot run it yet` });
-  }
-  return issues;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -4,7 +4,10 @@
  * nothing is stored besides the log.
  */
 import { walkSteps } from '../../machines/blocks.js';
-import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepMapGet, stepMapHas, stepPhases, type ExecutionStatus, type FoldResult, type StepPhase, type Usage } from '../../machines/index.js';
+import { applyEvent, foldEvents, isCheckpointEvent, type WorkflowSnapshot, statusOf, stepMapGet, stepMapHas, stepPhases, type ExecutionStatus, type FoldResult, type ParentLink, type StepPhase, type Usage } from '../../machines/index.js';
+import type { Step } from '../../machines/definition.js';
+import { progressOf } from '../../machines/containers/map.js';
+import { childOf } from '../../machines/containers/workflow.js';
 import { CheckpointNotFoundError, ExecutionNotFoundError, TamperedLogError } from '../errors.js';
 import type { EventLog } from './eventLog.js';
 import type { LogRecord, StoredRecord } from './records.js';
@@ -96,6 +99,10 @@ export interface StepSummary {
   wakeAt?: string;
   /** While a signal step waits: when it times out. */
   deadline?: string;
+  /** A `workflow` step: the child execution it started (the latest attempt's). */
+  child?: string;
+  /** A map under way: how many items there are, have a result, run now, failed. */
+  items?: { count: number; settled: number; running: number; failed: number };
 }
 
 export interface ExecutionSummary {
@@ -113,6 +120,8 @@ export interface ExecutionSummary {
   endedAt?: string;
   events: number;
   lastSeq: number;
+  /** A child execution: the parent step it reports to. */
+  parent?: ParentLink;
 }
 
 function waitingTimer(type: string, phase: StepPhase, timer: { at: string; attempt: number } | undefined, attempt: number | undefined) {
@@ -135,6 +144,7 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
       ...(stepMapHas(ctx.outputs, s.id) ? { output: stepMapGet(ctx.outputs, s.id) } : {}),
       ...(stepMapGet(ctx.errors, s.id) ? { error: stepMapGet(ctx.errors, s.id) } : {}),
       ...waitingTimer(s.type, phase, ctx.timers?.[s.id], stepMapGet(ctx.attempts, s.id)),
+      ...childLinks(ctx, s),
     };
   }
   const first = records[0].record;
@@ -155,7 +165,18 @@ export function summarize({ executionId, records, fold }: LoadedExecution): Exec
     ...(terminal ? { endedAt: last.at } : {}),
     events: records.length,
     lastSeq: records[records.length - 1].seq,
+    ...(ctx.parent ? { parent: ctx.parent } : {}),
   };
+}
+
+/** Where a step's children are: a `workflow` step's child, a map's items in numbers. */
+function childLinks(ctx: WorkflowSnapshot['context'], step: Step): Pick<StepSummary, 'child' | 'items'> {
+  if (step.type === 'workflow') {
+    const child = childOf(ctx, step.id);
+    return child ? { child: child.id } : {};
+  }
+  const p = step.type === 'map' ? progressOf(ctx, step.id) : undefined;
+  return p ? { items: { count: p.count, settled: p.settled, running: Object.keys(p.running).length, failed: p.failed.length } } : {};
 }
 
 export interface Checkpoint {

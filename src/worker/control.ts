@@ -6,12 +6,15 @@
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { controlSubject } from '../nats/names.js';
 import type { Principal } from '../auth/principal.js';
+import type { WorkflowEvent } from '../../machines/events.js';
 
 export type ControlRequest =
   | { op: 'ping' }
   | { op: 'cancel'; reason?: string; principal?: Principal }
   | { op: 'signal'; name: string; payload: unknown; principal?: Principal }
   | { op: 'timer'; stepId: string; attempt: number; at: string }
+  /** A child execution ended: the record its parent's step takes (src/worker/children.ts). */
+  | { op: 'child'; event: WorkflowEvent }
   | { op: 'wake'; holder: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 

@@ -10,7 +10,10 @@ import { errors as natsErrors } from '@nats-io/transport-node';
 import { isNoResponders, otherOwners, pingOwner, type ControlReply, type ControlRequest } from './control.js';
 import { initialSnapshot, isTerminal, statusOf, stepPhases, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
-import type { TriggeringEvent } from '../../machines/events.js';
+import type { OuterScope, ParentLink, TriggeringEvent, Usage, WorkflowEvent } from '../../machines/events.js';
+import { parentEvent, type ChildHost, type ChildStart } from './children.js';
+import type { WorkflowRegistry } from '../registry/workflows.js';
+import type { CommandBus } from '../bus/commands.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExecutionStateError, InvalidInputError, SmartSpecError } from '../errors.js';
 import { EventLog } from '../log/eventLog.js';
@@ -63,6 +66,14 @@ export interface EngineOptions {
   secrets?: SecretResolver;
   /** Recorded as who acted when a start, resume, cancel or signal names no principal (default: default/local). */
   principal?: Principal;
+  /** Where `workflow` steps find the definitions their child executions run. */
+  registry?: WorkflowRegistry;
+  /**
+   * A worker's command bus: child executions are started, and their ends reported to their
+   * parents, by commands, so a worker holds each while it runs and another continues it after a
+   * crash. Without it (the CLI, tests) both happen in this engine.
+   */
+  bus?: CommandBus;
   /** Concurrency and rate keys across all workers (src/concurrency); without it they are not enforced. */
   admission?: Admission;
 }
@@ -76,6 +87,9 @@ export interface StartRequest {
   principal?: Principal;
   /** The event a trigger started it for: recorded in ExecutionStarted. */
   trigger?: TriggeringEvent;
+  /** A child execution: the parent step it reports its end to, and (a map item) what its block reads. */
+  parent?: ParentLink;
+  outer?: OuterScope;
 }
 
 export type { ResumeRequest };
@@ -130,7 +144,10 @@ export class Engine {
     const snapshot = initialSnapshot(executionId, definition);
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, snapshot, null));
     try {
-      await runner.commit({ type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal, ...(req.trigger ? { trigger: req.trigger } : {}) });
+      await runner.commit({
+        type: 'ExecutionStarted', definition, input, ...(req.budget ? { budget: req.budget } : {}), principal: req.principal ?? this.defaultPrincipal, ...(req.trigger ? { trigger: req.trigger } : {}),
+        ...(req.parent ? { parent: req.parent } : {}), ...(req.outer ? { outer: req.outer } : {}),
+      });
     } catch (err) {
       if (err instanceof ConcurrencyError) throw new ExecutionExistsError(executionId);
       throw this.refusedStart(executionId, err);
@@ -273,6 +290,7 @@ export class Engine {
   }
 
   private holding = false;
+  private closed = false;
 
   /**
    * First half of a graceful shutdown: start no new step in any execution
@@ -288,6 +306,7 @@ export class Engine {
 
   /** Stop hosting everything (shutdown). Executions stay as recorded and can be continued elsewhere. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const r of this.runners.values()) r.stop();
     await Promise.all([...this.subs.values()].map((s) => s.drain().catch(() => undefined)));
     this.subs.clear();
@@ -300,18 +319,129 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets, admission: this.options.admission };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets, children: this.children, admission: this.options.admission };
+  }
+
+  /** Child executions (src/worker/children.ts): started and cancelled through this engine, for any of its runners. */
+  private readonly children: ChildHost = {
+    resolve: async (parentId, workflowId, version) => {
+      if (!this.options.registry) throw new SmartSpecError('NO_REGISTRY', `no workflow registry: this engine cannot start workflow '${workflowId}' as a child`);
+      const tenant = (await this.principalOf(parentId)).tenant;
+      return (await this.options.registry.get(workflowId, version, tenant)).definition;
+    },
+    ensure: async (start: ChildStart) => {
+      const principal = await this.principalOf(start.parent.executionId);
+      // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
+      if (this.closed) return;
+      const { bus } = this.options;
+      if (bus) {
+        // A child that ended reports again (its parent may not have recorded it); any other is started, or continued, by a command.
+        const last = await this.log.last(start.childId);
+        if (last && END_RECORDS.has(last.record.type)) return this.childEnd(start.childId, start.parent, last.record as WorkflowEvent, await this.usageOf(start.childId));
+        await bus.publish('start', { executionId: start.childId, definition: start.definition, input: start.input, budget: start.budget, principal, parent: start.parent, outer: start.outer }, `start:${start.childId}`);
+        return;
+      }
+      try {
+        await this.start({ executionId: start.childId, definition: start.definition, input: start.input, budget: start.budget, principal, parent: start.parent, outer: start.outer });
+        return;
+      } catch (err) {
+        if (!(err instanceof ExecutionExistsError)) throw err;
+      }
+      // It exists: hosted (it reports when it ends), ended (report again: the parent may not have recorded it), or orphaned (continue it).
+      if (this.runners.has(start.childId)) return;
+      const loaded = await loadExecution(this.log, start.childId);
+      const snap = loaded.fold.snapshot;
+      if (isTerminal(statusOf(snap))) return this.childEnd(start.childId, start.parent, loaded.records[loaded.records.length - 1].record as WorkflowEvent, snap.context.usage);
+      if (!(await this.liveOwner(start.childId))) await this.adopt(start.childId).catch((e) => (e instanceof ExecutionOwnedError ? undefined : Promise.reject(e)));
+    },
+    cancel: async (childId, reason) => {
+      try {
+        await this.cancel(childId, reason, systemPrincipal((await this.principalOf(childId)).tenant));
+      } catch (err) {
+        if (!(err instanceof InvalidExecutionStateError)) throw err; // it ended meanwhile
+      }
+    },
+  };
+
+  /** A child's end, sent to its parent: by a command on a worker, else here. */
+  private async childEnd(childId: string, parent: ParentLink, end: WorkflowEvent, usage: Usage): Promise<void> {
+    const event = parentEvent(parent, childId, end, usage);
+    if (!event) return;
+    if (this.options.bus) await this.options.bus.publish('child', { executionId: parent.executionId, event: event as never }, `end:${childId}`);
+    else await this.reportToParent(parent.executionId, event);
+  }
+
+  private async usageOf(executionId: string): Promise<Usage> {
+    return (await loadExecution(this.log, executionId)).fold.snapshot.context.usage;
+  }
+
+  /**
+   * The `child` command: record a child's end in its parent, where the parent is hosted or here
+   * (returned then, for the worker to hold while it runs). Refused when it no longer applies.
+   */
+  async childReport(parentId: string, event: WorkflowEvent): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(parentId);
+    if (local) { await local.childEnded(event); return local; }
+    if (await this.forward(parentId, { op: 'child', event })) return undefined;
+    const runner = await this.adopt(parentId);
+    await runner.childEnded(event);
+    return runner;
+  }
+
+  /** Who started an execution (a child acts for its parent's principal and tenant). */
+  private readonly principals = new Map<string, Principal>();
+  private async principalOf(executionId: string): Promise<Principal> {
+    const known = this.principals.get(executionId);
+    if (known) return known;
+    const start = await this.log.startSeq(executionId);
+    const [first] = start === undefined ? [] : await this.log.read(executionId, start, start);
+    const principal = (first?.record.type === 'ExecutionStarted' ? first.record.principal : undefined) ?? this.defaultPrincipal;
+    // Kept while the execution runs here (a map asks once per item); dropped at its end.
+    if (this.runners.has(executionId)) this.principals.set(executionId, principal);
+    return principal;
+  }
+
+  /**
+   * A child's end, recorded by its parent where the parent is hosted (here, elsewhere, or here after
+   * taking it over: a passivated parent wakes for it). Refused when the parent has it already or moved on.
+   */
+  private async reportToParent(parentId: string, event: WorkflowEvent): Promise<void> {
+    // Closed (shutdown): the parent is not taken over here; whoever continues it asks the child again.
+    for (let attempt = 1; !this.closed; attempt++) {
+      let host: ExecutionRunner | undefined;
+      try {
+        host = this.runners.get(parentId);
+        if (host && !host.isStopped) return await host.childEnded(event);
+        host = undefined;
+        if (await this.forward(parentId, { op: 'child', event })) return;
+        host = await this.adopt(parentId);
+        return await host.childEnded(event);
+      } catch (err) {
+        // Refused: the parent has it already, or moved on. Unless its host let it go meanwhile: then ask again.
+        if (err instanceof InvalidExecutionStateError && !host?.isStopped) return;
+        // Contended (another process took it over, or wrote first): that host gets the report on its next try.
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   }
 
   /** After each append: the caller's hook, and an index update when the status changed. */
   private readonly recorded = (stored: StoredRecord, snapshot: WorkflowSnapshot): void => {
     this.options.onRecord?.(stored, snapshot);
-    const index = this.options.index;
-    if (!index) return;
-    const status = statusOf(snapshot);
     const { record } = stored;
     const key = record.executionId;
     const started = record.type === 'ExecutionStarted';
+    if (started && record.principal) this.principals.set(key, record.principal);
+    if (END_RECORDS.has(record.type)) {
+      this.principals.delete(key);
+      // A child's end is its parent step's result.
+      const parent = snapshot.context.parent;
+      if (parent) this.childEnd(key, parent, record as WorkflowEvent, snapshot.context.usage).catch((err) => this.options.onError?.(err, `report child ${key} to parent ${parent.executionId}`));
+    }
+    const index = this.options.index;
+    if (!index) return;
+    const status = statusOf(snapshot);
     if (this.indexed.get(key) === status && !started) return;
     if (started) this.started.set(key, { createdAt: record.at, firstSeq: stored.seq, tenant: record.principal?.tenant ?? DEFAULT_TENANT });
     // Resumed or adopted here: the index keeps the existing entry's creation time and first record.
@@ -359,6 +489,7 @@ export class Engine {
       if (req.op === 'cancel') await runner.cancel(req.reason, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'signal') await runner.signal(req.name, req.payload, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
+      else if (req.op === 'child') await runner.childEnded(req.event);
       else if (req.op === 'wake') runner.wake(req.holder);
       return { ok: true, owner: this.owner };
     } catch (err) {

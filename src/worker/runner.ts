@@ -30,10 +30,13 @@ import {
   type WorkflowMachine,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
-import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type Step } from '../../machines/definition.js';
+import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type MapStep, type Step, type WorkflowStep } from '../../machines/definition.js';
+import { nextItems, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
+import { childOf } from '../../machines/containers/workflow.js';
+import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost } from './children.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
-import { evaluateCondition, resolveStep, rootsReadBy } from '../definition/resolve.js';
+import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
 import { isExpression } from '../definition/expressions.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
@@ -73,6 +76,8 @@ export interface RunnerDeps {
   waits?: WaitStore;
   /** Where `{{secrets.NAME}}` comes from; default: SMARTSPEC_SECRET_* of this process's environment. */
   secrets?: SecretResolver;
+  /** Starts and cancels child executions (`workflow` steps, map items); without it those steps fail. */
+  children?: ChildHost;
   /** Concurrency and rate keys (src/concurrency); without it `concurrency` and `rateLimit` are not enforced. */
   admission?: Admission;
 }
@@ -115,6 +120,12 @@ export class ExecutionRunner {
   readonly workflowId: string;
   /** Secrets used so far, and the redaction of everything recorded after them. */
   private readonly secrets: ExecutionSecrets;
+  /** Child executions this runner has made sure exist (started, or found). */
+  private readonly ensured = new Set<string>();
+  /** Map items' reports waiting for the log, by map: recorded together. */
+  private readonly itemReports = new Map<string, { events: WorkflowEvent[]; recorded: Promise<void> }>();
+  /** Each map's items, once read (a large array is recorded by reference). */
+  private readonly itemsOf = new Map<string, Promise<unknown[]>>();
   /** Concurrency and rate keys of this execution's steps and of the execution itself. */
   private readonly limits?: RunnerLimits;
 
@@ -157,10 +168,13 @@ export class ExecutionRunner {
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
-  /** Whether a waiting sleep of the current stage wakes within `ms` from now. */
+  /** Whether a waiting sleep of the current stage wakes within `ms` from now (or it waits for child executions, see below). */
   private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
+    // A map waits for its running items (kept hosted: each item's report would otherwise take it over
+    // again); a `workflow` step's one child may wait long, so only a caller that waits anyway counts it.
+    if (active.some(({ step: st, phase }) => phase === 'waiting' && (st.type === 'map' || (ms === Infinity && st.type === 'workflow')))) return true;
     const limit = this.now().getTime() + ms;
     return startsBy(snap, undefined, limit) || active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
       || (phase === 'queued' && startsBy(snap, st.id, limit)));
@@ -189,10 +203,13 @@ export class ExecutionRunner {
     return run;
   }
 
-  /** A record of a step inside a loop says which iteration it belongs to. */
+  /** A record of a step inside a loop says which iteration it belongs to; inside a map item's child, which item. */
   private withIteration(event: WorkflowEvent): WorkflowEvent {
-    if (!('stepId' in event) || event.stepId === undefined || (event as { iteration?: number }).iteration !== undefined || event.type === 'SignalReceived') return event;
-    const step = findStep(this.snapshot.context.definition, event.stepId);
+    if (!('stepId' in event) || event.stepId === undefined || event.type === 'SignalReceived') return event;
+    const outer = this.snapshot.context.outer;
+    if (outer && event.type !== 'ExecutionFailed' && event.item === undefined) event = { ...event, item: outer.index };
+    if ((event as { iteration?: number }).iteration !== undefined) return event;
+    const step = findStep(this.snapshot.context.definition, event.stepId!);
     const loop = step && this.loopOf(step);
     if (!loop) return event;
     const iteration = stepMapGet(this.snapshot.context.iterations ?? emptyStepMap<number>(), loop.id);
@@ -216,6 +233,46 @@ export class ExecutionRunner {
       .find((s) => (s.type === 'signal' && (s.name ?? s.id) === name) || (s.type === 'waitForEvent' && eventSignalName(s.id) === name));
     const event: WorkflowEvent = { type: 'SignalReceived', name, payload, ...(waiting ? { stepId: waiting.id } : {}), ...(principal ? { principal } : {}) };
     await this.commit(event);
+  }
+
+  /**
+   * A child execution ended: record it as its parent step's result. A map item's report waits for
+   * the log with the others that arrive meanwhile, and they go in one record (results, failures);
+   * one that no longer applies (repeated, or its map moved on) is left out.
+   */
+  async childEnded(event: WorkflowEvent): Promise<void> {
+    if ((event.type !== 'StepCompleted' && event.type !== 'StepFailed') || event.index === undefined) return this.commit(event);
+    let batch = this.itemReports.get(event.stepId);
+    if (!batch) {
+      batch = { events: [], recorded: Promise.resolve() };
+      this.itemReports.set(event.stepId, batch);
+      batch.recorded = this.recordItemReports(event.stepId);
+    }
+    batch.events.push(event);
+    return batch.recorded;
+  }
+
+  private recordItemReports(stepId: string): Promise<void> {
+    const run = this.queue.then(async () => {
+      const { events } = this.itemReports.get(stepId)!;
+      this.itemReports.delete(stepId);
+      const snap = this.snapshot;
+      const running = progressOf(snap.context, stepId)?.running ?? {};
+      const seen = new Set<number>();
+      const live = events.filter((e) => {
+        const { index, child } = e as { index: number; child?: string };
+        if (running[String(index)] !== child || seen.has(index)) return false;
+        seen.add(index);
+        return true;
+      });
+      const attempt = stepMapGet(snap.context.attempts, stepId) ?? 1;
+      const results = live.flatMap((e) => (e.type === 'StepCompleted' ? [{ index: e.index!, child: e.child!, output: e.output, ...(e.usage ? { usage: e.usage } : {}) }] : []));
+      const failures = live.flatMap((e) => (e.type === 'StepFailed' ? [{ index: e.index!, child: e.child!, error: e.error }] : []));
+      if (results.length > 0) await this.append(this.withIteration({ type: 'StepCompleted', stepId, attempt, output: null, results }));
+      if (failures.length > 0) await this.append(this.withIteration({ type: 'StepFailed', stepId, attempt, error: failures[0].error, failures }));
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Start no new step, retry or timer from now on; steps in flight finish and are recorded (shutdown). */
@@ -314,6 +371,7 @@ export class ExecutionRunner {
     this.limits?.afterRecord(event, after);
     if (this.armed.size > 0) this.disarmEnded(after);
     if (this.deps.waits) this.endWaits(event, current, after);
+    if (this.deps.children && (current.context.maps || current.context.children)) this.cancelDroppedChildren(event, current, after);
     this.recorded++;
     this.deps.onRecord?.(stored, after);
     if (this.deps.snapshots && ++this.sinceSnapshot >= SNAPSHOT_EVERY && isCheckpointEvent(event) && !isTerminal(statusOf(after))) {
@@ -332,6 +390,32 @@ export class ExecutionRunner {
       if (step.type !== 'waitForEvent' || was[step.id] !== 'waiting' || now[step.id] === 'waiting') continue;
       const attempt = stepMapGet(before.context.attempts, step.id) ?? 1;
       this.deps.waits!.disarm({ executionId: this.executionId, stepId: step.id, attempt }).catch((err) => this.deps.onError?.(err, 'wait disarm'));
+    }
+  }
+
+  /** The child executions a snapshot waits for: running map items, `workflow` steps' children. */
+  private liveChildren(snap: WorkflowSnapshot): Set<string> {
+    const live = new Set<string>();
+    const { status, active } = inspectSnapshot(snap);
+    if (isTerminal(status)) return live;
+    for (const { step, phase } of active) {
+      if (step.type === 'map' && (phase === 'launching' || phase === 'waiting')) for (const id of Object.values(progressOf(snap.context, step.id)?.running ?? {})) live.add(id);
+      else if (step.type === 'workflow' && phase === 'waiting') { const c = childOf(snap.context, step.id); if (c) live.add(c.id); }
+    }
+    return live;
+  }
+
+  /** Children the execution waited for and no longer does (it was cancelled or failed): cancelled, so none runs on alone. */
+  private cancelDroppedChildren(event: WorkflowEvent, before: WorkflowSnapshot, after: WorkflowSnapshot): void {
+    const was = this.liveChildren(before);
+    if (was.size === 0) return;
+    const still = this.liveChildren(after);
+    const e = event as { child?: string; results?: { child: string }[]; failures?: { child: string }[] };
+    const ended = new Set([e.child, ...(e.results ?? []).map((r) => r.child), ...(e.failures ?? []).map((f) => f.child)]);
+    const reason = event.type === 'ExecutionCancelled' ? `its parent '${this.executionId}' was cancelled` : `its parent '${this.executionId}' no longer waits for it`;
+    for (const id of was) {
+      if (still.has(id) || ended.has(id)) continue;
+      this.deps.children!.cancel(id, reason).catch((err) => this.deps.onError?.(err, `cancel child ${id}`));
     }
   }
 
@@ -372,9 +456,12 @@ export class ExecutionRunner {
     for (const { step, phase } of this.holding || admitting ? [] : active) {
       if (isContainer(step)) {
         if (phase === 'pending') this.beginContainer(step, snap);
+        else if (phase === 'closing' && step.type === 'map') this.closeMap(step, snap);
         else if (phase === 'closing') this.enqueueOnce(`close:${step.id}`, { type: 'StepCompleted', stepId: step.id, attempt: stepMapGet(snap.context.attempts, step.id) ?? 1, output: stepMapGet(snap.context.outputs, step.id) ?? null });
         else if (phase === 'check' && step.type === 'loop') this.checkLoop(step, snap);
+        else if (step.type === 'map' && (phase === 'launching' || phase === 'waiting')) this.runItems(step, snap, phase === 'launching');
       } else if (phase === 'pending') this.begin(step, snap);
+      else if (step.type === 'workflow' && phase === 'waiting') this.ensureWorkflowChild(step, snap);
       else if (phase === 'queued' && this.limits?.due(step.id)) this.limits.admitStep(step, snap, stepMapGet(snap.context.attempts, step.id) ?? 1);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
@@ -424,7 +511,14 @@ export class ExecutionRunner {
     for (const id of ids) if (stepMapHas(outputs, id)) steps[id] = { output: stepMapGet(outputs, id) };
     const loop = this.loopOf(step);
     const iteration = loop && stepMapGet(snap.context.iterations ?? emptyStepMap<number>(), loop.id);
-    return { input, steps, execution: { id: this.executionId, workflowId: this.workflowId }, ...(iteration !== undefined ? { iteration } : {}) };
+    const scope = { input, steps, execution: { id: this.executionId, workflowId: this.workflowId }, ...(iteration !== undefined ? { iteration } : {}) };
+    // A map item's child: its item and index, and the outer steps' outputs its block reads.
+    const outer = snap.context.outer;
+    if (!outer) return scope;
+    for (const id of ids) if (!Object.hasOwn(steps, id) && Object.hasOwn(outer.steps, id)) steps[id] = outer.steps[id];
+    // The iteration of a loop around the map, unless the step is in a loop of its own inside the item.
+    const outerIteration = iteration === undefined && outer.iteration !== undefined ? { iteration: outer.iteration } : {};
+    return { ...scope, ...outerIteration, item: outer.item, index: outer.index } as ResolveScope;
   }
 
   /** The container directly around a step, if any. */
@@ -458,6 +552,13 @@ export class ExecutionRunner {
           if (await evaluateCondition(step.cases[i].when, scope, `${path}.cases[${i}].when`)) { chosen = i; break; }
         }
         return { type: 'StepStarted', stepId: step.id, attempt: 1, case: chosen };
+      }
+      if (step.type === 'map') {
+        // Evaluated once and recorded (by reference when large): replay and resume read them from the log.
+        const items = await resolveValue(step.items, scope, `${path}.items`);
+        if (!Array.isArray(items)) throw new StepError('ITEMS_NOT_ARRAY', `${path}.items must give an array, got ${items === null ? 'null' : typeof items}`, { details: { path: `${path}.items` } });
+        const recorded = await this.deps.payloads.prepare(this.executionId, items, { what: `the items of map '${step.id}'`, tooLargeCode: 'ITEMS_TOO_LARGE', tooDeepCode: 'ITEMS_TOO_DEEP' });
+        return { type: 'StepStarted', stepId: step.id, attempt: 1, items: recorded, count: items.length };
       }
       return { type: 'StepStarted', stepId: step.id, attempt: 1, ...(step.type === 'loop' ? { iteration: 1 } : {}) };
     };
@@ -498,6 +599,113 @@ export class ExecutionRunner {
       .then((event) => {
         this.starting.delete(key);
         if (!this.stopped) this.enqueueOnce(step.id, event);
+      });
+  }
+
+  /** A `workflow` step about to start: find its registered definition, then record the child it starts. */
+  private startWorkflowChild(step: WorkflowStep, snap: WorkflowSnapshot, attempt: number): void {
+    const key = `child:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const decide = async (): Promise<WorkflowEvent> => {
+      if (!this.deps.children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none (it has no workflow registry)`);
+      const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version);
+      return { type: 'StepStarted', stepId: step.id, attempt, child: childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
+    };
+    void decide()
+      .catch((err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }))
+      .then((event) => {
+        this.starting.delete(key);
+        if (!this.stopped) this.enqueueOnce(step.id, event);
+      });
+  }
+
+  /** A `workflow` step waits: make sure its recorded child exists (after a crash it may not yet). */
+  private ensureWorkflowChild(step: WorkflowStep, snap: WorkflowSnapshot): void {
+    const ref = childOf(snap.context, step.id);
+    if (!ref || this.ensured.has(ref.id)) return;
+    this.ensured.add(ref.id);
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
+    const children = this.deps.children;
+    void (async () => {
+      if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
+      const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version);
+      const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
+      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
+      await this.cancelIfDropped(ref.id);
+    })().catch((err) => {
+      if (!this.stopped) this.enqueueOnce(`child-failed:${ref.id}`, { type: 'StepFailed', stepId: step.id, attempt, child: ref.id, error: toErrorRecord(err) });
+    });
+  }
+
+  /** A map under way: record the start of the items it may start now, and make sure each running item's child exists. */
+  private runItems(step: MapStep, snap: WorkflowSnapshot, launching: boolean): void {
+    const p = progressOf(snap.context, step.id)!;
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
+    if (launching) {
+      // Every item a free slot allows, in one record.
+      const launch = nextItems(p, step.maxConcurrency - runningCount(p)).map((index) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index) }));
+      if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
+    }
+    for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
+  }
+
+  private ensureItem(step: MapStep, snap: WorkflowSnapshot, p: MapProgress, index: number, childId: string, attempt: number): void {
+    this.ensured.add(childId);
+    const children = this.deps.children;
+    void (async () => {
+      if (!children) throw new StepError('NO_EXECUTOR', `map '${step.id}' runs its items as child executions, and this engine runs none`);
+      const items = await this.itemsFor(step, p);
+      const around = this.scope(snap, step, outerRefs(step)) as TemplateScope & { iteration?: number };
+      const outer = { item: items[index] ?? null, index, steps: around.steps, ...(around.iteration !== undefined ? { iteration: around.iteration } : {}) };
+      const definition = blockDefinition(snap.context.definition, step);
+      // The parent's input only when the block may read it: each item's start records it.
+      const input = blockReadsInput(step) ? snap.context.input : {};
+      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...this.childBudget(snap) });
+      await this.cancelIfDropped(childId);
+    })().catch((err) => {
+      const error = toErrorRecord(err);
+      if (!this.stopped) this.enqueueOnce(`child-failed:${childId}`, { type: 'StepFailed', stepId: step.id, attempt, error, failures: [{ index, child: childId, error }] });
+    });
+  }
+
+  /** A child started after its parent ended (cancelled or failed meanwhile) is cancelled too: none runs on alone. */
+  private async cancelIfDropped(childId: string): Promise<void> {
+    // Only an end drops running children (a map stops waiting only once none runs); a child that already reported is not asked.
+    if (isTerminal(this.status)) await this.deps.children!.cancel(childId, `its parent '${this.executionId}' has ended`);
+  }
+
+  /** A map's items as recorded: the array, or fetched once when recorded by reference. */
+  private itemsFor(step: MapStep, p: MapProgress): Promise<unknown[]> {
+    if (Array.isArray(p.items)) return Promise.resolve(p.items);
+    const key = `${step.id}\n${JSON.stringify(p.items)}`;
+    let items = this.itemsOf.get(key);
+    if (!items) {
+      items = this.deps.payloads.resolve(p.items) as Promise<unknown[]>;
+      this.itemsOf.set(key, items);
+      items.catch(() => this.itemsOf.delete(key));
+    }
+    return items;
+  }
+
+  /** A child spends from what is left of the parent's budget (its usage is added to the parent's when it ends). */
+  private childBudget(snap: WorkflowSnapshot): { budget?: { maxTokens: number } } {
+    const { budget, usage } = snap.context;
+    return budget ? { budget: { maxTokens: Math.max(1, budget.maxTokens - usage.totalTokens) } } : {};
+  }
+
+  /** All items have a result: record the map's output, by reference when large. */
+  private closeMap(step: MapStep, snap: WorkflowSnapshot): void {
+    const key = `close:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
+    void this.deps.payloads.prepare(this.executionId, stepMapGet(snap.context.outputs, step.id) ?? [], { what: `the output of map '${step.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' })
+      .then((output): WorkflowEvent => ({ type: 'StepCompleted', stepId: step.id, attempt, output }), (err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }))
+      .then((event) => {
+        this.starting.delete(key);
+        // Its own key: the map's start may still hold the step's (an empty map closes as it starts).
+        if (!this.stopped) this.enqueueOnce(`closed:${step.id}`, event);
       });
   }
 
@@ -559,6 +767,7 @@ export class ExecutionRunner {
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
   private start(step: Step, snap: WorkflowSnapshot, attempt: number, admitted?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
     if (!admitted && this.limits && isLimited(step)) return this.limits.admitStep(step, snap, attempt);
+    if (step.type === 'workflow') return this.startWorkflowChild(step, snap, attempt);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.

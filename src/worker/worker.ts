@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import { ZodError } from 'zod';
 import { isTerminal, statusOf, stepPhases } from '../../machines/index.js';
 import { validateDefinition } from '../definition/validate.js';
+import { definitionSchema, type Definition } from '../../machines/definition.js';
+import type { WorkflowEvent } from '../../machines/events.js';
 import { ExecutionExistsError, ExecutionNotFoundError, InvalidExecutionStateError, SmartSpecError } from '../errors.js';
 import { loadExecution } from '../log/views.js';
 import { CommandBus, parseCommand, type Command } from '../bus/commands.js';
@@ -150,7 +152,7 @@ export class Worker {
       }
       // Not applied because another process hosts it or wrote first: try again (it reaches the owner).
       const contended = err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'EXECUTION_OWNED');
-      if ((type === 'signal' || type === 'cancel' || type === 'timer' || type === 'wake') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
+      if ((type === 'signal' || type === 'cancel' || type === 'timer' || type === 'child' || type === 'wake') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
       if (!(err instanceof SmartSpecError) || err.retryable) {
         log.warn({ err: describe(err) }, 'command failed; it will be redelivered');
         return msg.nak(2000);
@@ -168,8 +170,10 @@ export class Worker {
         const c = command as Command<'start'>;
         // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
         assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
+        // A map item's block reads steps outside it (given in `outer`): its shape is checked, its references were with its parent's.
+        const definition = c.outer ? (definitionSchema.parse(c.definition) as Definition) : validateDefinition(c.definition);
         try {
-          return await engine.start({ executionId: c.executionId, definition: validateDefinition(c.definition), input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL, trigger: c.trigger });
+          return await engine.start({ executionId: c.executionId, definition, input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL, trigger: c.trigger, parent: c.parent, outer: c.outer });
         } catch (err) {
           // Redelivered (its worker died) or repeated: the execution exists; hostWhileRunning continues it.
           if (!(err instanceof ExecutionExistsError)) throw err;
@@ -192,6 +196,10 @@ export class Worker {
       case 'timer': {
         const c = command as Command<'timer'>;
         return engine.timer(c.executionId, c.stepId, c.attempt, c.at);
+      }
+      case 'child': {
+        const c = command as Command<'child'>;
+        return engine.childReport(c.executionId, c.event as unknown as WorkflowEvent);
       }
       case 'wake': {
         const c = command as Command<'wake'>;

@@ -12,7 +12,7 @@ import { compileWorkflow, initialSnapshot, isTerminal, usesContainers } from '..
 import { validateDefinition } from '../../src/definition/validate.js';
 import type { Definition } from '../../machines/definition.js';
 import { DefinitionError } from '../../src/errors.js';
-import { replayExecution } from '../../src/log/replay.js';
+import { replayWithChildren } from '../../src/log/childReplay.js';
 import { useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService } from '../support/service.js';
@@ -110,7 +110,8 @@ describe('nested definitions', () => {
       const runner = await engine.start({ definition, input: { x: 1, list: [1, 2] } });
       const outcome = await runner.done;
       expect(isTerminal(outcome.status), JSON.stringify(definition)).toBe(true);
-      const replay = replayExecution(runner.executionId, await fx.log.read(runner.executionId));
+      // Map items are child executions: their logs replay too, and match what the parent recorded.
+      const replay = await replayWithChildren(runner.executionId, (id) => fx.log.read(id));
       expect(replay.ok, `${JSON.stringify(definition)}\n${JSON.stringify(replay)}`).toBe(true);
     }
   }, 120_000);

@@ -12,6 +12,7 @@ import { DefinitionError, InvalidInputError } from '../../errors.js';
 import { EventLog } from '../../log/eventLog.js';
 import { SnapshotStore } from '../../log/snapshots.js';
 import { ExecutionIndex } from '../../registry/executionIndex.js';
+import { WorkflowRegistry } from '../../registry/workflows.js';
 import { SecretStore } from '../../secrets/secretStore.js';
 import { TimerStore } from '../../timers/timerStore.js';
 import { Engine } from '../../worker/engine.js';
@@ -118,6 +119,8 @@ async function withEngine(fn: (engine: Engine, printer: TransitionPrinter) => Pr
       snapshots: await SnapshotStore.open(nc, replicas),
       timers: await TimerStore.open(nc, replicas),
       index,
+      // `workflow` steps run their registered child here, as they would on a worker.
+      registry: await WorkflowRegistry.open(nc, replicas),
       executors: cliExecutors(),
       secrets: await SecretStore.open(nc),
       principal: cliPrincipal(),

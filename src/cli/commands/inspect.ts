@@ -5,6 +5,7 @@
 import type { StoredRecord } from '../../log/records.js';
 import { listCheckpoints, loadExecution, summarize } from '../../log/views.js';
 import { replayWithPayloads } from '../../payloads/verify.js';
+import { replayWithChildren } from '../../log/childReplay.js';
 import type { PayloadStore } from '../../payloads/store.js';
 import { ExecutionNotFoundError } from '../../errors.js';
 import type { CommandRun } from '../commandTable.js';
@@ -100,12 +101,15 @@ export const checkpoints: CommandRun = async ({ args, opts }) => {
 /** Verify the hash chain and re-derive every state; exit 0 only when the whole history verifies. */
 export const replay: CommandRun = async ({ args, opts }) => {
   need(args, 1, 'replay', '<id> [--json]');
-  return withLog(async ({ log, payloads }) => replayReport(await log.read(args[0]), args[0], opts.json === true, payloads));
+  return withLog(async ({ log, payloads }) => replayReport(await log.read(args[0]), args[0], opts.json === true, payloads, (id) => log.read(id)));
 };
 
-async function replayReport(records: StoredRecord[], executionId: string, json: boolean, payloads: PayloadStore): Promise<number> {
+async function replayReport(records: StoredRecord[], executionId: string, json: boolean, payloads: PayloadStore, read: (id: string) => Promise<StoredRecord[]>): Promise<number> {
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
-  const report = await replayWithPayloads(executionId, records, payloads);
+  const own = await replayWithPayloads(executionId, records, payloads);
+  // Its child executions (map items, workflow steps): each replays, and matches what this log recorded of it.
+  const family = await replayWithChildren(executionId, (id) => (id === executionId ? Promise.resolve(records) : read(id)));
+  const report = { ...own, ok: own.ok && family.ok, children: family.children };
   if (json) {
     out(JSON.stringify(report, null, 2));
     return report.ok ? 0 : 1;
@@ -115,6 +119,9 @@ async function replayReport(records: StoredRecord[], executionId: string, json: 
   for (const e of report.events) out(`${n(e.seq).padEnd(5)} ${e.type.padEnd(18)} ${e.ok ? 'ok  ' : 'FAIL'} ${e.ok ? stateText(e.recomputed) : e.error}`);
   for (const p of report.payloads) if (!p.ok) out(`${n(p.seq).padEnd(5)} stored value FAIL ${p.error}`);
   for (const b of report.chainBreaks) out(`hash chain broken at ${n(b.seq)} (stream sequence ${b.seq}): recorded ${b.found.slice(0, 12)}…, computed ${b.expected.slice(0, 12)}…`);
+  for (const c of family.children) if (!c.ok) out(`child ${c.childId} (${c.index !== undefined ? `item ${c.index} of ` : ''}step ${c.stepId} of ${c.parentId}) FAIL ${c.error}`);
+  for (const e of family.executions.slice(1)) if (!e.ok) out(`child ${e.executionId} FAIL: its log does not verify (smartspec replay ${e.executionId})`);
+  if (family.children.length > 0) out(`children: ${family.children.filter((c) => c.ok).length} of ${family.children.length} verified`);
   if (report.principals === 'absent') out('note: this log names no principals (it was written before they were recorded)');
   out(report.ok ? `replay verified ${report.events.length} events` : 'replay FAILED: the log does not verify');
   return report.ok ? 0 : 1;
