@@ -227,12 +227,19 @@ export class RunnerLimits {
     return { record: { type: 'ExecutionAdmitted', keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) } };
   }
 
-  /** Whether `holder` names what waits in this snapshot: a queued step attempt, or the queued execution. */
+  /**
+   * Whether `holder` may still wait here: the queued execution, or a queued step attempt; also
+   * one whose queueing is being recorded right now (still `pending`, or not yet admitted), so a
+   * wake that overtakes its record does not drop it from the queue.
+   */
   private waits(snap: WorkflowSnapshot, holder: string): boolean {
-    if (holder === this.executionId) return (snap.value as unknown) === 'queued';
+    if (isTerminal(statusOf(snap))) return false;
+    if (holder === this.executionId) return (snap.value as unknown) === 'queued' || (admitsExecutions(snap.context.definition) && !snap.context.admitted);
     const [, stepId, attempt] = holder.split(':');
-    const q = queuedStep(snap.context, stepId);
-    return q !== undefined && q.attempt === Number(attempt) && inspectSnapshot(snap).phases[stepId] === 'queued';
+    const phase = inspectSnapshot(snap).phases[stepId];
+    const recorded = stepMapGet(snap.context.attempts, stepId) ?? 0;
+    if (phase === 'queued') return queuedStep(snap.context, stepId)?.attempt === Number(attempt);
+    return (phase === 'pending' || phase === 'backoff') && recorded < Number(attempt);
   }
 
   /** After a record: slots of steps that stopped running go back; an LLM call's tokens count against its rate keys. */
