@@ -76,12 +76,18 @@ export class RunnerLimits {
   private wakes = 0;
   /** The execution is admitted, and holds its workflow-level slots here. */
   private executionHeld = false;
+  /**
+   * Admitted, but the start (StepStarted, ExecutionAdmitted) not recorded yet: not idle. Their
+   * places in the queues are given up already, so a runner that stops before the record wakes
+   * them again (any worker re-admits them).
+   */
+  private readonly granted = new Map<string, { holder: Holder; keys: string[] }>();
 
   constructor(private readonly admission: Admission, private readonly executionId: string, private readonly host: LimitsHost) {}
 
   /** An admission is under way: the execution may start a step any moment, so it is not idle. */
   get busy(): boolean {
-    return this.admitting.size > 0;
+    return this.admitting.size > 0 || this.granted.size > 0;
   }
 
   /** Whether a queued step is to be tried now (not under way, parked, or waiting for its rate time). */
@@ -202,6 +208,7 @@ export class RunnerLimits {
       (reason, until) => ({ type: 'StepQueued', stepId: step.id, attempt, keys, since, reason, ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) }));
     if (wait) return wait;
     this.steps.set(step.id, { holder, ...(step.rateLimit ? { rateKey: keys[keys.length - 1] } : {}) });
+    this.granted.set(step.id, { holder: { id: holder, executionId: this.executionId, stepId: step.id, attempt }, keys: keys.slice(0, step.concurrency?.length ?? 0) });
     return { start: { keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) } };
   }
 
@@ -224,6 +231,7 @@ export class RunnerLimits {
       (reason, until) => ({ type: 'ExecutionQueued', keys, since, reason, ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) }));
     if (wait) return wait;
     this.executionHeld = true;
+    this.granted.set(EXECUTION, { holder, keys: keys.slice(0, limits.length) });
     return { record: { type: 'ExecutionAdmitted', keys, ...(q ? { queuedMs: Math.max(0, Date.now() - Date.parse(q.since)) } : {}) } };
   }
 
@@ -248,6 +256,10 @@ export class RunnerLimits {
     if ((event.type === 'StepCompleted' || event.type === 'StepFailed') && event.usage) this.spend(event.stepId, event.usage.totalTokens, after);
     const ended = isTerminal(statusOf(after));
     const phases = ended ? {} : inspectSnapshot(after).phases;
+    for (const id of this.granted.keys()) {
+      const recorded = id === EXECUTION ? after.context.admitted === true : phases[id] !== 'pending' && phases[id] !== 'queued' && phases[id] !== 'backoff';
+      if (ended || recorded) this.granted.delete(id);
+    }
     for (const [stepId, { holder }] of this.steps) {
       const attempt = Number(holder.slice(holder.lastIndexOf(':') + 1));
       const stillRuns = (phases[stepId] === 'running' || phases[stepId] === 'waiting') && stepMapGet(after.context.attempts, stepId) === attempt;
@@ -268,13 +280,19 @@ export class RunnerLimits {
     if (flowRate && flowKey !== undefined) this.admission.store.spend(flowKey, tokens, flowRate).catch(() => undefined);
   }
 
-  /** The runner stops hosting: no more tries, and every slot it holds goes back. */
+  /** The runner stops hosting: no more tries, and every slot it holds goes back (admitted but unrecorded ones are woken again once it has). */
   stop(): void {
+    const regrant = new Map([...this.granted.values()].map((g) => [g.holder.id, g] as const));
+    this.granted.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.parked.clear();
-    for (const { holder } of this.steps.values()) void this.admission.release(holder).catch(() => undefined);
+    const release = (id: string) => void this.admission.release(id).then(() => {
+      const g = regrant.get(id);
+      if (g && g.keys.length > 0) return this.admission.wakeAll(g.keys[0], [{ ...g.holder, since: Date.now() }], `stopped:${Date.now()}`);
+    }).catch(() => undefined);
+    for (const { holder } of this.steps.values()) release(holder);
     this.steps.clear();
-    void this.admission.release(this.executionId).catch(() => undefined);
+    release(this.executionId);
   }
 }

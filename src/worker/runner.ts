@@ -291,10 +291,8 @@ export class ExecutionRunner {
    */
   async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
     // A step queued on a rate key: its reserved time has come; it is admitted again (not a record).
-    if (this.limits?.isRateTimer(stepId, at)) {
-      this.deps.timers?.disarm({ executionId: this.executionId, stepId, attempt }).catch((err) => this.deps.onError?.(err, 'timer disarm'));
-      return this.react();
-    }
+    // Its timer stays armed until it fires for a step that started (then it is found spent): a stop before the start is retried.
+    if (this.limits?.isRateTimer(stepId, at)) return this.react();
     const step = findStep(this.snapshot.context.definition, stepId);
     const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
     if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
