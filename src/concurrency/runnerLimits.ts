@@ -61,7 +61,7 @@ export function startsBy(snap: WorkflowSnapshot, stepId: string | undefined, tim
 }
 
 /** A step attempt's id as a holder of keys. */
-export const stepHolder = (executionId: string, stepId: string, attempt: number) => `${executionId}:${stepId}:${attempt}`;
+const stepHolder = (executionId: string, stepId: string, attempt: number) => `${executionId}:${stepId}:${attempt}`;
 
 export class RunnerLimits {
   /** Step id → the holder id and rate key of its running attempt. */
@@ -131,7 +131,8 @@ export class RunnerLimits {
       })
       .then((decision) => {
         this.admitting.delete(id);
-        if (this.host.isStopped) return;
+        // Stopped meanwhile: a slot just taken goes back (and its holder is woken again).
+        if (this.host.isStopped) return this.stop();
         if ('start' in decision) return start(decision.start);
         if ('record' in decision) return this.host.record(id, decision.record);
         if ('readmitted' in decision) return this.host.react();
