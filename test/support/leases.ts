@@ -12,14 +12,14 @@ import { Worker } from '../../src/worker/worker.js';
 
 export interface TestWorker { nc: NatsConnection; bus: CommandBus; engine: Engine; admission: Admission; stop(): Promise<void> }
 
-export async function startLeaseWorker(url: string, name: string, options: { executors?: StepExecutors; ttlMs?: number; ackWaitMs?: number } = {}): Promise<TestWorker> {
+export async function startLeaseWorker(url: string, name: string, options: { executors?: StepExecutors; ttlMs?: number; ackWaitMs?: number; concurrency?: number } = {}): Promise<TestWorker> {
   const nc = await connectNats(url, name);
   const ackWaitMs = options.ackWaitMs ?? 2000;
   const bus = await CommandBus.open(nc, { consumer: { ackWaitMs } });
   const timers = await TimerStore.open(nc);
   const admission = new Admission(await LeaseStore.open(nc), (w, key, msgId) => bus.publish('wake', { executionId: w.executionId, key, holder: w.id }, msgId), { ttlMs: options.ttlMs ?? 3000 });
   const engine = await Engine.create({ nc, timers, admission, owner: name, ...(options.executors ? { executors: options.executors } : {}) });
-  const worker = new Worker({ engine, bus, timers, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), ackWaitMs });
+  const worker = new Worker({ engine, bus, timers, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), ackWaitMs, ...(options.concurrency ? { concurrency: options.concurrency } : {}) });
   await worker.start();
   return {
     nc, bus, engine, admission,
