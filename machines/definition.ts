@@ -98,11 +98,12 @@ export const failStepSchema = z.strictObject({
 export const signalStepSchema = z.strictObject({ ...common, type: z.literal('signal'), name: stepId.optional() });
 
 /**
- * Waits for the first event on `subject` published after the step started for which `match`
+ * Waits for the first event on `subject` published after the step started (or after `after`: an
+ * ISO-8601 time, or a `{{…}}` template or `{% … %}` expression giving one) for which `match`
  * (a `{% … %}` expression over `event`, `input`, `steps`) is true; `timeoutMs` fails it with
  * EVENT_TIMEOUT. To the machine it is a signal step whose signal is `eventSignalName(id)`.
  */
-export const waitForEventStepSchema = z.strictObject({ ...common, type: z.literal('waitForEvent'), subject, match: z.string().optional() });
+export const waitForEventStepSchema = z.strictObject({ ...common, type: z.literal('waitForEvent'), subject, match: z.string().optional(), after: z.string().min(1).optional() });
 /** The internal signal that delivers a waitForEvent step's event (':' never occurs in a user's signal name). */
 export const eventSignalName = (stepId: string) => `event:${stepId}`;
 

@@ -80,6 +80,8 @@ export interface StepStarted {
   deadline?: string;
   /** A waitForEvent step: events stored in the events stream after this sequence count. */
   afterSeq?: number;
+  /** A waitForEvent step with `after`: the time it resolved to (ISO-8601); events published before it do not count. */
+  after?: string;
   /** A switch: the case the worker chose (its index, "default", or null for none). */
   case?: number | 'default' | null;
   /** A loop: the iteration it enters (1-based). A step inside a loop: the iteration it belongs to. */

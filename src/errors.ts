@@ -33,6 +33,13 @@ export class WorkflowNotFoundError extends SmartSpecError {
   }
 }
 
+/** A start of a workflow its tenant has disabled (POST /workflows/:id/enable turns it back on). */
+export class WorkflowDisabledError extends SmartSpecError {
+  constructor(workflowId: string, disabledAt: string) {
+    super('WORKFLOW_DISABLED', `workflow '${workflowId}' is disabled (since ${disabledAt}): enable it to start executions of it`, { details: { workflowId, disabledAt } });
+  }
+}
+
 export class CheckpointNotFoundError extends SmartSpecError {
   constructor(executionId: string, checkpointId: string) {
     super('CHECKPOINT_NOT_FOUND', `checkpoint '${checkpointId}' not found in execution '${executionId}'`, {

@@ -14,6 +14,7 @@ import memory from './memory.js';
 import service from './service.js';
 import resumeHttp from './resume-http.js';
 import startup from './startup.js';
+import triggers from './triggers.js';
 import map from './map.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, memory, startup, map];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map];

@@ -162,6 +162,17 @@ export const COMMANDS: CommandSpec[] = [
     load: async () => (await import('./commands/purge.js')).purge,
   },
   {
+    name: 'workflows',
+    usage: 'register <file> | list | show <id> | disable <id> | enable <id> | rm <id> [--tenant T] [--json]',
+    summary: 'the workflow registry: register, list, disable or enable (triggers and schedules stop), delete',
+    details: 'A disabled or deleted workflow starts nothing: its triggers and schedules stop, submissions of it are refused; executions already running go on and stay readable. On the default tenant unless --tenant.',
+    examples: ['smartspec workflows register examples/fork-join.json', 'smartspec workflows disable onboard', 'smartspec workflows list --json'],
+    options: { tenant: { type: 'string' }, ...json },
+    subcommands: ['register', 'list', 'show', 'disable', 'enable', 'rm'],
+    files: true,
+    load: async () => (await import('./commands/workflows.js')).workflows,
+  },
+  {
     name: 'schedules',
     usage: 'create --workflow W (--cron EXPR [--timezone TZ] | --every 15m) [--input JSON] [--catchup none|last|all] | list | show <id> | pause <id> | resume <id> | trigger <id> | rm <id>',
     summary: 'start a registered workflow on a schedule (cron, or every N)',

@@ -39,7 +39,7 @@ export async function schedulesCommand(argv: string[], nc: NatsConnection, repli
   const print = (s: ReturnType<typeof scheduleView>) => {
     if (o.json) return out(JSON.stringify(s, null, 2));
     out(`${s.id}  ${s.workflowId}${s.version ? `@v${s.version}` : ''}  ${s.cron ? `cron "${s.cron}" ${s.timezone}` : `every ${s.every}`}  catchup ${s.catchup}  ${s.paused ? 'paused' : `next ${s.nextAt}`}`);
-    for (const h of 'history' in s ? s.history ?? [] : []) out(`  ${h.recordedAt}  ${h.kind.padEnd(9)} ${h.at}${h.executionId ? `  ${h.executionId}` : ''}${h.count ? `  (${h.count} firings up to ${h.until}, catchup ${h.policy})` : ''}${h.error ? `  ${h.error}` : ''}`);
+    for (const h of 'history' in s ? s.history ?? [] : []) out(`  ${h.recordedAt}  ${h.kind.padEnd(9)} ${h.at}${h.executionId ? `  ${h.executionId}` : ''}${h.count ? `  (${h.count} firings up to ${h.until}, ${h.reason ?? `catchup ${h.policy}`})` : ''}${h.error ? `  ${h.error}` : ''}`);
   };
   const needId = () => {
     if (!id) throw new InvalidInputError(`smartspec schedules ${action} needs a schedule id\n${SCHEDULES_USAGE}`);

@@ -7,17 +7,15 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CommandBus } from '../bus/commands.js';
-import { createEdgeApp, createEdgeLogger, loadEdgeConfig, startEdgeServer, ConfigError, type EdgeApp } from '../edge/index.js';
-import { executionsRouter } from '../edge/routes/executions.js';
-import { workflowsRouter } from '../edge/routes/workflows.js';
-import { createLlmProxyRouter, createLlmRouter } from '../llm/index.js';
+import type { EdgeApp } from '../edge/app.js';
+import { ConfigError, loadEdgeConfig } from '../edge/config.js';
+import { createEdgeLogger } from '../edge/logger.js';
 import { EventLog } from '../log/eventLog.js';
 import { SnapshotStore } from '../log/snapshots.js';
 import { reportPermissionViolations } from '../nats/credentials.js';
 import { openNats } from '../nats/embedded.js';
 import { reconcileReplicas } from '../nats/replicas.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
-import { IdempotencyStore } from '../registry/idempotency.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
 import { Engine } from '../worker/engine.js';
 import { TimerStore } from '../timers/timerStore.js';
@@ -32,9 +30,6 @@ import { loadLimits, useLimits } from '../limits.js';
 import { startRetention } from '../retention/schedule.js';
 import { SecretStore } from '../secrets/secretStore.js';
 import { bindAddress, loadAuthConfig } from '../auth/config.js';
-import { KeyStore } from '../auth/keys.js';
-import { keysRouter } from '../edge/routes/keys.js';
-import { schedulesRouter } from '../edge/routes/schedules.js';
 import { FiringStarter } from '../schedules/firing.js';
 import { Scheduler } from '../schedules/scheduler.js';
 import { ScheduleStore } from '../schedules/scheduleStore.js';
@@ -45,8 +40,6 @@ import { WaitStore } from '../events/waitStore.js';
 import { Admission, DEFAULT_LEASE_TTL_MS } from '../concurrency/admission.js';
 import { LeaseStore } from '../concurrency/leaseStore.js';
 import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
-import { contractsRouter } from '../edge/routes/contracts.js';
-import { uiRouter } from '../edge/routes/ui.js';
 
 /** Beyond the grace period, how long one part of a shutdown may take before the process goes on without it. */
 const STOP_PART_MS = 12_000;
@@ -170,16 +163,14 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });
       scheduler.start();
       stops.push({ part: 'scheduler', stop: async () => scheduler.stop() });
-      // Every worker consumes the events stream for the workflows' triggers (src/triggers).
+      // Every worker consumes the events stream for the workflows' triggers (src/triggers) and delivers
+      // each event to the waitForEvent steps waiting anywhere (src/events): one consumer for both.
       const triggers = await WorkflowTriggers.open(nc, replicas);
-      await triggers.start();
-      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
+      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }) });
+      await Promise.all([triggers.start(), dispatcher.start()]);
+      const triggerConsumer = new TriggerConsumer({ nc, bus, triggers, waits: dispatcher, config: eventsConfig!, logger: logger.child({ role: 'triggers' }), replicas, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await triggerConsumer.start();
-      stops.push({ part: 'triggers', stop: async () => { await triggerConsumer.stop(); triggers.stop(); } });
-      // Every worker delivers events to the waitForEvent steps waiting anywhere (src/events).
-      const dispatcher = new WaitDispatcher({ nc, bus, waits, logger: logger.child({ role: 'waits' }), ackWaitMs: workerConfig.ACK_WAIT_MS });
-      await dispatcher.start();
-      stops.push({ part: 'event waits', stop: () => dispatcher.stop() });
+      stops.push({ part: 'triggers and event waits', stop: async () => { await triggerConsumer.stop(); triggers.stop(); dispatcher.stop(); } });
       if (limits.retentionMs !== undefined) {
         const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push({ part: 'retention', stop: () => stopRetention() });
@@ -187,6 +178,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     }
 
     if (roles.edge) {
+      const { createEdgeApp, startEdgeServer, executionsRouter, workflowsRouter, keysRouter, schedulesRouter, contractsRouter, uiRouter, createLlmProxyRouter, createLlmRouter, KeyStore, IdempotencyStore } = await import('./edgeRole.js');
       const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens

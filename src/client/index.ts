@@ -85,6 +85,11 @@ export class SmartSpecClient {
     /** The latest version, or `version`. */
     get: (id: string, options: RequestOptions & { version?: number } = {}): Promise<StoredWorkflow> =>
       this.request('GET', `/workflows/${encodeURIComponent(id)}${query({ version: options.version })}`, options),
+    /** Disable: its triggers and schedules start nothing and starting it is refused (409) until `enable`; running executions go on. */
+    disable: (id: string, options?: RequestOptions): Promise<StoredWorkflow> => this.request('POST', `/workflows/${encodeURIComponent(id)}/disable`, options),
+    enable: (id: string, options?: RequestOptions): Promise<StoredWorkflow> => this.request('POST', `/workflows/${encodeURIComponent(id)}/enable`, options),
+    /** Delete every version: as disabling, for good; executions of it stay readable. */
+    delete: async (id: string, options?: RequestOptions): Promise<void> => void (await this.send('DELETE', `/workflows/${encodeURIComponent(id)}`, options ?? {})),
   };
 
   constructor(options: ClientOptions | string) {

@@ -147,11 +147,16 @@ export const resumedSchema = z.object({
 export const cancellingSchema = z.object({ executionId: z.string(), cancelling: z.literal(true) });
 export const signalledSchema = z.object({ executionId: z.string(), signal: z.string(), stepId: z.string() });
 
+/** A disabled workflow starts nothing (triggers, schedules, submissions) until it is enabled again. */
+const disabledFields = {
+  disabled: z.boolean().meta({ description: 'nothing starts it (triggers, schedules, submissions) until it is enabled' }),
+  disabledAt: timestamp.optional(),
+};
 export const storedWorkflowSchema = z
-  .object({ id: z.string(), version: z.number().int(), createdAt: timestamp, definition: z.record(z.string(), z.unknown()) })
+  .object({ id: z.string(), version: z.number().int(), createdAt: timestamp, definition: z.record(z.string(), z.unknown()), ...disabledFields })
   .meta({ id: 'StoredWorkflow' });
 export const workflowListSchema = z
-  .object({ workflows: z.array(z.object({ id: z.string(), version: z.number().int(), createdAt: timestamp, steps: z.number().int() })) })
+  .object({ workflows: z.array(z.object({ id: z.string(), version: z.number().int(), createdAt: timestamp, steps: z.number().int(), ...disabledFields })) })
   .meta({ id: 'WorkflowList' });
 
 export const apiKeySchema = z

@@ -43,6 +43,7 @@ export function templatedFields(step: Step): [string, unknown][] {
       break;
     case 'switch': step.cases.forEach((c, i) => fields.push([`cases[${i}].when`, c.when])); break;
     case 'map': fields.push(['items', step.items]); break;
+    case 'waitForEvent': if (step.after !== undefined) fields.push(['after', step.after]); break;
     case 'workflow': if (step.input !== undefined) fields.push(['input', step.input]); break;
     default: break;
   }

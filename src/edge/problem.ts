@@ -53,6 +53,7 @@ const RULES: Record<string, Rule> = {
   EXECUTION_OWNED: { status: 409, title: 'Execution owned by another process' },
   EXECUTION_EXISTS: { status: 409, title: 'Execution already exists' },
   SCHEDULE_EXISTS: { status: 409, title: 'Schedule already exists' },
+  WORKFLOW_DISABLED: { status: 409, title: 'Workflow disabled' },
   CONCURRENT_WRITE: { status: 409, title: 'Concurrent write' },
   BUDGET_EXCEEDED: { status: 409, title: 'Budget exceeded' },
   HISTORY_LIMIT: { status: 409, title: 'History limit reached' },

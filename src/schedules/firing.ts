@@ -6,6 +6,7 @@
  * refuses to start an execution whose log exists.
  */
 import type { CommandBus } from '../bus/commands.js';
+import { WorkflowDisabledError, WorkflowNotFoundError } from '../errors.js';
 import type { WorkflowRegistry } from '../registry/workflows.js';
 import type { Principal } from '../auth/principal.js';
 import type { Schedule } from './scheduleStore.js';
@@ -28,9 +29,21 @@ export const schedulePrincipal = (s: Schedule): Principal => ({ tenant: s.tenant
 export class FiringStarter {
   constructor(private readonly workflows: WorkflowRegistry, private readonly bus: CommandBus) {}
 
+  /** Why the schedule's firings start nothing now (its workflow is disabled or deleted), or undefined. */
+  async refusal(schedule: Schedule): Promise<string | undefined> {
+    try {
+      await this.workflows.runnable(schedule.workflowId, schedule.version, schedule.tenant);
+      return undefined;
+    } catch (err) {
+      if (err instanceof WorkflowDisabledError) return `workflow '${schedule.workflowId}' is disabled`;
+      if (err instanceof WorkflowNotFoundError) return `workflow '${schedule.workflowId}${schedule.version ? `@v${schedule.version}` : ''}' does not exist (deleted?)`;
+      throw err;
+    }
+  }
+
   /** Publish the start of the firing at `atMs`; the workflow version is the pinned one or the latest. */
   async start(schedule: Schedule, atMs: number, manual = false): Promise<string> {
-    const { definition } = await this.workflows.get(schedule.workflowId, schedule.version, schedule.tenant);
+    const { definition } = await this.workflows.runnable(schedule.workflowId, schedule.version, schedule.tenant);
     const executionId = firingExecutionId(schedule.id, atMs, manual);
     await this.bus.publish('start', { executionId, definition, input: schedule.input, principal: schedulePrincipal(schedule) }, `start:${executionId}`);
     return executionId;

@@ -5,9 +5,10 @@
  * so when several schedulers see the same firing exactly one claims it.
  */
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { jetstream, JetStreamApiError, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SmartSpecError } from '../errors.js';
+import { isWrongLastSequence } from '../nats/compareAndSet.js';
 import { kvKeys } from '../nats/kvKeys.js';
 import { SCHEDULES_BUCKET } from '../nats/names.js';
 import type { Catchup, Timing } from './timing.js';
@@ -26,10 +27,11 @@ export interface HistoryEntry {
   /** ISO-8601: when the scheduler recorded it. */
   recordedAt: string;
   executionId?: string;
-  /** `skipped`: how many firings, up to which instant, and the policy that skipped them. */
+  /** `skipped`: how many firings, up to which instant, and the policy that skipped them, or the reason (a disabled workflow). */
   count?: number;
   until?: string;
   policy?: Catchup;
+  reason?: string;
   /** `failed`: why the execution could not be started. */
   error?: string;
 }
@@ -156,9 +158,4 @@ export class ScheduleStore {
 
 function live(e: KvEntry | null): Schedule | undefined {
   return e && e.operation === 'PUT' ? e.json<Schedule>() : undefined;
-}
-
-/** JetStream's answer to a compare-and-set that lost: "wrong last sequence" (10071). */
-function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === 10071;
 }

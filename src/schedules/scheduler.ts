@@ -57,21 +57,25 @@ export class Scheduler {
 
   private async fire(seen: Schedule, now: number): Promise<void> {
     const recordedAt = new Date(now).toISOString();
+    // A disabled (or deleted) workflow: its firings are claimed as skipped, with the reason, and start nothing.
+    const refusal = await this.starter.refusal(seen);
     let claimed: { plan: Plan; schedule: Schedule } | undefined;
     try {
       // Decided again on the newest value: a firing another scheduler claimed is no longer due.
       claimed = await this.store.mutate(seen.tenant, seen.id, (s) => {
         const p = s.paused ? undefined : plan(s, Date.parse(s.cursorAt), now, s.catchup);
         if (!p) return undefined;
-        const entries: HistoryEntry[] = p.fire.map(({ at, late }) => ({ kind: late ? 'caught-up' : 'fired', at: iso(at), recordedAt, executionId: firingExecutionId(s.id, at) }));
-        if (p.skipped) entries.unshift({ kind: 'skipped', at: iso(p.skipped.first), until: iso(p.skipped.last), count: p.skipped.count, policy: s.catchup, recordedAt });
-        return { next: { ...s, cursorAt: iso(p.cursor), history: [...s.history, ...entries] }, result: { plan: p, schedule: s } };
+        let history = [...s.history];
+        if (p.skipped) history.push({ kind: 'skipped', at: iso(p.skipped.first), until: iso(p.skipped.last), count: p.skipped.count, policy: s.catchup, recordedAt });
+        if (refusal) history = refused(history, p, refusal, recordedAt);
+        else history.push(...p.fire.map(({ at, late }): HistoryEntry => ({ kind: late ? 'caught-up' : 'fired', at: iso(at), recordedAt, executionId: firingExecutionId(s.id, at) })));
+        return { next: { ...s, cursorAt: iso(p.cursor), history }, result: { plan: p, schedule: s } };
       });
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) return; // deleted meanwhile
       throw err;
     }
-    if (!claimed) return;
+    if (!claimed || refusal) return;
     const { schedule } = claimed;
     const failures: HistoryEntry[] = [];
     for (const { at } of claimed.plan.fire) {
@@ -86,3 +90,16 @@ export class Scheduler {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The history with the plan's firings skipped for `reason`: a run of firings skipped for the same
+ * reason is one entry whose count grows, so a disabled workflow's every-second schedule keeps its history.
+ */
+function refused(history: HistoryEntry[], p: Plan, reason: string, recordedAt: string): HistoryEntry[] {
+  if (p.fire.length === 0) return history;
+  const first = iso(p.fire[0].at);
+  const until = iso(p.fire[p.fire.length - 1].at);
+  const last = history[history.length - 1];
+  if (last?.kind === 'skipped' && last.reason === reason) return [...history.slice(0, -1), { ...last, until, count: (last.count ?? 1) + p.fire.length, recordedAt }];
+  return [...history, { kind: 'skipped', at: first, until, count: p.fire.length, reason, recordedAt }];
+}

@@ -4,8 +4,12 @@
  * and whose filter holds starts one execution, with an id derived from the
  * workflow, the trigger and the event's idempotency key (its `idempotencyKey`
  * expression, else its message id, else its stream sequence): a redelivered
- * event (a worker killed before its ack) starts nothing new. Events no trigger
- * wants are acknowledged and left in the stream.
+ * event (a worker killed before its ack) starts nothing new. The same delivery
+ * goes to the waitForEvent steps (src/events/waitDispatcher.ts): one consumer
+ * for both, so an event costs the server one delivery and one ack. An event
+ * is acknowledged once both are done with it (each is idempotent, so a
+ * redelivery after a failure of either repeats nothing); events nothing wants
+ * are acknowledged and left in the stream.
  */
 import { createHash } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, jetstreamManager, StorageType, type JsMsg } from '@nats-io/jetstream';
@@ -59,6 +63,8 @@ export interface TriggerConsumerOptions {
   replicas?: number;
   /** How long a worker may hold an event unacknowledged before it goes to another worker (ACK_WAIT_MS). */
   ackWaitMs?: number;
+  /** Where each event also goes: the waitForEvent steps waiting for one. */
+  waits?: { deliver(msg: JsMsg): Promise<void> };
 }
 
 export class TriggerConsumer {
@@ -99,17 +105,20 @@ export class TriggerConsumer {
 
   private async handle(msg: JsMsg): Promise<void> {
     const matching = this.options.triggers.matching(msg.subject);
-    if (matching.length === 0) return msg.ack();
+    try {
+      await Promise.all([this.options.waits?.deliver(msg), matching.length > 0 ? this.fireAll(msg, matching) : undefined]);
+      msg.ack();
+    } catch (err) {
+      this.options.logger.warn({ err: { message: (err as Error).message }, subject: msg.subject, seq: msg.seq }, 'event not turned into executions or delivered to its waits yet; redelivered');
+      msg.nak(1000);
+    }
+  }
+
+  private fireAll(msg: JsMsg, matching: ActiveTrigger[]): Promise<void[]> {
     const event = eventPayload(msg);
     const headers = publicHeaders(msg.headers);
     const context = { event, subject: msg.subject, headers: headers ?? {} };
-    try {
-      await Promise.all(matching.map((t) => this.fire(t, msg, event, context, headers)));
-      msg.ack();
-    } catch (err) {
-      this.options.logger.warn({ err: { message: (err as Error).message }, subject: msg.subject, seq: msg.seq }, 'event not turned into executions yet; redelivered');
-      msg.nak(1000);
-    }
+    return Promise.all(matching.map((t) => this.fire(t, msg, event, context, headers)));
   }
 
   private async fire(t: ActiveTrigger, msg: JsMsg, event: unknown, context: Record<string, unknown>, headers: Record<string, string> | undefined): Promise<void> {

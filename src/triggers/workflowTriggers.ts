@@ -1,7 +1,8 @@
 /**
  * The triggers of every tenant's latest workflow versions, mirrored from the
  * workflows bucket: registering a new version moves a workflow's triggers to
- * it (the latest-version key changes), a version without triggers stops them.
+ * it (the latest-version key changes), a version without triggers stops them,
+ * and so do disabling the workflow (`disabledAt` on that key) and deleting it.
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
@@ -51,7 +52,8 @@ export class WorkflowTriggers {
             for await (const e of iter) {
               const latest = latestKey(e.key);
               if (latest) {
-                const def = e.operation === 'PUT' ? e.json<StoredWorkflow>().definition : undefined;
+                const stored = e.operation === 'PUT' ? e.json<StoredWorkflow>() : undefined;
+                const def = stored && !stored.disabledAt ? stored.definition : undefined;
                 if (def?.triggers?.length) this.byKey.set(e.key, def.triggers.map((trigger, index) => ({ tenant: latest.tenant, definition: def, index, trigger })));
                 else this.byKey.delete(e.key);
               }

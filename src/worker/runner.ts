@@ -37,6 +37,7 @@ import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
+import { waitAfterTime } from '../events/waitAfter.js';
 import { isExpression } from '../definition/expressions.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
@@ -339,7 +340,7 @@ export class ExecutionRunner {
       // Like a timer, the wait is kept before its step starts; events stored after `afterSeq` count.
       if (waitScope && event.type === 'StepStarted' && this.deps.waits) {
         const step = this.stepById(event.stepId) as Extract<Step, { type: 'waitForEvent' }>;
-        const afterSeq = await this.deps.waits.arm({ executionId: this.executionId, stepId: step.id, attempt: event.attempt, subject: step.subject, ...(step.match !== undefined ? { match: step.match } : {}), scope: waitScope });
+        const afterSeq = await this.deps.waits.arm({ executionId: this.executionId, stepId: step.id, attempt: event.attempt, subject: step.subject, ...(step.match !== undefined ? { match: step.match } : {}), ...(event.after ? { afterMs: Date.parse(event.after) } : {}), scope: waitScope });
         this.waitScopes.delete(event.stepId);
         body = { ...body, afterSeq };
       }
@@ -763,9 +764,12 @@ export class ExecutionRunner {
   }
 
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
-  private start(step: Step, snap: WorkflowSnapshot, attempt: number, admitted?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
-    if (!admitted && this.limits && isLimited(step)) return this.limits.admitStep(step, snap, attempt);
+  private start(step: Step, snap: WorkflowSnapshot, attempt: number, fields?: Pick<StepStarted, 'keys' | 'queuedMs' | 'after'>): void {
+    // Admitted (by its concurrency and rate keys) first: an admission always names the keys.
+    if (fields?.keys === undefined && this.limits && isLimited(step)) return this.limits.admitStep(step, snap, attempt);
     if (step.type === 'workflow') return this.startWorkflowChild(step, snap, attempt);
+    // A waitForEvent's `after` (a template or an expression) is resolved first, once, then recorded with its start.
+    if (step.type === 'waitForEvent' && step.after !== undefined && fields?.after === undefined) return this.resolveAfter(step, snap, attempt, fields);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
@@ -774,7 +778,25 @@ export class ExecutionRunner {
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
-    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...admitted });
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...fields });
+  }
+
+  private resolveAfter(step: Extract<Step, { type: 'waitForEvent' }>, snap: WorkflowSnapshot, attempt: number, fields?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
+    const key = `after:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    void this.scopeFor(step, snap)
+      .then(async (scope) => waitAfterTime(step, await resolveValue(step.after, scope, `${this.pathOf(step)}.after`)))
+      .then(
+        (after) => {
+          this.starting.delete(key);
+          if (!this.stopped) this.start(step, snap, attempt, { ...fields, after });
+        },
+        (err) => {
+          this.starting.delete(key);
+          if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+        },
+      );
   }
 
   private execute(step: Step, snap: WorkflowSnapshot): void {

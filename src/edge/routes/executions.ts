@@ -65,7 +65,7 @@ export function executionsRouter(deps: RouteDeps): Router {
         throw err;
       }
     } else {
-      definition = (await workflows.get(body.workflowId!, body.version, tenant)).definition;
+      definition = (await workflows.runnable(body.workflowId!, body.version, tenant)).definition; // a disabled workflow: 409
     }
     // Before claiming an idempotency key: a refused submission must not hold the key.
     if (tenantMaxRunning > 0 && index.activeCount(tenant) >= tenantMaxRunning) throw new TenantLimitError(tenant, tenantMaxRunning);

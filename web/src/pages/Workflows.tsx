@@ -15,8 +15,8 @@ import { chartOf } from '../model/statechart.js';
 import { href, navigate } from '../router.js';
 import { ListTable } from '../components/ListTable.js';
 
-interface ListedWorkflow { id: string; version: number; createdAt: string; steps: number }
-interface StoredWorkflow { id: string; version: number; createdAt: string; definition: Definition }
+interface ListedWorkflow { id: string; version: number; createdAt: string; steps: number; disabled?: boolean }
+interface StoredWorkflow { id: string; version: number; createdAt: string; definition: Definition; disabled?: boolean }
 
 const TEMPLATE = `# JSON or YAML. Checked as you type, with the rules the edge applies.
 id: hello
@@ -65,6 +65,7 @@ function WorkflowList({ list }: { list: ListedWorkflow[] }) {
         <tr key={id} data-workflow={id}>
           <td>
             <a href={href('workflows', id)}>{id}</a>
+            {versions[0].disabled && <span class="muted"> (disabled: its triggers and schedules start nothing)</span>}
           </td>
           <td>v{versions[0].version}</td>
           <td>{versions[0].steps}</td>
@@ -148,7 +149,7 @@ function WorkflowView({ id, version, list }: { id: string; version?: string; lis
       {workflow && chart ? (
         <>
           {workflow.definition.description ? <p>{workflow.definition.description}</p> : null}
-          <p class="muted">Registered {time(workflow.createdAt)}</p>
+          <p class="muted">Registered {time(workflow.createdAt)}{workflow.disabled ? ' · disabled: starting it is refused until it is enabled' : ''}</p>
           <div class="two-col">
             <section aria-labelledby="wf-graph-title">
               <h2 id="wf-graph-title">Statechart</h2>
