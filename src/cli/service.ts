@@ -76,7 +76,12 @@ export interface RunningService {
   shutdownGraceMs: number;
 }
 
-export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<RunningService> {
+export interface StartHooks {
+  /** Called as soon as there is something to stop (NATS is connected): a signal during start-up stops what has started. */
+  onStoppable?(stop: (graceMs: number) => Promise<void>, graceMs: number): void;
+}
+
+export async function startService(roles: { edge: boolean; worker: boolean }, env = process.env, hooks: StartHooks = {}): Promise<RunningService> {
   const config = loadEdgeConfig(env);
   const workerConfig = loadWorkerConfig(env);
   const limits = loadLimits(env);
@@ -106,6 +111,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const late = new Promise<void>((res) => { timer = setTimeout(() => { logger.warn({ part, ms }, 'shutdown: a part did not stop in time; going on without it'); res(); }, ms); });
     try { await Promise.race([work, late]); } finally { clearTimeout(timer); }
   };
+  hooks.onStoppable?.(stop, workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS);
   try {
     const { url, app, engine } = await startRoles();
     return { url, app, engine, stop, shutdownGraceMs: workerConfig.SMARTSPEC_SHUTDOWN_GRACE_MS };
@@ -223,28 +229,24 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
  */
 export async function runService(roles: { edge: boolean; worker: boolean }, env = process.env): Promise<void> {
   // Listening from the first moment: a signal while the service starts (a worker already
-  // consuming, the edge not yet listening) must stop it gracefully too, not kill it outright.
-  let service: RunningService | undefined;
-  let pending: NodeJS.Signals | undefined;
+  // consuming, the edge not yet listening) stops what has started, gracefully, without
+  // waiting for the rest of the start (which may be slow, or never end).
+  let stopper: { stop: (graceMs: number) => Promise<void>; graceMs: number } | undefined;
   let shuttingDown = false;
-  let startDeadline: NodeJS.Timeout | undefined;
   const shutdown = async (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? 130 : 0;
-    if (shuttingDown || (!service && pending)) process.exit(code);
-    if (!service) {
-      pending = signal; // acted on once started; a start that never ends must not keep the process alive
-      process.stdout.write(`${signal} while starting: stopping as soon as the service is up\n`);
-      startDeadline = setTimeout(() => process.exit(code), STOP_PART_MS);
-      return;
-    }
+    if (shuttingDown || !stopper) process.exit(code); // a second signal, or nothing started yet
     shuttingDown = true;
-    process.stdout.write(`shutting down (${signal}): running steps may finish for ${service.shutdownGraceMs} ms, then running executions continue on another worker\n`);
-    await service.stop(service.shutdownGraceMs);
+    process.stdout.write(`shutting down (${signal}): running steps may finish for ${stopper.graceMs} ms, then running executions continue on another worker\n`);
+    await stopper.stop(stopper.graceMs);
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  service = await startService(roles, env);
-  clearTimeout(startDeadline);
-  if (pending) await shutdown(pending);
+  try {
+    await startService(roles, env, { onStoppable: (stop, graceMs) => (stopper = { stop, graceMs }) });
+  } catch (err) {
+    if (shuttingDown) return; // stopped during start-up: the start fails as NATS closes; the shutdown exits
+    throw err;
+  }
 }

@@ -27,8 +27,11 @@ export interface ChildStart {
 
 /** What a runner needs from its engine to run child executions. */
 export interface ChildHost {
-  /** The registered definition a `workflow` step runs (its tenant is the parent's). */
-  resolve(parentId: string, workflowId: string, version?: number): Promise<Definition>;
+  /**
+   * The registered definition a `workflow` step runs (its tenant is the parent's). `starting`: the
+   * child is about to be started, so a disabled workflow is refused; a child already started runs on.
+   */
+  resolve(parentId: string, workflowId: string, version: number | undefined, starting: boolean): Promise<Definition>;
   /** Start the child unless it exists; one that has ended reports its end to the parent again. */
   ensure(start: ChildStart): Promise<void>;
   /** Cancel a child the parent no longer waits for (the parent was cancelled or failed). */

@@ -324,10 +324,11 @@ export class Engine {
 
   /** Child executions (src/worker/children.ts): started and cancelled through this engine, for any of its runners. */
   private readonly children: ChildHost = {
-    resolve: async (parentId, workflowId, version) => {
-      if (!this.options.registry) throw new SmartSpecError('NO_REGISTRY', `no workflow registry: this engine cannot start workflow '${workflowId}' as a child`);
+    resolve: async (parentId, workflowId, version, starting) => {
+      const { registry } = this.options;
+      if (!registry) throw new SmartSpecError('NO_REGISTRY', `no workflow registry: this engine cannot start workflow '${workflowId}' as a child`);
       const tenant = (await this.principalOf(parentId)).tenant;
-      return (await this.options.registry.get(workflowId, version, tenant)).definition;
+      return (await (starting ? registry.runnable(workflowId, version, tenant) : registry.get(workflowId, version, tenant))).definition;
     },
     ensure: async (start: ChildStart) => {
       const principal = await this.principalOf(start.parent.executionId);

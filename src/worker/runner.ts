@@ -608,7 +608,7 @@ export class ExecutionRunner {
     this.starting.add(key);
     const decide = async (): Promise<WorkflowEvent> => {
       if (!this.deps.children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none (it has no workflow registry)`);
-      const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version);
+      const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version, true);
       return { type: 'StepStarted', stepId: step.id, attempt, child: childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
     };
     void decide()
@@ -628,7 +628,7 @@ export class ExecutionRunner {
     const children = this.deps.children;
     void (async () => {
       if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
-      const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version);
+      const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version, false);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
       await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
       await this.cancelIfDropped(ref.id);

@@ -114,7 +114,8 @@ describe('reads release their JetStream consumers', () => {
       expect(output).toContain(command === 'status' ? 'COMPLETED' : 'ExecutionStarted');
     }
     // The commands have exited: what they read through must be gone, not waiting out its inactivity timeout.
-    expect(await consumerCount()).toBe(baseline);
+    // (At most the baseline: a consumer of an earlier read may still have been going away when it was taken.)
+    expect(await consumerCount()).toBeLessThanOrEqual(baseline);
   });
 });
 

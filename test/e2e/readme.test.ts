@@ -32,7 +32,9 @@ const RULES: [RegExp, Rule][] = [
   [/^npm ci && npm test$/, { kind: 'skip', reason: 'reinstalls node_modules and runs this very suite' }],
   [/^npm ci$/, { kind: 'skip', reason: 'reinstalls node_modules under the running tests' }],
   [/^npm ci && node bin\/smartspec\.mjs run /, { kind: 'run' }], // the install is skipped, the run is not
-  [/^node bin\/smartspec\.mjs (serve|edge|worker)( &)?$/, { kind: 'background', ready: /edge listening|worker consuming commands/ }],
+  // Ready when it serves what the next command needs: `serve` consumes commands before its edge listens.
+  [/^node bin\/smartspec\.mjs (serve|edge)( &)?$/, { kind: 'background', ready: /edge listening/ }],
+  [/^node bin\/smartspec\.mjs worker( &)?$/, { kind: 'background', ready: /worker consuming commands/ }],
   [/^node bin\/smartspec\.mjs secrets /, { kind: 'script' }],
   [/^printf %s "\$TOKEN" \| node bin\/smartspec\.mjs secrets set/, { kind: 'script' }],
   [/^export SMARTSPEC_SECRETS_KEY=/, { kind: 'script' }],

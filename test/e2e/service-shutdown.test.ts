@@ -60,10 +60,10 @@ async function submit(key: string): Promise<string> {
   return r.json.executionId as string;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function until(what: string, check: () => boolean, timeoutMs = 30_000, ...witnesses: Child[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${witnesses.map((c) => `\n--- ${c.name}:\n${c.output().slice(-4000)}`).join('')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -121,9 +121,9 @@ describe('graceful shutdown of a worker hosting an execution mid-step', () => {
   it('SIGINT on serve, a step outlasting the grace period: handed back after it, the step re-runs elsewhere, exit 130', async () => {
     const port = await freePort();
     const serve = spawnCli('serve', 'serve', { ...common, PORT: String(port), SMARTSPEC_SHUTDOWN_GRACE_MS: '300' });
-    await serve.waitForOutput(/worker consuming commands/, 30_000);
+    await serve.waitForOutput(/edge listening/, 30_000);
     const id = await submit('int');
-    await until('step b to be in flight on serve', () => gate.hits('int-b') === 1);
+    await until('step b to be in flight on serve', () => gate.hits('int-b') === 1, 30_000, serve);
 
     const survivor = spawnCli('survivor', 'worker', common);
     await survivor.waitForOutput(/worker consuming commands/, 30_000);
@@ -131,7 +131,7 @@ describe('graceful shutdown of a worker hosting an execution mid-step', () => {
     expect(await exitCode(serve), serve.output().slice(-3000)).toBe(130);
     expect(serve.output(), 'every part of the shutdown stopped in time').not.toMatch(/did not stop in time/);
 
-    await until('the survivor to run step b again', () => gate.hits('int-b') === 2);
+    await until('the survivor to run step b again', () => gate.hits('int-b') === 2, 30_000, serve, survivor);
     gate.open('int-b');
     const done = await waitForStatus(edge.url, id, ['COMPLETED', 'FAILED', 'CANCELLED'], 40_000);
     expect(done.status).toBe('COMPLETED');

@@ -135,6 +135,17 @@ describe('workflow step', () => {
     expect(rec(records, 'StepStarted', 'child')).toEqual([]);
   });
 
+  it('fails the step, before any child starts, when the workflow is disabled; a child already started runs on', async () => {
+    await registry.register(def({ id: 'paused', steps: [t('p', 1)] }));
+    await registry.setDisabled('paused', true);
+    const { outcome, records } = await run({ id: 'p4d', steps: [{ id: 'child', type: 'workflow', workflowId: 'paused' }] });
+    expect(outcome.status).toBe('FAILED');
+    expect(rec(records, 'StepFailed', 'child')[0].error).toMatchObject({ code: 'WORKFLOW_DISABLED', retryable: false });
+    expect(rec(records, 'StepStarted', 'child')).toEqual([]);
+    await registry.setDisabled('paused', false);
+    expect((await run({ id: 'p4e', steps: [{ id: 'child', type: 'workflow', workflowId: 'paused' }] })).outcome.status).toBe('COMPLETED');
+  });
+
   it('retries a step whose child failed retryably, each attempt a new child', async () => {
     const { outcome, records } = await run({ id: 'p8', steps: [{ id: 'child', type: 'workflow', workflowId: 'flaky', retry: { maxAttempts: 2, initialDelayMs: 0 } }] });
     expect(outcome.status).toBe('FAILED');
