@@ -21,8 +21,28 @@ export const retrySchema = z.strictObject({
   maxDelayMs: z.number().int().min(0).max(86_400_000).default(60_000),
 });
 
+/**
+ * At most `limit` holders of a key run at once, across all workers (src/concurrency). `key` is a
+ * template or expression (`{{input.tenant}}`), read once by the worker and recorded.
+ */
+export const MAX_CONCURRENCY_KEYS = 4;
+export const concurrencySchema = z
+  .array(z.strictObject({ key: z.string().min(1).max(512), limit: z.number().int().min(1).max(100_000) }))
+  .min(1, 'concurrency needs at least one { key, limit }')
+  .max(MAX_CONCURRENCY_KEYS, `at most ${MAX_CONCURRENCY_KEYS} concurrency keys`);
+/** Starts per minute and LLM tokens per minute (from the usage the log records) per key, across all workers. */
+export const rateLimitSchema = z
+  .strictObject({
+    key: z.string().min(1).max(512),
+    perMinute: z.number().int().min(1).max(600_000).optional(),
+    tokensPerMinute: z.number().int().min(1).optional(),
+  })
+  .refine((r) => r.perMinute !== undefined || r.tokensPerMinute !== undefined, { message: 'a rateLimit needs perMinute, tokensPerMinute or both' });
+
 const common = {
   id: stepId,
+  concurrency: concurrencySchema.optional(),
+  rateLimit: rateLimitSchema.optional(),
   retry: retrySchema.optional(),
   timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
   /** A template; the step is skipped when it resolves to a false value. */
@@ -225,6 +245,10 @@ export const definitionSchema = z.strictObject({
   parallel: z.array(z.array(z.string()).min(1, 'a parallel group needs at least one step')).default([]),
   budget: budgetSchema.optional(),
   triggers: z.array(triggerSchema).max(16, 'at most 16 triggers per workflow').optional(),
+  /** At most `limit` executions of a key run at once; the others wait, queued (src/concurrency). */
+  concurrency: concurrencySchema.optional(),
+  /** Executions started per minute under a key, and the LLM tokens all their steps use per minute. */
+  rateLimit: rateLimitSchema.optional(),
 });
 
 export type RetryPolicy = z.infer<typeof retrySchema>;
@@ -232,6 +256,8 @@ export type StepType = Step['type'];
 export type Definition = z.infer<typeof definitionSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
 export type Trigger = z.infer<typeof triggerSchema>;
+export type ConcurrencyLimit = z.infer<typeof concurrencySchema>[number];
+export type RateLimit = z.infer<typeof rateLimitSchema>;
 export const STEP_TYPES = ['transform', 'http', 'sleep', 'fail', 'signal', 'llm', 'waitForEvent', 'switch', 'parallel', 'map', 'loop', 'graph', 'workflow'] as const satisfies readonly StepType[];
 export const CONTAINER_TYPES = ['switch', 'parallel', 'map', 'loop', 'graph'] as const satisfies readonly ContainerStep['type'][];
 export const isContainer = (s: Step): s is ContainerStep => (CONTAINER_TYPES as readonly string[]).includes(s.type);

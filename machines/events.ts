@@ -34,6 +34,7 @@ export const PRINCIPAL_EVENT_TYPES = ['ExecutionStarted', 'ExecutionResumed', 'E
 
 export const EVENT_TYPES = [
   'ExecutionStarted',
+  'StepQueued',
   'StepStarted',
   'StepCompleted',
   'StepFailed',
@@ -42,6 +43,8 @@ export const EVENT_TYPES = [
   'ExecutionCompleted',
   'ExecutionFailed',
   'ExecutionCancelled',
+  'ExecutionQueued',
+  'ExecutionAdmitted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -83,6 +86,9 @@ export interface StepStarted {
   case?: number | 'default' | null;
   /** A loop: the iteration it enters (1-based). A step inside a loop: the iteration it belongs to. */
   iteration?: number;
+  /** A step with `concurrency` or `rateLimit`: the keys it holds (as evaluated), and how long it was queued. */
+  keys?: string[];
+  queuedMs?: number;
   /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
   items?: unknown;
   count?: number;
@@ -92,6 +98,25 @@ export interface StepStarted {
   child?: string;
   /** A `workflow` step: the registered version the child runs. */
   version?: number;
+}
+/**
+ * A step over a concurrency limit or a rate limit waits, queued, holding no worker slot
+ * (src/concurrency). `keys`: as the worker evaluated them (never evaluated again). `until`: a
+ * rate limit's reserved start time (ISO-8601); without it the step waits for a slot of a key.
+ */
+export interface StepQueued {
+  type: 'StepQueued';
+  stepId: string;
+  attempt: number;
+  keys: string[];
+  /** When it was queued (ISO-8601): StepStarted's `queuedMs` counts from here. */
+  since: string;
+  /** What it waits for: its rate key's reserved time (`until`), or a slot of a concurrency key. */
+  reason: 'rate' | 'concurrency';
+  until?: string;
+  iteration?: number;
+  /** A step of a map item's child execution: the item (its index) it runs for. */
+  item?: number;
 }
 export interface StepCompleted {
   type: 'StepCompleted';
@@ -154,9 +179,17 @@ export interface ExecutionResumed {
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
 export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }
+/**
+ * A workflow-level key is at its limit: the execution waits before its first step, for its rate
+ * key's reserved time `until` (`reason: "rate"`) or for a slot of a concurrency key.
+ */
+export interface ExecutionQueued { type: 'ExecutionQueued'; keys: string[]; since: string; reason: 'rate' | 'concurrency'; until?: string }
+/** The execution holds its workflow-level concurrency keys; its steps may run. */
+export interface ExecutionAdmitted { type: 'ExecutionAdmitted'; keys: string[]; queuedMs?: number }
 
 export type WorkflowEvent =
   | ExecutionStarted
+  | StepQueued
   | StepStarted
   | StepCompleted
   | StepFailed
@@ -164,4 +197,6 @@ export type WorkflowEvent =
   | ExecutionResumed
   | ExecutionCompleted
   | ExecutionFailed
-  | ExecutionCancelled;
+  | ExecutionCancelled
+  | ExecutionQueued
+  | ExecutionAdmitted;

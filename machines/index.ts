@@ -8,3 +8,4 @@ export * from './resume.js';
 export * from './replay.js';
 export * from './stepMap.js';
 export * from './blocks.js';
+export * from './queue.js';

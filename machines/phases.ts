@@ -9,7 +9,7 @@ import { activeIn, type ActiveStep } from './containers/walk.js';
 import type { WorkflowSnapshot } from './workflowMachine.js';
 
 /** A leaf's phase; a container is also `active` (its blocks run), `closing` or `check` (the worker records its end or next iteration); a graph step `blocked`. */
-export type StepPhase = 'pending' | 'running' | 'waiting' | 'backoff' | 'done' | 'failed' | 'active' | 'closing' | 'check' | 'blocked';
+export type StepPhase = 'pending' | 'queued' | 'running' | 'waiting' | 'backoff' | 'done' | 'failed' | 'active' | 'closing' | 'check' | 'blocked';
 export const STATUSES = ['PENDING', 'RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type ExecutionStatus = (typeof STATUSES)[number];
 
@@ -96,7 +96,8 @@ export interface SnapshotView {
 export function inspectSnapshot(snapshot: WorkflowSnapshot): SnapshotView {
   const value = snapshot.value as Value;
   if (typeof value === 'string') {
-    const status: ExecutionStatus = value === 'pending' ? 'PENDING' : value === 'completed' ? 'COMPLETED' : value === 'failed' ? 'FAILED' : 'CANCELLED';
+    // `queued`: waiting for a workflow-level concurrency key (machines/queue.ts).
+    const status: ExecutionStatus = value === 'pending' ? 'PENDING' : value === 'queued' ? 'WAITING' : value === 'completed' ? 'COMPLETED' : value === 'failed' ? 'FAILED' : 'CANCELLED';
     return { status, phases: {}, active: [] };
   }
   const stage = activeStage(snapshot);
@@ -106,7 +107,8 @@ export function inspectSnapshot(snapshot: WorkflowSnapshot): SnapshotView {
   // WAITING only when every step to act on is done or waiting for a signal or a timer: a pending
   // step is about to start. Containers whose blocks run, and graph steps waiting on their needs, wait on those.
   const current = active.filter((a) => a.phase !== 'active' && a.phase !== 'blocked').map((a) => a.phase);
-  const waiting = current.includes('waiting') && current.every((p) => p === 'waiting' || p === 'done');
+  // A step queued for a concurrency or rate key waits too: it holds no worker slot.
+  const waiting = current.some((p) => p === 'waiting' || p === 'queued') && current.every((p) => p === 'waiting' || p === 'queued' || p === 'done');
   return { status: waiting ? 'WAITING' : 'RUNNING', phases, stage, active };
 }
 

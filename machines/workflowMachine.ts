@@ -23,6 +23,7 @@ import { graphNode } from './containers/graph.js';
 import { loopNode } from './containers/loop.js';
 import { mapNode, type MapProgress } from './containers/map.js';
 import { workflowNode, type ChildRef } from './containers/workflow.js';
+import { admitsExecutions, executionQueuedState, executionQueueTransitions, queuedState, toQueued, type QueuedExecution, type QueuedStep } from './queue.js';
 
 export interface WorkflowContext {
   executionId: string;
@@ -54,6 +55,13 @@ export interface WorkflowContext {
   outer?: OuterScope;
   usage: Usage;
   budget?: Budget;
+  /** Steps waiting for a concurrency or rate key, by step (machines/queue.ts). */
+  queued?: Record<string, QueuedStep>;
+  /** The execution holds its workflow-level keys, recorded by its ExecutionAdmitted. */
+  admitted?: boolean;
+  admittedKeys?: string[];
+  /** The execution waits for its workflow-level keys. */
+  executionQueued?: QueuedExecution;
   /** The execution's error, once ExecutionFailed. */
   error?: ErrorInfo;
   output?: unknown;
@@ -201,6 +209,7 @@ function leafNode(step: Step) {
     states: {
       pending: {
         on: {
+          StepQueued: toQueued(id),
           StepStarted: started,
           // skipped (when = false), or failed before it could start (template, budget)
           StepCompleted: { guard: ({ event }: Args) => isStep({ event } as Args) && (event as any).skipped === true, target: 'done', actions: complete },
@@ -224,7 +233,8 @@ function leafNode(step: Step) {
           }
         : { running: active }),
       ...(isSleep ? { waiting: { on: { StepCompleted: { guard: isWaitingAttempt, target: 'done', actions: complete } } } } : {}),
-      backoff: { on: { StepStarted: signalName ? startWaiting : isSleep ? startSleep : { guard: isStep, target: 'running', actions: recordAttempt } } },
+      backoff: { on: { StepQueued: toQueued(id), StepStarted: signalName ? startWaiting : isSleep ? startSleep : { guard: isStep, target: 'running', actions: recordAttempt } } },
+      queued: queuedState(id, started, onFailed),
       done: { type: 'final' as const },
       failed: {},
     },
@@ -311,9 +321,11 @@ export function compileWorkflow(definition: Definition) {
           ExecutionFailed: { target: 'failed', actions: assign(({ event }) => (event.type === 'ExecutionFailed' ? { error: event.error } : {})) },
           ExecutionCancelled: 'cancelled',
           SignalReceived: bufferSignalTransitions(definition) as any,
+          ...((admitsExecutions(definition) ? executionQueueTransitions() : {}) as any),
         },
         states: runningStates as any,
       },
+      ...((admitsExecutions(definition) ? { queued: executionQueuedState() } : {}) as any),
       completed: { type: 'final' },
       failed: {},
       cancelled: {},

@@ -35,6 +35,8 @@ export const commandSchemas = {
   timer: z.object({ executionId, stepId: z.string().min(1), attempt: z.number().int().min(1), at: z.iso.datetime({ offset: true }) }),
   /** A child execution ended (published by workers): `event` is the record its parent's step takes. */
   child: z.object({ executionId, event: z.looseObject({ type: z.enum(['StepCompleted', 'StepFailed']), stepId: z.string().min(1) }) }),
+  /** A slot of concurrency key `key` may be free for `holder` (a queued step attempt or execution; published by workers). */
+  wake: z.object({ executionId, key: z.string().min(1), holder: z.string().min(1) }),
 } satisfies Record<CommandType, z.ZodType>;
 
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;

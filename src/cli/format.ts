@@ -100,6 +100,8 @@ function note(r: AnyRecord): string {
   if (r.type === 'StepStarted' && r.wakeAt) return `  (wakes at ${r.wakeAt})`;
   if (r.type === 'StepStarted' && r.deadline) return `  (times out at ${r.deadline})`;
   if (r.type === 'ExecutionResumed') return `  (${r.fromStep ? `from step ${r.fromStep}` : (r as { reason?: string }).reason ?? ''})`;
+  if (r.type === 'StepQueued' || r.type === 'ExecutionQueued') return `  (queued on ${r.keys.join(', ')}${r.until ? ` until ${r.until}` : ''})`;
+  if ((r.type === 'StepStarted' || r.type === 'ExecutionAdmitted') && r.queuedMs !== undefined) return `  (queued ${formatDuration(r.queuedMs)})`;
   return '';
 }
 

@@ -38,6 +38,8 @@ import { loadEventsConfig } from '../triggers/config.js';
 import { ensureEventsStream, TriggerConsumer } from '../triggers/triggerConsumer.js';
 import { WaitDispatcher } from '../events/waitDispatcher.js';
 import { WaitStore } from '../events/waitStore.js';
+import { Admission, DEFAULT_LEASE_TTL_MS } from '../concurrency/admission.js';
+import { LeaseStore } from '../concurrency/leaseStore.js';
 import { WorkflowTriggers } from '../triggers/workflowTriggers.js';
 
 /** Beyond the grace period, how long one part of a shutdown may take before the process goes on without it. */
@@ -49,6 +51,8 @@ const workerEnv = z.object({
   MAX_DELIVER: z.coerce.number().int().min(1).max(10_000).default(50),
   NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   SMARTSPEC_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  /** How long a concurrency key's lease outlives its worker (src/concurrency); renewed every third of it. */
+  SMARTSPEC_LEASE_TTL_MS: z.coerce.number().int().min(300).max(3_600_000).default(DEFAULT_LEASE_TTL_MS),
 });
 
 function loadWorkerConfig(env: NodeJS.ProcessEnv) {
@@ -136,9 +140,15 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const timers = await TimerStore.open(nc, replicas);
       await ensureEventsStream(nc, eventsConfig!, replicas);
       const waits = await WaitStore.open(nc, eventsConfig!.stream, replicas);
+      const admission = new Admission(
+        await LeaseStore.open(nc, replicas),
+        (waiter, key, msgId) => bus.publish('wake', { executionId: waiter.executionId, key, holder: waiter.id }, msgId),
+        { ttlMs: workerConfig.SMARTSPEC_LEASE_TTL_MS, onError: (err, what) => logger.warn({ err }, what) },
+      );
       engine = await Engine.create({
         timers,
         waits,
+        admission,
         nc,
         log,
         index,
@@ -155,7 +165,8 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       });
       const worker = new Worker({ engine, bus, timers, logger: logger.child({ role: 'worker' }), concurrency: workerConfig.WORKER_CONCURRENCY, ackWaitMs: workerConfig.ACK_WAIT_MS });
       await worker.start();
-      stops.push({ part: 'worker', stop: (graceMs) => worker.stop(graceMs) });
+      // The leases still held go back once the worker has stopped its executions.
+      stops.push({ part: 'worker', stop: async (graceMs) => { await worker.stop(graceMs); await admission.close(); } });
       logger.info({ concurrency: workerConfig.WORKER_CONCURRENCY }, 'worker consuming commands');
       // Every worker runs the scheduler: each firing is claimed by one of them (src/schedules).
       const scheduler = new Scheduler(await ScheduleStore.open(nc, replicas), new FiringStarter(await WorkflowRegistry.open(nc, replicas), bus), { onError: (err, what) => logger.warn({ err }, what) });

@@ -29,6 +29,9 @@ const ALL_ROOTS = [...TEMPLATE_ROOTS, 'item', 'index', 'iteration'] as const;
 export function templatedFields(step: Step): [string, unknown][] {
   const fields: [string, unknown][] = [];
   if (step.when !== undefined) fields.push(['when', step.when]);
+  // Concurrency and rate keys are read when the step is admitted: they may use what `when` may.
+  step.concurrency?.forEach((c, i) => fields.push([`concurrency[${i}].key`, c.key]));
+  if (step.rateLimit) fields.push(['rateLimit.key', step.rateLimit.key]);
   switch (step.type) {
     case 'transform': fields.push(['value', step.value]); break;
     case 'http': fields.push(['request', step.request]); break;

@@ -15,6 +15,7 @@ import { limits } from '../limits.js';
 import { checkOutbound } from './outboundRules.js';
 import { checkReferences, type Issue } from './references.js';
 import { checkTriggers } from './triggers.js';
+import { checkConcurrency } from './concurrencyRules.js';
 import { llmStepIssues } from '../llm/stepRules.js';
 import { closest } from '../suggest.js';
 
@@ -111,7 +112,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   }
   const def = parsed.data;
   const llmIssues = [...walkSteps(def.steps)].flatMap(({ step, path }) => (step.type === 'llm' ? llmStepIssues(step, path) : []));
-  const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues];
+  const issues = [...pre, ...checkGroups(def), ...checkSleeps(def), ...checkNeeds(def), ...llmIssues, ...checkConcurrency(def)];
   if (issues.length === 0) issues.push(...checkReferences(def), ...checkSignals(def), ...checkOutbound(def), ...checkTriggers(def));
   if (issues.length) throw new DefinitionError(issues);
   return def;

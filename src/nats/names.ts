@@ -6,8 +6,8 @@ export const COMMAND_SUBJECTS = 'smartspec.cmd.*';
 
 export const executionSubject = (executionId: string) => `smartspec.exec.${executionId}`;
 
-/** `timer` is published by workers when a step's durable timer is due (src/timers). */
-export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal', 'timer', 'child'] as const;
+/** `timer` is published by workers when a step's durable timer is due (src/timers); `child` when a child execution ends; `wake` when a concurrency key frees a slot (src/concurrency). */
+export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal', 'timer', 'child', 'wake'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 export const commandSubject = (type: CommandType) => `smartspec.cmd.${type}`;
 
@@ -38,3 +38,5 @@ export const KEYS_BUCKET = 'smartspec_keys';
 export const SCHEDULES_BUCKET = 'smartspec_schedules';
 /** waitForEvent steps waiting now, one key per execution, step and attempt (src/events). */
 export const WAITS_BUCKET = 'smartspec_waits';
+/** Concurrency keys (leases and their FIFO queues) and rate keys (src/concurrency). */
+export const LEASES_BUCKET = 'smartspec_leases';

@@ -14,7 +14,8 @@ export type ControlRequest =
   | { op: 'signal'; name: string; payload: unknown; principal?: Principal }
   | { op: 'timer'; stepId: string; attempt: number; at: string }
   /** A child execution ended: the record its parent's step takes (src/worker/children.ts). */
-  | { op: 'child'; event: WorkflowEvent };
+  | { op: 'child'; event: WorkflowEvent }
+  | { op: 'wake'; holder: string };
 export type ControlReply = { ok: true; owner: string } | { ok: false; owner: string; error: { code: string; message: string } };
 
 export function isNoResponders(err: unknown): boolean {

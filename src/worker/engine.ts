@@ -33,6 +33,7 @@ import type { TimerStore } from '../timers/timerStore.js';
 import { limits } from '../limits.js';
 import type { SecretResolver } from '../secrets/secretStore.js';
 import { DEFAULT_TENANT, systemPrincipal, type Principal } from '../auth/principal.js';
+import type { Admission } from '../concurrency/admission.js';
 
 /** How long a ping's staleness check may read the log: well within the asker's 2 s wait. */
 const STALENESS_CHECK_MS = 750;
@@ -73,6 +74,8 @@ export interface EngineOptions {
    * crash. Without it (the CLI, tests) both happen in this engine.
    */
   bus?: CommandBus;
+  /** Concurrency and rate keys across all workers (src/concurrency); without it they are not enforced. */
+  admission?: Admission;
 }
 
 export interface StartRequest {
@@ -216,6 +219,24 @@ export class Engine {
     return runner;
   }
 
+  /**
+   * A slot of a concurrency key may be free for `holder` (a queued step attempt, or the
+   * execution): admit it again where it is hosted, or host it here. Refused
+   * (InvalidExecutionStateError) when the holder no longer waits.
+   */
+  async wake(executionId: string, holder: string): Promise<ExecutionRunner | undefined> {
+    const local = this.runners.get(executionId);
+    if (local) { local.wake(holder); return local; }
+    if (await this.forward(executionId, { op: 'wake', holder })) return undefined;
+    const runner = await this.adopt(executionId);
+    runner.wake(holder);
+    return runner;
+  }
+
+  get admission(): Admission | undefined {
+    return this.options.admission;
+  }
+
   private get defaultPrincipal(): Principal {
     return this.options.principal ?? LOCAL_PRINCIPAL;
   }
@@ -298,7 +319,7 @@ export class Engine {
   }
 
   private deps() {
-    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets, children: this.children };
+    return { log: this.log, payloads: this.payloads, executors: this.executors, onRecord: this.recorded, snapshots: this.options.snapshots, onError: this.options.onError, timers: this.options.timers, waits: this.options.waits, historyLimit: this.historyLimit, secrets: this.options.secrets, children: this.children, admission: this.options.admission };
   }
 
   /** Child executions (src/worker/children.ts): started and cancelled through this engine, for any of its runners. */
@@ -470,6 +491,7 @@ export class Engine {
       else if (req.op === 'signal') await runner.signal(req.name, req.payload, req.principal ?? this.defaultPrincipal);
       else if (req.op === 'timer') await runner.fireTimer(req.stepId, req.attempt, req.at);
       else if (req.op === 'child') await runner.childEnded(req.event);
+      else if (req.op === 'wake') runner.wake(req.holder);
       return { ok: true, owner: this.owner };
     } catch (err) {
       const e = err instanceof SmartSpecError ? err : new SmartSpecError('ERROR', (err as Error).message);

@@ -54,7 +54,9 @@ import { recordedTimer, setLongTimeout, timerEvent, timerFields } from './stepTi
 import { withinHistoryLimit } from './historyLimit.js';
 import { ExecutionSecrets } from '../secrets/executionSecrets.js';
 import { SecretStore, type SecretResolver } from '../secrets/secretStore.js';
-import type { Principal } from '../../machines/events.js';
+import type { Principal, StepStarted } from '../../machines/events.js';
+import type { Admission } from '../concurrency/admission.js';
+import { isLimited, startsBy, RunnerLimits } from '../concurrency/runnerLimits.js';
 
 export interface RunnerDeps {
   log: EventLog;
@@ -77,6 +79,8 @@ export interface RunnerDeps {
   secrets?: SecretResolver;
   /** Starts and cancels child executions (`workflow` steps, map items); without it those steps fail. */
   children?: ChildHost;
+  /** Concurrency and rate keys (src/concurrency); without it `concurrency` and `rateLimit` are not enforced. */
+  admission?: Admission;
 }
 
 export interface RunnerOutcome {
@@ -123,6 +127,8 @@ export class ExecutionRunner {
   private readonly itemReports = new Map<string, { events: WorkflowEvent[]; recorded: Promise<void> }>();
   /** Each map's items, once read (a large array is recorded by reference). */
   private readonly itemsOf = new Map<string, Promise<unknown[]>>();
+  /** Concurrency and rate keys of this execution's steps and of the execution itself. */
+  private readonly limits?: RunnerLimits;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -134,6 +140,20 @@ export class ExecutionRunner {
   ) {
     this.workflowId = snapshot.context.definition.id;
     this.secrets = new ExecutionSecrets(deps.secrets ?? SecretStore.fromEnv());
+    if (deps.admission) {
+      const runner = this;
+      this.limits = new RunnerLimits(deps.admission, executionId, {
+        workflowId: this.workflowId,
+        get snapshot() { return runner.snapshot; },
+        get isStopped() { return runner.stopped; },
+        record: (key, event) => this.enqueueOnce(key, event),
+        startAdmitted: (step, attempt, fields) => this.start(step, this.snapshot, attempt, fields),
+        react: () => this.react(),
+        scope: (step, snap) => this.scopeFor(step, snap),
+        pathOf: (step) => this.pathOf(step),
+        ...(deps.timers ? { armTimer: (stepId: string, attempt: number, at: string) => deps.timers!.arm({ executionId, stepId, attempt, at }) } : {}),
+      });
+    }
     this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
@@ -145,7 +165,7 @@ export class ExecutionRunner {
    */
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
-    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs)) return Promise.resolve(this.outcome());
+    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.limits?.busy) return Promise.resolve(this.outcome());
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
   }
 
@@ -157,7 +177,8 @@ export class ExecutionRunner {
     // again); a `workflow` step's one child may wait long, so only a caller that waits anyway counts it.
     if (active.some(({ step: st, phase }) => phase === 'waiting' && (st.type === 'map' || (ms === Infinity && st.type === 'workflow')))) return true;
     const limit = this.now().getTime() + ms;
-    return active.some(({ step: st, phase }) => st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit);
+    return startsBy(snap, undefined, limit) || active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
+      || (phase === 'queued' && startsBy(snap, st.id, limit)));
   }
 
   private now(): Date {
@@ -270,16 +291,29 @@ export class ExecutionRunner {
    * Refused (InvalidExecutionStateError) when it no longer applies: the step moved on.
    */
   async fireTimer(stepId: string, attempt: number, at?: string): Promise<void> {
+    // A step queued on a rate key: its reserved time has come; it is admitted again (not a record).
+    // Its timer stays armed until it fires for a step that started (then it is found spent): a stop before the start is retried.
+    if (this.limits?.isRateTimer(stepId, at)) return this.react();
     const step = findStep(this.snapshot.context.definition, stepId);
     const event = step && timerEvent(step, this.snapshot, attempt, this.now().getTime(), at);
     if (!event) throw new InvalidExecutionStateError(`step '${stepId}' of execution '${this.executionId}' has no timer for attempt ${attempt} (any more)`);
     await this.commit(event);
   }
 
+  /**
+   * A slot of a key it waits for may be free (a `wake` command): admit again. Refused
+   * (InvalidExecutionStateError) when `holder` no longer waits here, so its place in the queue goes.
+   */
+  wake(holder: string): void {
+    if (!this.limits) throw new InvalidExecutionStateError(`execution '${this.executionId}' is hosted without concurrency keys`);
+    this.limits.wake(holder);
+  }
+
   /** Stop hosting without writing anything (shutdown, passivation). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.limits?.stop();
     this.abortSteps('stopped');
     this.resolveDone({ status: this.status, snapshot: this.snapshot });
   }
@@ -333,6 +367,7 @@ export class ExecutionRunner {
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
     if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
+    this.limits?.afterRecord(event, after);
     if (this.armed.size > 0) this.disarmEnded(after);
     if (this.deps.waits) this.endWaits(event, current, after);
     if (this.deps.children && (current.context.maps || current.context.children)) this.cancelDroppedChildren(event, current, after);
@@ -414,7 +449,10 @@ export class ExecutionRunner {
     }
     if (!stage && allStepsDone(snap)) return this.complete(snap);
 
-    for (const { step, phase } of this.holding ? [] : active) {
+    // A workflow-level concurrency key: no step runs before the execution holds its slot.
+    const admitting = this.limits?.needsExecutionAdmission(snap) === true;
+    if (admitting && !this.holding) this.limits!.admitExecution(snap);
+    for (const { step, phase } of this.holding || admitting ? [] : active) {
       if (isContainer(step)) {
         if (phase === 'pending') this.beginContainer(step, snap);
         else if (phase === 'closing' && step.type === 'map') this.closeMap(step, snap);
@@ -423,11 +461,12 @@ export class ExecutionRunner {
         else if (step.type === 'map' && (phase === 'launching' || phase === 'waiting')) this.runItems(step, snap, phase === 'launching');
       } else if (phase === 'pending') this.begin(step, snap);
       else if (step.type === 'workflow' && phase === 'waiting') this.ensureWorkflowChild(step, snap);
+      else if (phase === 'queued' && this.limits?.due(step.id)) this.limits.admitStep(step, snap, stepMapGet(snap.context.attempts, step.id) ?? 1);
       else if (phase === 'running' && !this.inflight.has(step.id) && !this.reporting.has(step.id)) this.execute(step, snap);
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
       else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
     }
-    if (status === 'WAITING' && this.idleWaiters.length > 0) {
+    if (status === 'WAITING' && this.idleWaiters.length > 0 && !this.limits?.busy) {
       const waiters = this.idleWaiters;
       this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
       for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
@@ -725,10 +764,12 @@ export class ExecutionRunner {
   }
 
   /** Record a step's start, with its timer (a sleep's wake time, a signal's deadline) when it has one. */
-  private start(step: Step, snap: WorkflowSnapshot, attempt: number, after?: string): void {
+  private start(step: Step, snap: WorkflowSnapshot, attempt: number, fields?: Pick<StepStarted, 'keys' | 'queuedMs' | 'after'>): void {
+    // Admitted (by its concurrency and rate keys) first: an admission always names the keys.
+    if (fields?.keys === undefined && this.limits && isLimited(step)) return this.limits.admitStep(step, snap, attempt);
     if (step.type === 'workflow') return this.startWorkflowChild(step, snap, attempt);
     // A waitForEvent's `after` (a template or an expression) is resolved first, once, then recorded with its start.
-    if (step.type === 'waitForEvent' && step.after !== undefined && after === undefined) return this.resolveAfter(step, snap, attempt);
+    if (step.type === 'waitForEvent' && step.after !== undefined && fields?.after === undefined) return this.resolveAfter(step, snap, attempt, fields);
     let timer;
     try {
       // Only sleeps and signal steps have timers: other steps start without building a template scope.
@@ -737,10 +778,10 @@ export class ExecutionRunner {
     } catch (err) {
       return this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
     }
-    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...(after !== undefined ? { after } : {}) });
+    this.enqueueOnce(step.id, { type: 'StepStarted', stepId: step.id, attempt, ...timer, ...fields });
   }
 
-  private resolveAfter(step: Extract<Step, { type: 'waitForEvent' }>, snap: WorkflowSnapshot, attempt: number): void {
+  private resolveAfter(step: Extract<Step, { type: 'waitForEvent' }>, snap: WorkflowSnapshot, attempt: number, fields?: Pick<StepStarted, 'keys' | 'queuedMs'>): void {
     const key = `after:${step.id}`;
     if (this.starting.has(key)) return;
     this.starting.add(key);
@@ -749,7 +790,7 @@ export class ExecutionRunner {
       .then(
         (after) => {
           this.starting.delete(key);
-          if (!this.stopped) this.start(step, snap, attempt, after);
+          if (!this.stopped) this.start(step, snap, attempt, { ...fields, after });
         },
         (err) => {
           this.starting.delete(key);
@@ -840,6 +881,7 @@ export class ExecutionRunner {
 
   private finish(status: ExecutionStatus): void {
     this.stopped = true;
+    this.limits?.stop();
     this.abortSteps('execution ended');
     this.actor.stop();
     this.resolveDone({ status, snapshot: this.actor.getSnapshot() });

@@ -27,6 +27,7 @@ import type { ExecutionRunner } from './runner.js';
 import { assertNesting } from '../payloads/refs.js';
 import type { TimerStore } from '../timers/timerStore.js';
 import { TimerWatcher } from '../timers/timerWatcher.js';
+import { LeaseSweeper } from '../concurrency/leaseSweeper.js';
 
 /** A sleep that ends within this is waited out in place: passivating it would cost more than it saves. */
 const SHORT_SLEEP_MS = 1000;
@@ -52,6 +53,7 @@ export class Worker {
   /** Commands being handled (held while their execution runs here). */
   private readonly handling = new Set<Promise<void>>();
   private timerWatcher?: TimerWatcher;
+  private leaseSweeper?: LeaseSweeper;
 
   constructor(private readonly options: WorkerOptions) {}
 
@@ -62,6 +64,11 @@ export class Worker {
     if (this.options.timers) {
       this.timerWatcher = new TimerWatcher(this.options.timers, this.options.bus, { onError: (err, what) => this.options.logger.warn({ err: describe(err) }, what) });
       this.timerWatcher.start();
+    }
+    const { admission } = this.options.engine;
+    if (admission) {
+      this.leaseSweeper = new LeaseSweeper(admission, { onError: (err, what) => this.options.logger.warn({ err: describe(err) }, what) });
+      this.leaseSweeper.start();
     }
     for (const consumer of consumers) {
       // Short pulls: after a fail-over a pull parked on a dead consumer leader is noticed in seconds.
@@ -101,6 +108,7 @@ export class Worker {
     const { engine } = this.options;
     this.stopping = true;
     this.timerWatcher?.stop();
+    this.leaseSweeper?.stop();
     this.freeSlot();
     for (const messages of this.messages) messages.stop();
     await engine.holdNewSteps(graceMs);
@@ -143,13 +151,19 @@ export class Worker {
         await this.options.timers?.disarmSpent(command as Command<'timer'>).catch((e) => log.warn({ err: describe(e) }, 'timer disarm'));
         return this.hostWhileRunning(msg, command.executionId, log);
       }
+      if (type === 'wake' && (err instanceof InvalidExecutionStateError || err instanceof ExecutionNotFoundError)) {
+        // The waiter is gone (its execution ended, or moved on): its place in the queue goes too.
+        const c = command as Command<'wake'>;
+        await this.options.engine.admission?.dequeue(c.key, c.holder).catch((e) => log.warn({ err: describe(e) }, 'queue cleanup'));
+        return msg.ack();
+      }
       if (err instanceof ExecutionNotFoundError && type !== 'start' && msg.info.deliveryCount < 5) {
         // The start command may still be on its way (commands are not ordered across workers).
         return msg.nak(1000);
       }
       // Not applied because another process hosts it or wrote first: try again (it reaches the owner).
       const contended = err instanceof SmartSpecError && (err.code === 'CONCURRENT_WRITE' || err.code === 'EXECUTION_OWNED');
-      if ((type === 'signal' || type === 'cancel' || type === 'timer' || type === 'child') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
+      if ((type === 'signal' || type === 'cancel' || type === 'timer' || type === 'child' || type === 'wake') && contended && msg.info.deliveryCount < 10) return msg.nak(200);
       if (!(err instanceof SmartSpecError) || err.retryable) {
         log.warn({ err: describe(err) }, 'command failed; it will be redelivered');
         return msg.nak(2000);
@@ -197,6 +211,10 @@ export class Worker {
       case 'child': {
         const c = command as Command<'child'>;
         return engine.childReport(c.executionId, c.event as unknown as WorkflowEvent);
+      }
+      case 'wake': {
+        const c = command as Command<'wake'>;
+        return engine.wake(c.executionId, c.holder);
       }
     }
   }

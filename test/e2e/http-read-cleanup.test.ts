@@ -31,6 +31,17 @@ afterAll(async () => {
 });
 
 const consumerCount = async () => (await jsm.streams.info(EXECUTIONS_STREAM)).state.consumer_count;
+/** The count once earlier reads' consumers (deleted without waiting) are gone: the same twice, 300 ms apart. */
+async function settledCount(): Promise<number> {
+  let last = await consumerCount();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = await consumerCount();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
 /** Consumers on every stream (the log, the command queue, the KV buckets). */
 async function allConsumers(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -75,7 +86,7 @@ describe('reads release their JetStream consumers', () => {
     await waitForStatus(base, waiting, ['WAITING']);
     await waitForEvent(base, waiting, (e) => e.type === 'StepStarted' && e.stepId === 'gate', 'the gate to wait');
     // The setup's own reads may still hold consumers (before the fix): start from a settled count.
-    const baseline = await consumerCount();
+    const baseline = await settledCount();
 
     const N = 25;
     for (let i = 0; i < N; i++) {
@@ -107,15 +118,14 @@ describe('reads release their JetStream consumers', () => {
   it('the CLI\'s reads (status, events, checkpoints): no consumer left behind once the command exits', async () => {
     const id = await submit({ id: uniq('cleanup-cli'), steps: [{ id: 'a', type: 'transform', value: 1 }] });
     await waitForStatus(base, id, ['COMPLETED']);
-    const baseline = await consumerCount();
+    const baseline = await settledCount();
     for (const command of ['status', 'events', 'checkpoints']) {
       const { code, output } = await runCli([command, id]);
       expect(code, output).toBe(0);
       expect(output).toContain(command === 'status' ? 'COMPLETED' : 'ExecutionStarted');
     }
     // The commands have exited: what they read through must be gone, not waiting out its inactivity timeout.
-    // (At most the baseline: a consumer of an earlier read may still have been going away when it was taken.)
-    expect(await consumerCount()).toBeLessThanOrEqual(baseline);
+    expect(await settledCount()).toBe(baseline);
   });
 });
 

@@ -16,6 +16,9 @@ import { WorkflowRegistry } from '../../registry/workflows.js';
 import { SecretStore } from '../../secrets/secretStore.js';
 import { TimerStore } from '../../timers/timerStore.js';
 import { Engine } from '../../worker/engine.js';
+import { CommandBus } from '../../bus/commands.js';
+import { Admission } from '../../concurrency/admission.js';
+import { LeaseStore } from '../../concurrency/leaseStore.js';
 import type { ExecutionRunner } from '../../worker/runner.js';
 import { cliPrincipal } from '../../auth/principal.js';
 import type { CommandRun } from '../commandTable.js';
@@ -85,6 +88,8 @@ async function follow(runner: ExecutionRunner, printer: TransitionPrinter): Prom
     out(closingLine(outcome));
     const waiting = [...walkSteps(ctx.definition.steps)].map((v) => v.step).filter((s) => s.type === 'signal' && !stepMapHas(ctx.outputs, s.id)).map((s) => (s.type === 'signal' ? s.name ?? s.id : s.id));
     for (const name of waiting) out(`waiting for signal ${name}: smartspec signal ${id} ${name} --payload '{}'`);
+    for (const [stepId, q] of Object.entries(ctx.queued ?? {})) if (phases[stepId] === 'queued') out(`step ${stepId} queued on ${q.keys.join(', ')}: a worker continues it when a slot frees`);
+    if (ctx.executionQueued) out(`queued on ${ctx.executionQueued.keys.join(', ')}: a worker continues it when a slot frees`);
     return 0;
   }
   out(`outputs: ${JSON.stringify(stepMapToObject(ctx.outputs), null, 2)}`);
@@ -102,7 +107,13 @@ async function withEngine(fn: (engine: Engine, printer: TransitionPrinter) => Pr
     const printer = new TransitionPrinter(out);
     const index = await ExecutionIndex.open(nc, replicas);
     // Timers go to the shared store too: a worker fires those of an execution this command leaves waiting.
+    // Concurrency and rate keys are shared with the workers; a wake for a step this command leaves queued goes to one of them.
+    const bus = await CommandBus.open(nc, { replicas });
+    const admission = new Admission(await LeaseStore.open(nc, replicas), (w, key, msgId) => bus.publish('wake', { executionId: w.executionId, key, holder: w.id }, msgId), {
+      onError: (e, what) => process.stderr.write(`warning: ${what}: ${(e as Error).message}\n`),
+    });
     const engine = await Engine.create({
+      admission,
       nc,
       log: await EventLog.open(nc, { replicas }),
       snapshots: await SnapshotStore.open(nc, replicas),
@@ -122,6 +133,7 @@ async function withEngine(fn: (engine: Engine, printer: TransitionPrinter) => Pr
       return await fn(engine, printer);
     } finally {
       await engine.close();
+      await admission.close();
       await index.flush(); // the last status reaches the index before NATS closes
       index.close();
     }
