@@ -16,5 +16,6 @@ import resumeHttp from './resume-http.js';
 import startup from './startup.js';
 import triggers from './triggers.js';
 import map from './map.js';
+import partitions from './partitions.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map, partitions];

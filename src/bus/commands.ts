@@ -1,17 +1,20 @@
 /**
  * Commands on JetStream: stream SMARTSPEC_COMMANDS (work-queue retention),
- * subjects smartspec.cmd.start|resume|cancel|signal|timer|child. The edge publishes them;
+ * subjects smartspec.cmd.start|resume|cancel|signal|timer|child; with
+ * NATS_PARTITIONS=N, N streams, a command going to its execution's partition
+ * (src/nats/partitions.ts), each with the workers' consumer. The edge publishes them;
  * so may any other system (bodies below, documented in the README). Each
  * carries a message id, so a duplicate command within the stream's duplicate
  * window is stored once.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { MessageTooLargeError } from '../errors.js';
 import { ensureStream } from '../log/eventLog.js';
 import { principalSchema } from '../auth/principal.js';
-import { COMMAND_SUBJECTS, COMMANDS_STREAM, commandSubject, EXECUTION_ID, type CommandType } from '../nats/names.js';
+import { EXECUTION_ID, type CommandType } from '../nats/names.js';
+import { assertPartitions, Partitions } from '../nats/partitions.js';
 
 const executionId = z.string().regex(EXECUTION_ID, 'must be 1-128 letters, digits, _ or -');
 const budget = z.strictObject({ maxTokens: z.number().int().min(1) });
@@ -44,6 +47,8 @@ const HEADERS_BYTES = 512;
 
 export interface CommandBusOptions {
   replicas?: number;
+  /** How many streams the commands are spread over (default NATS_PARTITIONS, else 1). */
+  partitions?: Partitions;
   /** Workers set up the shared consumer; publishers (the edge) leave its settings alone. */
   consumer?: {
     /** How long a worker may hold a command without acking or saying it is still working. */
@@ -54,27 +59,33 @@ export interface CommandBusOptions {
 }
 
 export class CommandBus {
-  private constructor(readonly js: JetStreamClient, readonly jsm: JetStreamManager, private readonly nc: NatsConnection) {}
+  private constructor(readonly js: JetStreamClient, readonly jsm: JetStreamManager, private readonly nc: NatsConnection, readonly partitions: Partitions) {}
 
   static async open(nc: NatsConnection, options: CommandBusOptions = {}): Promise<CommandBus> {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, {
-      name: COMMANDS_STREAM,
-      subjects: [COMMAND_SUBJECTS],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Workqueue,
-      num_replicas: options.replicas ?? 1,
-      duplicate_window: 120_000_000_000,
-    });
-    const bus = new CommandBus(jetstream(nc), jsm, nc);
-    if (options.consumer) await bus.ensureConsumer(options.consumer);
+    const partitions = options.partitions ?? Partitions.fromEnv();
+    await assertPartitions(jsm, partitions);
+    for (const k of partitions.all()) {
+      const description = partitions.describe('commands', k);
+      await ensureStream(jsm, {
+        name: partitions.commandStream(k),
+        subjects: partitions.commandSubjects(k),
+        ...(description ? { description } : {}),
+        storage: StorageType.File,
+        retention: RetentionPolicy.Workqueue,
+        num_replicas: options.replicas ?? 1,
+        duplicate_window: 120_000_000_000,
+      });
+    }
+    const bus = new CommandBus(jetstream(nc), jsm, nc, partitions);
+    if (options.consumer) for (const k of partitions.all()) await bus.ensureConsumer(partitions.commandStream(k), options.consumer);
     return bus;
   }
 
-  /** Publish a command; `msgID` makes a repeat within two minutes a no-op. */
+  /** Publish a command (to its execution's partition); `msgID` makes a repeat within two minutes a no-op. */
   async publish<T extends CommandType>(type: T, command: Command<T>, msgID: string): Promise<{ seq: number; duplicate: boolean }> {
     const data = this.encode(type, command);
-    const ack = await this.js.publish(commandSubject(type), data, { msgID, timeout: 5000, retries: 5 });
+    const ack = await this.js.publish(this.partitions.commandSubject(type, command.executionId), data, { msgID, timeout: 5000, retries: 5 });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
@@ -92,8 +103,8 @@ export class CommandBus {
     return data;
   }
 
-  /** The durable consumer all workers share: each command goes to one worker. */
-  private async ensureConsumer(options: NonNullable<CommandBusOptions['consumer']>): Promise<void> {
+  /** The durable consumer all workers share on a command stream: each command goes to one worker. */
+  private async ensureConsumer(stream: string, options: NonNullable<CommandBusOptions['consumer']>): Promise<void> {
     const config = {
       durable_name: WORKERS_CONSUMER,
       ack_policy: AckPolicy.Explicit,
@@ -103,15 +114,16 @@ export class CommandBus {
       max_ack_pending: 20_000,
     };
     try {
-      await this.jsm.consumers.add(COMMANDS_STREAM, config);
+      await this.jsm.consumers.add(stream, config);
     } catch {
       // exists with other settings (another process configured it): keep the settings but update ack_wait
-      await this.jsm.consumers.update(COMMANDS_STREAM, WORKERS_CONSUMER, { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: config.max_ack_pending });
+      await this.jsm.consumers.update(stream, WORKERS_CONSUMER, { ack_wait: config.ack_wait, max_deliver: config.max_deliver, max_ack_pending: config.max_ack_pending });
     }
   }
 
-  async consumer() {
-    return this.js.consumers.get(COMMANDS_STREAM, WORKERS_CONSUMER);
+  /** The workers' consumer on every command stream (one per partition), each consumed by every worker. */
+  async consumers(): Promise<Consumer[]> {
+    return Promise.all(this.partitions.all().map((k) => this.js.consumers.get(this.partitions.commandStream(k), WORKERS_CONSUMER)));
   }
 }
 

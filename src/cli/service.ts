@@ -15,6 +15,7 @@ import { SnapshotStore } from '../log/snapshots.js';
 import { reportPermissionViolations } from '../nats/credentials.js';
 import { openNats } from '../nats/embedded.js';
 import { reconcileReplicas } from '../nats/replicas.js';
+import { Partitions } from '../nats/partitions.js';
 import { ExecutionIndex } from '../registry/executionIndex.js';
 import { WorkflowRegistry } from '../registry/workflows.js';
 import { Engine } from '../worker/engine.js';
@@ -86,6 +87,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
   const workerConfig = loadWorkerConfig(env);
   const limits = loadLimits(env);
   useLimits(limits);
+  const partitions = Partitions.fromEnv(env);
   const payloadLimits = payloadLimitsFromEnv(env);
   const authConfig = loadAuthConfig(env);
   const eventsConfig = roles.worker ? loadEventsConfig(env) : undefined;
@@ -124,10 +126,11 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
     const replicas = workerConfig.NATS_REPLICAS;
     const [index, snapshots] = await Promise.all([ExecutionIndex.open(nc, replicas), SnapshotStore.open(nc, replicas)]);
     const payloads = new PayloadStore(nc, { limits: payloadLimits, replicas });
-    const log = await EventLog.open(nc, { replicas, maxBytes: limits.streamMaxBytes, startOf: async (id) => (await index.get(id))?.firstSeq });
-    const bus = await CommandBus.open(nc, { replicas, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
+    // Refused here when the deployment's streams were made with another NATS_PARTITIONS.
+    const log = await EventLog.open(nc, { replicas, partitions, maxBytes: limits.streamMaxBytes, startOf: async (id) => (await index.get(id))?.firstSeq });
+    const bus = await CommandBus.open(nc, { replicas, partitions, ...(roles.worker ? { consumer: { ackWaitMs: workerConfig.ACK_WAIT_MS, maxDeliver: workerConfig.MAX_DELIVER } } : {}) });
     // Set explicitly: streams made earlier with another count are brought to it (unset: left alone).
-    if (env.NATS_REPLICAS?.trim()) await reconcileReplicas(nc, replicas, (m) => logger.warn(m));
+    if (env.NATS_REPLICAS?.trim()) await reconcileReplicas(nc, replicas, (m) => logger.warn(m), partitions);
     const registry = new Registry(); // one /metrics for the edge and the engine in this process
     let engine: Engine | undefined;
     let url: string | undefined;
@@ -178,7 +181,7 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       await triggerConsumer.start();
       stops.push({ part: 'triggers and event waits', stop: async () => { await triggerConsumer.stop(); triggers.stop(); dispatcher.stop(); } });
       if (limits.retentionMs !== undefined) {
-        const stopRetention = startRetention(nc, { retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
+        const stopRetention = startRetention(nc, { partitions, retentionMs: limits.retentionMs, intervalMs: limits.retentionIntervalMs, logger: logger.child({ role: 'retention' }) });
         stops.push({ part: 'retention', stop: () => stopRetention() });
       }
     }

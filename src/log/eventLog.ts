@@ -1,5 +1,6 @@
 /**
- * The event log on JetStream: stream SMARTSPEC_EXECUTIONS, one subject per
+ * The event log on JetStream: stream SMARTSPEC_EXECUTIONS (or, with
+ * NATS_PARTITIONS=N, one of N streams: src/nats/partitions.ts), one subject per
  * execution. Appends carry the expected-last-subject-sequence check, so two
  * writers can never interleave one execution's history, and a message id, so
  * a retried publish (after a timeout or reconnect) is not written twice.
@@ -8,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { DeliverPolicy, DiscardPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, MessageTooLargeError, SmartSpecError } from '../errors.js';
-import { EXECUTIONS_STREAM, EXECUTION_SUBJECTS, executionSubject } from '../nats/names.js';
+import { assertPartitions, Partitions } from '../nats/partitions.js';
 import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
 import { Appender, PublishRejected } from './appender.js';
 import { applyStreamLimits, isStreamFull, LogFullError, streamLimitError } from './streamLimits.js';
@@ -43,8 +44,13 @@ export interface EventLogOptions {
    * block by block: tens of ms on a large stream, against a few ms from a known sequence.
    */
   startOf?: (executionId: string) => Promise<number | undefined>;
-  /** Most bytes the stream may hold (default SMARTSPEC_STREAM_MAX_BYTES); appends beyond are refused (LOG_FULL). */
+  /**
+   * Most bytes the log may hold (default SMARTSPEC_STREAM_MAX_BYTES); appends beyond are refused
+   * (LOG_FULL). With partitions, each stream holds an equal share.
+   */
   maxBytes?: number;
+  /** How many streams the log is spread over (default NATS_PARTITIONS, else 1). */
+  partitions?: Partitions;
 }
 
 export class EventLog {
@@ -53,29 +59,38 @@ export class EventLog {
     readonly jsm: JetStreamManager,
     private readonly appender: Appender,
     private readonly appendTimeoutMs: number,
-    private readonly startOf?: EventLogOptions['startOf'],
+    private readonly startOf: EventLogOptions['startOf'],
+    /** Which stream holds which execution: every read and write asks it. */
+    readonly partitions: Partitions,
   ) {}
 
   static async open(nc: NatsConnection, options: EventLogOptions = {}): Promise<EventLog> {
     const jsm = await jetstreamManager(nc);
-    const bounds = { maxBytes: options.maxBytes ?? limits().streamMaxBytes };
-    try {
-      await ensureStream(jsm, {
-        name: EXECUTIONS_STREAM,
-        subjects: [EXECUTION_SUBJECTS],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Limits,
-        num_replicas: options.replicas ?? 1,
-        duplicate_window: 120_000_000_000, // 2 min, in ns
-        max_bytes: bounds.maxBytes,
-        discard: DiscardPolicy.New,
-      });
-    } catch (err) {
-      // A size the server cannot reserve (more than its JetStream store): say which setting.
-      throw err instanceof JetStreamApiError && /insufficient|bytes/i.test(err.message) ? streamLimitError(EXECUTIONS_STREAM, bounds, err) : err;
+    const partitions = options.partitions ?? Partitions.fromEnv();
+    await assertPartitions(jsm, partitions);
+    const bounds = { maxBytes: Math.floor((options.maxBytes ?? limits().streamMaxBytes) / partitions.count) };
+    for (const k of partitions.all()) {
+      const name = partitions.executionStream(k);
+      const description = partitions.describe('event log', k);
+      try {
+        await ensureStream(jsm, {
+          name,
+          subjects: partitions.executionSubjects(k),
+          ...(description ? { description } : {}),
+          storage: StorageType.File,
+          retention: RetentionPolicy.Limits,
+          num_replicas: options.replicas ?? 1,
+          duplicate_window: 120_000_000_000, // 2 min, in ns
+          max_bytes: bounds.maxBytes,
+          discard: DiscardPolicy.New,
+        });
+      } catch (err) {
+        // A size the server cannot reserve (more than its JetStream store): say which setting.
+        throw err instanceof JetStreamApiError && /insufficient|bytes/i.test(err.message) ? streamLimitError(name, bounds, err) : err;
+      }
+      await applyStreamLimits(jsm, name, bounds);
     }
-    await applyStreamLimits(jsm, EXECUTIONS_STREAM, bounds);
-    return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000, options.startOf);
+    return new EventLog(jetstream(nc), jsm, new Appender(nc), options.appendTimeoutMs ?? 30_000, options.startOf, partitions);
   }
 
   /**
@@ -86,7 +101,7 @@ export class EventLog {
     const { hash, json } = sealRecord(prev?.hash ?? '', body);
     const record = { hash, ...body } as LogRecord; // hash first: see ExecutionRunner.append
     const data = encoder.encode(json);
-    const subject = executionSubject(record.executionId);
+    const subject = this.partitions.executionSubject(record.executionId);
     // Refused as too large, a record would be refused again on every retry: say so now, not after the deadline.
     const maxPayload = this.appender.maxPayload;
     if (maxPayload !== undefined && data.length + HEADERS_BYTES > maxPayload) throw recordTooLarge(record, data.length, maxPayload);
@@ -119,10 +134,22 @@ export class EventLog {
   /** The newest record of an execution, or null when it has none. */
   async last(executionId: string): Promise<StoredRecord | null> {
     try {
-      const m = await this.jsm.streams.getMessage(EXECUTIONS_STREAM, { last_by_subj: executionSubject(executionId) });
+      const m = await this.jsm.streams.getMessage(this.partitions.executionStreamOf(executionId), { last_by_subj: this.partitions.executionSubject(executionId) });
       return m ? { seq: m.seq, record: m.json<LogRecord>() } : null;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10037) return null; // no message found
+      throw err;
+    }
+  }
+
+  /** The first record of an execution (one stream get), or null when it has none. */
+  async first(executionId: string): Promise<StoredRecord | null> {
+    try {
+      // The server (2.9+) takes next_by_subj on STREAM.MSG.GET; the client's type lists it for direct gets only.
+      const m = await this.jsm.streams.getMessage(this.partitions.executionStreamOf(executionId), { next_by_subj: this.partitions.executionSubject(executionId), seq: 1 } as unknown as MsgRequest);
+      return m ? { seq: m.seq, record: m.json<LogRecord>() } : null;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10037) return null;
       throw err;
     }
   }
@@ -189,10 +216,11 @@ export class EventLog {
 
   /** One stream get per record (`next_by_subj`): slower, but served by whichever node leads the stream. */
   private async readByGet(executionId: string, fromSeq: number, end: number, out: StoredRecord[]): Promise<StoredRecord[]> {
-    const subject = executionSubject(executionId);
+    const subject = this.partitions.executionSubject(executionId);
+    const stream = this.partitions.executionStreamOf(executionId);
     for (let seq = Math.max(fromSeq, 1); seq <= end; ) {
       // The server (2.9+) takes next_by_subj on STREAM.MSG.GET; the client's type lists it for direct gets only.
-      const m = await this.jsm.streams.getMessage(EXECUTIONS_STREAM, { next_by_subj: subject, seq } as unknown as MsgRequest);
+      const m = await this.jsm.streams.getMessage(stream, { next_by_subj: subject, seq } as unknown as MsgRequest);
       if (!m || m.seq > end) break;
       out.push({ seq: m.seq, record: m.json<LogRecord>() });
       seq = m.seq + 1;
@@ -207,8 +235,8 @@ export class EventLog {
    */
   async *follow(executionId: string, fromSeq = 0, signal?: AbortSignal): AsyncGenerator<StoredRecord> {
     if (signal?.aborted) return;
-    const consumer = await this.js.consumers.get(EXECUTIONS_STREAM, {
-      filter_subjects: executionSubject(executionId), // a string: nats-server 2.9 has no filter_subjects
+    const consumer = await this.js.consumers.get(this.partitions.executionStreamOf(executionId), {
+      filter_subjects: this.partitions.executionSubject(executionId), // a string: nats-server 2.9 has no filter_subjects
       ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
       // The server's own clean-up, for a reader that could not delete its consumer (a lost connection).
       inactive_threshold: READ_CONSUMER_IDLE_MS,

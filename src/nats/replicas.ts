@@ -12,9 +12,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { SmartSpecError } from '../errors.js';
 import { ConfigError } from '../edge/config.js';
-import { COMMANDS_STREAM, EXECUTION_INDEX_BUCKET, EXECUTIONS_STREAM, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET, WORKFLOWS_BUCKET } from './names.js';
+import { EXECUTION_INDEX_BUCKET, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET, WORKFLOWS_BUCKET } from './names.js';
+import { Partitions } from './partitions.js';
 
-const STREAMS = [EXECUTIONS_STREAM, COMMANDS_STREAM, ...[WORKFLOWS_BUCKET, EXECUTION_INDEX_BUCKET, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET].map((b) => `KV_${b}`)];
+const BUCKET_STREAMS = [WORKFLOWS_BUCKET, EXECUTION_INDEX_BUCKET, IDEMPOTENCY_BUCKET, SNAPSHOTS_BUCKET].map((b) => `KV_${b}`);
 
 const REPLICATION_WAIT_MS = 30_000;
 
@@ -27,10 +28,10 @@ export function replicasFromEnv(env: NodeJS.ProcessEnv = process.env): number | 
   return parsed.data;
 }
 
-/** Bring the existing SmartSpec streams to `replicas`; `notify` hears each change. */
-export async function reconcileReplicas(nc: NatsConnection, replicas: number, notify: (message: string) => void): Promise<void> {
+/** Bring the existing SmartSpec streams (every partition's) to `replicas`; `notify` hears each change. */
+export async function reconcileReplicas(nc: NatsConnection, replicas: number, notify: (message: string) => void, partitions = Partitions.fromEnv()): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const name of STREAMS) {
+  for (const name of [...partitions.streams(), ...BUCKET_STREAMS]) {
     let current: number;
     try {
       current = (await jsm.streams.info(name)).config.num_replicas;

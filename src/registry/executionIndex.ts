@@ -22,7 +22,12 @@ export interface IndexEntry {
   firstSeq?: number;
   /** The tenant that started it; absent on entries written before tenants (the default tenant's). */
   tenant?: string;
+  /** Log sequence of the record the status comes from: a status from an earlier record never replaces it. */
+  lastSeq?: number;
 }
+
+/** An entry as read or written, with its revision (0: the key was never written). */
+type KnownEntry = { revision: number; entry?: IndexEntry };
 
 /** A status change to record; `createdAt`, `firstSeq` and `tenant` are kept from the entry when absent. */
 export type IndexUpdate = Omit<IndexEntry, 'createdAt'> & { createdAt?: string };
@@ -72,14 +77,21 @@ export class ExecutionIndex {
     }
     const slot: { next?: IndexUpdate; done: Promise<void> } = { next: entry, done: Promise.resolve() };
     slot.done = (async () => {
+      // The entry as this process last wrote or read it: each write is a compare-and-set on its
+      // revision, so a try of an earlier write that lands late (sent while the bucket elected a
+      // leader, never answered) is refused instead of putting an older status back over a newer one.
+      let known: KnownEntry | undefined;
       try {
         while (slot.next) {
           const e = slot.next;
           slot.next = undefined;
-          const existing = e.createdAt && e.firstSeq && e.tenant ? undefined : await this.retrying(() => this.get(e.executionId));
-          const firstSeq = e.firstSeq ?? existing?.firstSeq;
-          const tenant = e.tenant ?? existing?.tenant;
-          await this.retrying(() => this.put({ ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) }));
+          try {
+            known = await this.retrying(() => this.writeOver(e, known).catch((err) => { known = undefined; return Promise.reject(err); }));
+          } catch (err) {
+            // A newer status that came meanwhile supersedes this one: it must not be dropped with it
+            // (an execution that ended while the bucket had no leader stayed listed as RUNNING).
+            if (!slot.next) throw err;
+          }
         }
       } finally {
         this.updates.delete(entry.executionId);
@@ -94,13 +106,37 @@ export class ExecutionIndex {
     await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));
   }
 
+  /** Write `e` over the entry at `known` (read first when not known); returns what the bucket now holds. */
+  private async writeOver(e: IndexUpdate, known?: KnownEntry): Promise<KnownEntry> {
+    const current = known ?? (await this.read(e.executionId));
+    const existing = current.entry;
+    // Another host wrote a later status first (it took the execution over while this one's write waited out a fail-over).
+    if (existing?.lastSeq !== undefined && e.lastSeq !== undefined && existing.lastSeq > e.lastSeq) return current;
+    const firstSeq = e.firstSeq ?? existing?.firstSeq;
+    const tenant = e.tenant ?? existing?.tenant;
+    const entry: IndexEntry = { ...e, createdAt: e.createdAt ?? existing?.createdAt ?? e.updatedAt, ...(firstSeq ? { firstSeq } : {}), ...(tenant ? { tenant } : {}) };
+    const data = JSON.stringify(entry);
+    const revision = current.revision ? await this.kv.update(e.executionId, data, current.revision) : await this.kv.create(e.executionId, data);
+    if (this.following.started) this.apply(e.executionId, entry, revision); // a listing shows this process's own writes at once
+    return { revision, entry };
+  }
+
+  /** The entry in the bucket with its revision (0: none ever written). */
+  private async read(executionId: string): Promise<KnownEntry> {
+    const e = await this.kv.get(executionId);
+    if (!e) return { revision: 0 };
+    return { revision: e.revision, entry: e.operation === 'PUT' ? e.json<IndexEntry>() : undefined };
+  }
+
+  /** Through a fail-over of the bucket's leader, which can take longer than 7 s (as long as an append keeps trying). */
   private async retrying<T>(op: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + WRITE_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         return await op();
       } catch (err) {
-        if (attempt >= 8 || this.nc.isClosed()) throw err;
-        await new Promise((r) => setTimeout(r, 250 * attempt).unref());
+        if (Date.now() > deadline || this.nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 250 * attempt)).unref());
       }
     }
   }
@@ -162,5 +198,8 @@ export class ExecutionIndex {
     return out.slice(0, filter.limit ?? 100);
   }
 }
+
+/** How long an index write keeps trying through a NATS outage. */
+const WRITE_RETRY_MS = 30_000;
 
 const isActive = (e: IndexEntry) => e.status === 'PENDING' || e.status === 'RUNNING';

@@ -10,7 +10,8 @@ import { JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nat
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { LogRecord } from '../log/records.js';
-import { EXECUTION_INDEX_BUCKET, EXECUTIONS_STREAM, executionSubject, SNAPSHOTS_BUCKET } from '../nats/names.js';
+import { EXECUTION_INDEX_BUCKET, SNAPSHOTS_BUCKET } from '../nats/names.js';
+import { Partitions } from '../nats/partitions.js';
 import { ObjectPurger } from './objects.js';
 
 const ENDED = new Set(['ExecutionCompleted', 'ExecutionFailed', 'ExecutionCancelled']);
@@ -26,6 +27,8 @@ export interface PurgeOptions {
   now?: Date;
   /** Told about each execution as it is purged (or, in a dry run, found). */
   onPurged?: (p: PurgedExecution) => void;
+  /** Which streams hold the log (default NATS_PARTITIONS, else 1). */
+  partitions?: Partitions;
 }
 
 export interface PurgedExecution {
@@ -48,12 +51,12 @@ export async function purgeEndedExecutions(nc: NatsConnection, options: PurgeOpt
   const jsm = await jetstreamManager(nc);
   const cutoff = new Date((options.now ?? new Date()).getTime() - options.olderThanMs);
   const report: PurgeReport = { cutoff: cutoff.toISOString(), dryRun: options.dryRun === true, purged: [], kept: 0 };
-  const subjects = await historySubjects(jsm);
+  const partitions = options.partitions ?? Partitions.fromEnv();
   const index = await openBucket(nc, jsm, EXECUTION_INDEX_BUCKET);
   const objects = new ObjectPurger(jsm);
-  for (const [subject, count] of subjects) {
-    const executionId = subject.slice(executionSubject('').length);
-    const last = await lastRecord(jsm, subject);
+  for (const [stream, subject, count] of await historySubjects(jsm, partitions)) {
+    const executionId = partitions.executionIdOf(subject);
+    const last = await lastRecord(jsm, stream, subject);
     if (!last || !ENDED.has(last.record.type) || !(Date.parse(last.record.at) <= cutoff.getTime())) {
       report.kept++;
       continue;
@@ -61,7 +64,7 @@ export async function purgeEndedExecutions(nc: NatsConnection, options: PurgeOpt
     const purged: PurgedExecution = { executionId, status: STATUS[last.record.type], endedAt: last.record.at, records: count };
     if (!options.dryRun) {
       // Up to its last record only: a record appended since (a resume, just now) stays, and says so.
-      await jsm.streams.purge(EXECUTIONS_STREAM, { filter: subject, seq: last.seq + 1 });
+      await jsm.streams.purge(stream, { filter: subject, seq: last.seq + 1 });
       await index?.purge(executionId);
       await purgeSubject(jsm, `KV_${SNAPSHOTS_BUCKET}`, `$KV.${SNAPSHOTS_BUCKET}.${executionId}.>`);
       await objects.purge(executionId);
@@ -76,20 +79,24 @@ export async function purgeEndedExecutions(nc: NatsConnection, options: PurgeOpt
   return report;
 }
 
-/** Every execution's subject in the event log, with its number of records. */
-async function historySubjects(jsm: JetStreamManager): Promise<[string, number][]> {
-  try {
-    const info = await jsm.streams.info(EXECUTIONS_STREAM, { subjects_filter: executionSubject('*') });
-    return Object.entries(info.state.subjects ?? {});
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return [];
-    throw err;
+/** Every execution's subject in the event log (each partition's stream), with its number of records. */
+async function historySubjects(jsm: JetStreamManager, partitions: Partitions): Promise<[string, string, number][]> {
+  const out: [string, string, number][] = [];
+  for (const k of partitions.all()) {
+    const stream = partitions.executionStream(k);
+    try {
+      const info = await jsm.streams.info(stream, { subjects_filter: partitions.executionSubjects(k)[0] });
+      for (const [subject, count] of Object.entries(info.state.subjects ?? {})) out.push([stream, subject, count]);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND)) throw err;
+    }
   }
+  return out;
 }
 
-async function lastRecord(jsm: JetStreamManager, subject: string): Promise<{ seq: number; record: LogRecord } | undefined> {
+async function lastRecord(jsm: JetStreamManager, stream: string, subject: string): Promise<{ seq: number; record: LogRecord } | undefined> {
   try {
-    const m = await jsm.streams.getMessage(EXECUTIONS_STREAM, { last_by_subj: subject });
+    const m = await jsm.streams.getMessage(stream, { last_by_subj: subject });
     return m ? { seq: m.seq, record: m.json<LogRecord>() } : undefined;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === NO_MESSAGE) return undefined;

@@ -6,9 +6,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { purgeEndedExecutions } from './purge.js';
+import type { Partitions } from '../nats/partitions.js';
 
 export interface RetentionOptions {
   retentionMs: number;
+  /** Which streams hold the log (the service's). */
+  partitions?: Partitions;
   intervalMs: number;
   logger: Logger;
 }
@@ -19,7 +22,7 @@ export function startRetention(nc: NatsConnection, options: RetentionOptions): (
   let stopped = false;
   const pass = () => {
     if (running || stopped || nc.isClosed()) return;
-    running = purgeEndedExecutions(nc, { olderThanMs: options.retentionMs })
+    running = purgeEndedExecutions(nc, { olderThanMs: options.retentionMs, partitions: options.partitions })
       .then((report) => {
         if (report.purged.length > 0) options.logger.info({ purged: report.purged.length, kept: report.kept, cutoff: report.cutoff }, 'retention: purged ended executions');
       })

@@ -17,6 +17,9 @@ export interface TimerEntry extends TimerRef {
   at: string;
 }
 
+/** How long arming a timer keeps trying through a NATS outage (as long as an append does). */
+const ARM_TIMEOUT_MS = 30_000;
+
 /** Execution ids and step ids are kept to letters, digits, _ and -: safe as KV key tokens. */
 export const timerKey = (t: TimerRef) => `${t.executionId}.${t.stepId}.${t.attempt}`;
 
@@ -29,8 +32,22 @@ export class TimerStore {
     return new TimerStore(await new Kvm(nc).create(TIMERS_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc);
   }
 
+  /**
+   * Kept through a NATS fail-over (the bucket's leader re-elected), as appends to the log are:
+   * a refused arm stops the runner, and whoever continues the execution runs its steps in
+   * flight again, once per refusal until the bucket has a leader again.
+   */
   async arm(entry: TimerEntry): Promise<void> {
-    await this.kv.put(timerKey(entry), JSON.stringify(entry));
+    const deadline = Date.now() + ARM_TIMEOUT_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.kv.put(timerKey(entry), JSON.stringify(entry));
+        return;
+      } catch (err) {
+        if (Date.now() > deadline || this.nc.isClosed()) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * attempt)));
+      }
+    }
   }
 
   async disarm(ref: TimerRef): Promise<void> {

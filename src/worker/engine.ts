@@ -450,7 +450,7 @@ export class Engine {
     if (isTerminal(status)) { this.indexed.delete(key); this.started.delete(key); }
     else this.indexed.set(key, status);
     index
-      .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, ...start })
+      .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, lastSeq: stored.seq, ...start })
       .catch((err) => this.options.onError?.(err, 'execution index update'));
   };
   /** The status last written to the index, per execution hosted here. */

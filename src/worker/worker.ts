@@ -1,13 +1,14 @@
 /**
- * A worker: consumes SMARTSPEC_COMMANDS through the durable consumer all
- * workers share, and hosts the executions the commands are about. While an
- * execution runs, the worker holds the command that made it the host, un-acked,
- * telling JetStream it is still working; if the worker dies, JetStream
- * redelivers the command after the ack wait and another worker continues the
- * execution from its last recorded transition. A command is acked when its
- * execution ends or waits for a signal or a sleep (then it is passivated: a
- * waiting execution costs no memory and holds no slot; its signal, or its
- * timer, which every worker watches, brings it back on any worker).
+ * A worker: consumes SMARTSPEC_COMMANDS (each of its partitions) through the
+ * durable consumer all workers share, and hosts the executions the commands
+ * are about. While an execution runs, the worker holds the command that made
+ * it the host, un-acked, telling JetStream it is still working; if the worker
+ * dies, JetStream redelivers the command after the ack wait and another worker
+ * continues the execution from its last recorded transition. A command is
+ * acked when its execution ends or waits for a signal or a sleep (then it is
+ * passivated: a waiting execution costs no memory and holds no slot; its
+ * signal, or its timer, which every worker watches, brings it back on any
+ * worker).
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -45,10 +46,10 @@ export interface WorkerOptions {
 
 export class Worker {
   private running = 0;
-  private slotFreed?: () => void;
+  private readonly slotWaiters = new Set<() => void>();
   private stopping = false;
-  private messages?: { stop(): void; close(): Promise<void | Error> };
-  private loop?: Promise<void>;
+  private readonly messages: { stop(): void; close(): Promise<void | Error> }[] = [];
+  private readonly loops: Promise<void>[] = [];
   /** Commands being handled (held while their execution runs here). */
   private readonly handling = new Set<Promise<void>>();
   private timerWatcher?: TimerWatcher;
@@ -57,11 +58,9 @@ export class Worker {
   constructor(private readonly options: WorkerOptions) {}
 
   async start(): Promise<void> {
-    const consumer = await this.options.bus.consumer();
+    // One consumer per command partition (one without NATS_PARTITIONS), all feeding the same slots.
+    const consumers = await this.options.bus.consumers();
     const concurrency = this.options.concurrency ?? 256;
-    // Short pulls: after a fail-over a pull parked on a dead consumer leader is noticed in seconds.
-    const messages = await consumer.consume({ max_messages: Math.min(concurrency, 128), expires: 5000 });
-    this.messages = messages;
     if (this.options.timers) {
       this.timerWatcher = new TimerWatcher(this.options.timers, this.options.bus, { onError: (err, what) => this.options.logger.warn({ err: describe(err) }, what) });
       this.timerWatcher.start();
@@ -71,20 +70,32 @@ export class Worker {
       this.leaseSweeper = new LeaseSweeper(admission, { onError: (err, what) => this.options.logger.warn({ err: describe(err) }, what) });
       this.leaseSweeper.start();
     }
-    this.loop = (async () => {
-      for await (const msg of messages) {
-        while (this.running >= concurrency && !this.stopping) await new Promise<void>((r) => (this.slotFreed = r));
-        // Delivered but not taken: straight back to the stream for another worker.
-        if (this.stopping) { msg.nak(); continue; }
-        this.running++;
-        const handling = this.handle(msg).finally(() => {
-          this.running--;
-          this.handling.delete(handling);
-          this.slotFreed?.();
-        });
-        this.handling.add(handling);
-      }
-    })();
+    for (const consumer of consumers) {
+      // Short pulls: after a fail-over a pull parked on a dead consumer leader is noticed in seconds.
+      const messages = await consumer.consume({ max_messages: Math.max(1, Math.ceil(Math.min(concurrency, 128) / consumers.length)), expires: 5000 });
+      this.messages.push(messages);
+      this.loops.push((async () => {
+        for await (const msg of messages) {
+          while (this.running >= concurrency && !this.stopping) await new Promise<void>((r) => this.slotWaiters.add(r));
+          // Delivered but not taken: straight back to the stream for another worker.
+          if (this.stopping) { msg.nak(); continue; }
+          this.running++;
+          const handling = this.handle(msg).finally(() => {
+            this.running--;
+            this.handling.delete(handling);
+            this.freeSlot();
+          });
+          this.handling.add(handling);
+        }
+      })());
+    }
+  }
+
+  /** Every loop waiting for a slot looks again (there are as many loops as partitions). */
+  private freeSlot(): void {
+    const waiters = [...this.slotWaiters];
+    this.slotWaiters.clear();
+    for (const wake of waiters) wake();
   }
 
   /**
@@ -98,11 +109,11 @@ export class Worker {
     this.stopping = true;
     this.timerWatcher?.stop();
     this.leaseSweeper?.stop();
-    this.slotFreed?.();
-    this.messages?.stop();
+    this.freeSlot();
+    for (const messages of this.messages) messages.stop();
     await engine.holdNewSteps(graceMs);
     await engine.close();
-    await this.loop?.catch(() => undefined);
+    await Promise.all(this.loops.map((loop) => loop.catch(() => undefined)));
     // A command whose handling was under way may have hosted its execution after close(): stop again.
     // (Bounded: a command still unanswered after that is redelivered after the ack wait.)
     const deadline = Date.now() + 10_000;

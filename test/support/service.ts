@@ -21,12 +21,15 @@ export function useService(nats: NatsFixture): (options?: ServiceOptions) => Pro
   return async ({ edge = true, worker = true, env = {} } = {}) => {
     const service = await startService(
       { edge, worker },
-      { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost', ...env, NATS_URL: nats.url },
+      // NATS_PARTITIONS passes through: `NATS_PARTITIONS=3 npx vitest run …` runs a test partitioned.
+      { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000', ACK_WAIT_MS: '2000', HTTP_STEP_ALLOW: '127.0.0.1,::1,localhost', ...partitionsEnv(), ...env, NATS_URL: nats.url },
     );
     started.push(service);
     return service as RunningService & { url: string };
   };
 }
+
+const partitionsEnv = (): Record<string, string> => (process.env.NATS_PARTITIONS ? { NATS_PARTITIONS: process.env.NATS_PARTITIONS } : {});
 
 /** JSON over real HTTP. */
 export async function http(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {

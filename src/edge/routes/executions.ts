@@ -34,7 +34,7 @@ export function executionsRouter(deps: RouteDeps): Router {
   const { log, bus, index, workflows, idempotency, nc, tenantMaxRunning = 10_000 } = deps;
   const payloads = deps.payloads ?? new PayloadStore(nc, { limits: payloadLimitsFromEnv() });
   const router = new Router();
-  const tenancy = new Tenancy(nc, index);
+  const tenancy = new Tenancy(log, index);
 
   const checkNesting = (value: unknown, what: string) => assertNesting(value, payloads.limits.maxNesting, what);
 
