@@ -86,6 +86,34 @@ describe('the service against a nats-server that requires credentials', () => {
     expect(await violations()).toEqual([]);
   });
 
+  it('a waitForEvent step, a concurrency key, a sleep and a map run as the worker user, the event published as the integration user: no violation', async () => {
+    const before = (await violations()).length;
+    const definition = {
+      id: 'auth-events',
+      concurrency: [{ key: 'auth-{{input.tenant}}', limit: 1 }],
+      steps: [
+        { id: 'nap', type: 'sleep', durationMs: 10 },
+        { id: 'each', type: 'map', items: '{{input.docs}}', steps: [{ id: 'one', type: 'transform', value: '{{item}}' }] },
+        { id: 'paid', type: 'waitForEvent', subject: 'events.auth.paid', match: '{% event.order = input.order %}' },
+        { id: 'done', type: 'transform', value: { paid: '{{steps.paid.output}}' } },
+      ],
+    };
+    const r = await http(edge.url, 'POST', '/executions', { definition, input: { tenant: 'a', order: 7, docs: ['x', 'y'] } });
+    expect(r.status, r.text).toBe(202);
+    const id: string = r.json.executionId;
+    await until('the step to wait for its event', async () => (await http(edge.url, 'GET', `/executions/${id}`)).json.steps?.paid?.phase === 'waiting' || undefined, 20_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the server refused: ${(await violations()).slice(before).join('\n') || 'nothing'}; the execution: ${JSON.stringify((await http(edge.url, 'GET', `/executions/${id}`)).json)}`);
+    });
+    const nc = await connectAsIntegration();
+    await jetstream(nc).publish('events.auth.paid', JSON.stringify({ order: 7, amount: 3 }));
+    const done = await waitForStatus(edge.url, id, ['COMPLETED', 'FAILED', 'CANCELLED'], 20_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the server refused: ${(await violations()).slice(before).join('\n') || 'nothing'}`);
+    });
+    expect(done.status, JSON.stringify(done.error ?? null)).toBe('COMPLETED');
+    expect(done.steps.each.output).toEqual(['x', 'y']);
+    expect((await violations()).slice(before)).toEqual([]);
+  });
+
   it('an anonymous client cannot connect, and the error says which variables to set', async () => {
     const err = await connectNats(server.url, 'anonymous', {}).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'NATS_AUTH_FAILED' });
