@@ -101,6 +101,11 @@ export class ExecutionIndex {
     return slot.done;
   }
 
+  /** Resolves once the updates asked for so far for one execution are written (or given up on). */
+  async settled(executionId: string): Promise<void> {
+    await this.updates.get(executionId)?.done.catch(() => undefined);
+  }
+
   /** Resolves once every update asked for so far is written (a short-lived process waits for it before it closes NATS). */
   async flush(): Promise<void> {
     await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));

@@ -19,7 +19,7 @@ import { ConcurrencyError, ExecutionExistsError, ExecutionOwnedError, InvalidExe
 import { EventLog } from '../log/eventLog.js';
 import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
-import { checkpointSeqOf, loadExecution, loadForResume } from '../log/views.js';
+import { checkpointSeqOf, loadExecution, loadForResume, type LoadedExecution } from '../log/views.js';
 import type { SnapshotStore } from '../log/snapshots.js';
 import { planResume, type ResumeRequest } from './resumePlan.js';
 import { controlSubject, EXECUTION_ID } from '../nats/names.js';
@@ -453,6 +453,26 @@ export class Engine {
       .update({ executionId: key, workflowId: record.workflowId, status, updatedAt: record.at, lastSeq: stored.seq, ...start })
       .catch((err) => this.options.onError?.(err, 'execution index update'));
   };
+  /** Resolves once this process's index writes for the execution are done: its command is acked only then. */
+  async indexWritten(executionId: string): Promise<void> {
+    await this.options.index?.settled(executionId);
+  }
+
+  /**
+   * Bring the index up to an execution's log when it lags (its host died between appending a
+   * status change and writing it to the index): called for a command whose execution nobody hosts.
+   */
+  async reconcileIndex(loaded: LoadedExecution): Promise<void> {
+    const index = this.options.index;
+    if (!index) return;
+    const { snapshot, lastSeq } = loaded.fold;
+    const status = statusOf(snapshot);
+    const entry = await index.get(loaded.executionId);
+    if (entry?.status === status) return;
+    const last = loaded.records.at(-1)?.record;
+    await index.update({ executionId: loaded.executionId, workflowId: snapshot.context.definition.id, status, updatedAt: last?.at ?? new Date().toISOString(), lastSeq });
+  }
+
   /** The status last written to the index, per execution hosted here. */
   private readonly indexed = new Map<string, string>();
   private readonly started = new Map<string, { createdAt: string; firstSeq: number; tenant: string }>();

@@ -236,7 +236,11 @@ export class Worker {
         const snap = loaded.fold.snapshot;
         const status = statusOf(snap);
         const inFlight = Object.values(stepPhases(snap)).some((p) => p === 'running' || p === 'backoff' || p === 'pending');
-        if (isTerminal(status) || (status === 'WAITING' && !inFlight)) return msg.ack();
+        if (isTerminal(status) || (status === 'WAITING' && !inFlight)) {
+          // Its last host may have died before writing this status to the index.
+          await engine.reconcileIndex(loaded).catch((err) => log.warn({ err: describe(err) }, 'could not bring the index up to the log'));
+          return msg.ack();
+        }
         runner = await engine.adopt(executionId);
         log.info('continuing an execution nobody hosts');
       }
@@ -256,6 +260,9 @@ export class Worker {
         log.info('handing the execution back to another worker');
         return msg.nak();
       }
+      // Acked once the index has the status too: a worker dying between the two leaves the command
+      // to be redelivered, and whoever takes it brings the index up to the log (reconcileIndex).
+      await engine.indexWritten(executionId);
       msg.ack();
     } catch (err) {
       // Lost the log to another writer, or the log is unreachable: whoever continues holds its own command.

@@ -2,30 +2,20 @@
  * `smartspec schedules …` as a user runs it (a child process against this
  * file's nats-server), with a worker running the firings.
  */
-import { execFile } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connectNats } from '../../src/nats/connect.js';
 import { WorkflowRegistry } from '../../src/registry/workflows.js';
 import { def } from '../support/engine.js';
+import { startCommand } from '../support/commands.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService, waitForStatus } from '../support/service.js';
 import { until } from './http-helpers.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/smartspec.mjs');
 const nats = useNatsServer();
 const startService = useService(nats);
 
-/** Run asynchronously: the service in this process keeps firing meanwhile. */
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, [BIN, 'schedules', ...args], { cwd: ROOT, env: { ...process.env, NATS_URL: nats.url }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** `smartspec schedules …` as a child process: the service in this process keeps running meanwhile. */
+const cli = (...args: string[]) => startCommand(['schedules', ...args], { NATS_URL: nats.url }).result;
 
 describe('smartspec schedules', () => {
   it('creates cron and interval schedules, shows their firings, triggers, pauses and deletes them', async () => {

@@ -2,27 +2,19 @@
  * `smartspec workflows …` as a user runs it (child processes against this
  * file's nats-server), with a service whose edge sees what the CLI did.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startCommand } from '../support/commands.js';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService } from '../support/service.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/smartspec.mjs');
 const nats = useNatsServer();
 const startService = useService(nats);
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, [BIN, 'workflows', ...args], { cwd: ROOT, env: { ...process.env, NATS_URL: nats.url }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
-      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** `smartspec workflows …` as a child process: the service in this process keeps running meanwhile. */
+const cli = (...args: string[]) => startCommand(['workflows', ...args], { NATS_URL: nats.url }).result;
 
 describe('smartspec workflows', () => {
   it('registers, lists, disables, enables and deletes a workflow; the edge sees each change', async () => {

@@ -6,7 +6,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connectNats } from '../../src/nats/connect.js';
+import { EXECUTION_INDEX_BUCKET } from '../../src/nats/names.js';
 import { useNatsServer } from '../support/nats.js';
 import { killAll, killChild, spawnCli, until } from '../support/processes.js';
 import { http, useService } from '../support/service.js';
@@ -39,7 +41,14 @@ describe('triggers and a SIGKILLed worker', () => {
     await until('200 completed executions', async () => {
       const ex = await list();
       return ex.length >= 200 && ex.every((e) => e.status === 'COMPLETED');
-    }, 60_000, 250);
+    }, 60_000, 250).catch(async (err: Error) => {
+      // Which ones, and what their logs say (the listing is the index; the execution's own view folds its log).
+      const ex = await list();
+      const kv = await new Kvm(nc).open(EXECUTION_INDEX_BUCKET);
+      const open = await Promise.all(ex.filter((e) => e.status !== 'COMPLETED').slice(0, 5).map(async (e) => `${e.executionId}: listed ${JSON.stringify(e)}, the bucket has ${JSON.stringify((await kv.get(e.executionId))?.json())}, log says ${(await http(url, 'GET', `/executions/${e.executionId}`)).json.status}`));
+      const notes = workers.flatMap((w) => w.output().split('\n').filter((l) => /index|"level":[45]0/.test(l)).slice(-10).map((l) => `${w.name}: ${l}`));
+      throw new Error(`${err.message}: ${ex.length} listed; not completed: ${open.join('; ') || 'none'}\n--- the workers' warnings:\n${notes.join('\n')}`);
+    });
     await new Promise((r) => setTimeout(r, 3000)); // past the ack wait: redeliveries would show now
     const executions = await list();
     expect(executions).toHaveLength(200);

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
-import { def } from '../support/engine.js';
+import { def, runToEnd } from '../support/engine.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
@@ -17,7 +17,6 @@ import { replayWithChildren } from '../../src/log/childReplay.js';
 import type { StoredRecord } from '../../src/log/records.js';
 import { loadExecution, summarize } from '../../src/log/views.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { plainContext } from '../support/context.js';
 import { createLlmRouter } from '../../src/llm/index.js';
 import { llmExecutor } from '../../src/steps/llm.js';
 import { defaultExecutors } from '../../src/steps/index.js';
@@ -66,12 +65,7 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-async function run(d: Doc, input: unknown = {}) {
-  const runner = await engine.start({ definition: def(d), input });
-  const outcome = await runner.done;
-  const records = await log.read(runner.executionId);
-  return { outcome, records, outputs: plainContext(outcome.snapshot.context).outputs, id: runner.executionId };
-}
+const run = (d: Doc, input: unknown = {}) => runToEnd(engine, log, d, input);
 
 describe('workflow step', () => {
   const parent = {

@@ -17,6 +17,9 @@ import { statusOf } from '../../machines/index.js';
 import { def } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { until } from '../support/processes.js';
+import pino from 'pino';
+import { CommandBus } from '../../src/bus/commands.js';
+import { Worker } from '../../src/worker/worker.js';
 
 const nats = useNatsServer();
 let reader: NatsConnection;
@@ -135,6 +138,29 @@ describe('ExecutionIndex', () => {
       expect(await hinted.read('idx-first', history[2].seq)).toEqual(history.slice(2));
       expect(asked).toHaveLength(1);
     } finally {
+      await engine.close();
+    }
+  });
+
+  it('a host that died between its last append and its index write: the redelivered command brings the index up to the log', async () => {
+    const index = await ExecutionIndex.open(writer);
+    const log = await EventLog.open(writer);
+    const engine = await Engine.create({ nc: writer, log, index });
+    const bus = await CommandBus.open(writer, { consumer: { ackWaitMs: 2000, maxDeliver: 5 } });
+    const worker = new Worker({ engine, bus, logger: pino({ level: 'silent' }), ackWaitMs: 2000 });
+    try {
+      const definition = def({ id: 'wf', steps: [{ id: 'a', type: 'transform', value: 1 }] });
+      await (await engine.start({ definition, executionId: 'idx-stale' })).done;
+      await until('the index to say COMPLETED', async () => (await index.get('idx-stale'))?.status === 'COMPLETED', 5000, 50);
+      // As the dead host left it: the log ends COMPLETED, the index still says RUNNING.
+      const stale = (await index.get('idx-stale'))!;
+      await index.put({ ...stale, status: 'RUNNING', lastSeq: undefined });
+      await worker.start();
+      await bus.publish('start', { executionId: 'idx-stale', definition, input: {} }, 'start:idx-stale-redelivered');
+      await until('the index to say COMPLETED again', async () => (await index.get('idx-stale'))?.status === 'COMPLETED', 10_000, 50);
+      expect(await index.get('idx-stale')).toMatchObject({ status: 'COMPLETED', firstSeq: stale.firstSeq, createdAt: stale.createdAt });
+    } finally {
+      await worker.stop();
       await engine.close();
     }
   });

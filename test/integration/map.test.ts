@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { useNatsServer } from '../support/nats.js';
-import { def } from '../support/engine.js';
+import { def, runToEnd } from '../support/engine.js';
 import { plainContext } from '../support/context.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
@@ -68,12 +68,7 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-async function run(d: Doc, input: unknown = {}) {
-  const runner = await engine.start({ definition: def(d), input });
-  const outcome = await runner.done;
-  const records = await log.read(runner.executionId);
-  return { outcome, records, outputs: plainContext(outcome.snapshot.context).outputs, id: runner.executionId };
-}
+const run = (d: Doc, input: unknown = {}) => runToEnd(engine, log, d, input);
 
 const map = (id: string, items: string, steps: unknown[], extra: Doc = {}) => ({ id, type: 'map', items, steps, ...extra });
 

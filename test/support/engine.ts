@@ -10,6 +10,7 @@ import { defaultExecutors } from '../../src/steps/index.js';
 import type { StepExecutors } from '../../src/steps/types.js';
 import { Engine } from '../../src/worker/engine.js';
 import type { NatsFixture } from './nats.js';
+import { plainContext } from './context.js';
 
 export const def = (d: unknown): Definition => validateDefinition(d);
 
@@ -56,4 +57,12 @@ export const stepEvents = (records: StoredRecord[], type: string) =>
 /** Index of the first record matching type and step. */
 export function indexOf(records: StoredRecord[], type: string, stepId?: string): number {
   return records.findIndex((r) => r.record.type === type && (stepId === undefined || (r.record as { stepId?: string }).stepId === stepId));
+}
+
+/** Start `d` on `engine` and wait for its end: its outcome, its records, and its outputs as a plain object. */
+export async function runToEnd(engine: Engine, log: EventLog, d: unknown, input: unknown = {}) {
+  const runner = await engine.start({ definition: def(d), input });
+  const outcome = await runner.done;
+  const records = await log.read(runner.executionId);
+  return { outcome, records, outputs: plainContext(outcome.snapshot.context).outputs, id: runner.executionId };
 }
