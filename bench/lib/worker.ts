@@ -16,6 +16,8 @@ const GC_ON_SIGNAL = resolve(BENCH_DIR, 'lib', 'gcOnSignal.cjs');
 
 export interface WorkerProcess {
   pid: number;
+  /** Resolves once it consumes commands (a signal before its preload is installed would kill it). */
+  ready: Promise<void>;
   /** Resident set size now, in MiB (VmRSS). */
   rssMiB(): number;
   /** The same after full garbage collections: what the process retains. */
@@ -24,10 +26,19 @@ export interface WorkerProcess {
 }
 
 export function startWorker(ctx: BenchContext, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--expose-gc', '--require', GC_ON_SIGNAL, BIN, 'worker'], { env: { ...process.env, NATS_URL: ctx.natsUrl, LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--expose-gc', '--require', GC_ON_SIGNAL, BIN, 'worker'], { env: { ...process.env, NATS_URL: ctx.natsUrl, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stopping = false;
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  let stdout = '';
+  const ready = new Promise<void>((res, rej) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout = (stdout + d.toString()).slice(-2000);
+      if (stdout.includes('worker consuming commands')) res();
+    });
+    child.once('exit', (code, signal) => rej(new Error(`the worker exited (${code ?? signal}) before consuming commands: ${stderr}`)));
+  });
+  ready.catch(() => undefined);
   child.once('exit', (code, signal) => {
     if (!stopping) ctx.log(`worker exited (${code ?? signal}): ${stderr}`);
   });
@@ -39,7 +50,9 @@ export function startWorker(ctx: BenchContext, env: Record<string, string> = {})
   return {
     pid: child.pid!,
     rssMiB,
+    ready,
     async retainedRssMiB() {
+      await ready;
       // V8 shrinks its heap (and gives the pages back) only after several collections a while
       // apart: eight, a second apart, and the lowest reading.
       let lowest = Infinity;

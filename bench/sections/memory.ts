@@ -126,6 +126,7 @@ async function waitForEvents(ctx: BenchContext, nc: NatsConnection, bus: Command
     },
   });
   try {
+    await within(worker.ready, 90_000, 'the worker consuming commands');
     // Idle: once the worker has run an execution (it is up, its consumers made).
     const probe = `evw-probe-${tag}-${randomUUID().slice(0, 8)}`;
     const probed = ends.expect(probe);
