@@ -21,8 +21,9 @@ import { activeIds, chartOf } from '../model/statechart.js';
 import { buildTimeline } from '../model/timeline.js';
 import { href } from '../router.js';
 
-/** After an action, follow this long even if the execution still looks ended (the worker has yet to act). */
-const AFTER_ACTION_MS = 10_000;
+/** After an action, watch this long even if the execution still looks ended (the worker has yet to act). */
+const AFTER_ACTION_MS = 30_000;
+const AFTER_ACTION_POLL_MS = 1000;
 const SUMMARY_EVERY_MS = 2000;
 const RETRY_MS = 3000;
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
@@ -86,13 +87,22 @@ export function ExecutionPage({ id }: { id: string }) {
             setRecords(recs);
             s = await readSummary();
           }
-          if (!isTerminal(s.status) || Date.now() - actedAt < AFTER_ACTION_MS) {
+          const from = recs.length ? recs[recs.length - 1].seq + 1 : 0;
+          if (!isTerminal(s.status)) {
             setLive(true);
-            const from = recs.length ? recs[recs.length - 1].seq + 1 : 0;
             await followEvents(id, from, onRecord, signal);
             s = await readSummary();
             setError(null);
-            if (isTerminal(s.status)) await sleep(300, signal);
+            continue;
+          }
+          if (Date.now() - actedAt < AFTER_ACTION_MS) {
+            // After an action on an ended execution the worker has yet to act: ask now and then (each
+            // read counts against the rate limit), and read the new records once the log has moved on.
+            setLive(true);
+            await sleep(AFTER_ACTION_POLL_MS, signal);
+            s = await readSummary();
+            if (s.lastSeq !== undefined && s.lastSeq >= from) await followEvents(id, from, onRecord, signal);
+            setError(null);
             continue;
           }
           setLive(false);
