@@ -293,15 +293,15 @@ describe('tenants', () => {
   it('caps the executions a tenant has pending or running with a clear 429; other tenants are unaffected', async () => {
     const capped = await makeKey('capped', ['read', 'write']);
     const svc = await startService({ worker: false, env: { HOST: '127.0.0.1', SMARTSPEC_TENANT_MAX_RUNNING: '1' } });
-    const slow = { definition: { id: uniq('slow'), steps: [{ id: 's', type: 'sleep', durationMs: 60_000 }] } };
+    // Stays RUNNING (a retry a minute away, held by its worker): a sleep would go WAITING, which the cap does not count.
+    const slow = { definition: { id: uniq('slow'), steps: [{ id: 's', type: 'fail', message: 'later', retryable: true, retry: { maxAttempts: 2, initialDelayMs: 60_000 } }] } };
     const first = await http(svc.url, 'POST', '/executions', slow, auth(capped));
     expect(first.status).toBe(202);
     const over = expectProblem(await http(svc.url, 'POST', '/executions', slow, auth(capped)), 429, 'TENANT_LIMIT_REACHED');
     expect(over.detail).toContain("tenant 'capped'");
     expect(over.limit).toBe(1);
     expect((await http(svc.url, 'POST', '/executions', { definition: { id: uniq('ok'), steps: [{ id: 'a', type: 'transform', value: 1 }] } }, auth(K.bWrite))).status).toBe(202);
-    // A sleep waits as WAITING (durable timer), passivated: it no longer counts toward the cap.
-    await waitForStatusAs(first.json.executionId, capped, 'WAITING');
+    await waitForStatusAs(first.json.executionId, capped, 'RUNNING');
     expect((await http(base, 'POST', `/executions/${first.json.executionId}/cancel`, {}, auth(capped))).status).toBe(202);
   });
 });
