@@ -165,7 +165,12 @@ describe('the explorer', { timeout: 60_000 }, () => {
     await screenshot(page, '3-failed');
     await page.getByRole('button', { name: 'Resume', exact: true }).click();
     await page.getByText('Resuming from tests.').waitFor();
-    await page.locator('[data-status="COMPLETED"]').waitFor({ timeout: 15_000 });
+    await page.locator('[data-status="COMPLETED"]').waitFor({ timeout: 40_000 }).catch(async (err: Error) => {
+      const api = (await http(base, 'GET', '/executions/ui-failing')).json;
+      const types = ((await http(base, 'GET', '/executions/ui-failing/events')).json.events as { type: string }[]).map((e) => e.type);
+      const shown = await page.locator('[data-status]').first().getAttribute('data-status').catch(() => '?');
+      throw new Error(`${err.message}; the page shows ${shown}; the API says ${api?.status}; the log: ${types.join(' ')}`);
+    });
     await page.locator('.tl-marker.marker-resume').first().waitFor();
     expect((await waitForStatus(base, 'ui-failing', ['COMPLETED'])).steps.tests.output).toEqual({ passed: 42 });
     await page.locator('[data-chain="verified"]').waitFor();
