@@ -47,7 +47,6 @@ function ResumeForm({ summary, definition, selected, onSelect, onAction }: Props
   const { outcome, busy, run } = useAction(onAction);
   const [edit, setEdit] = useState(false);
   const [text, setText] = useState('');
-  useEffect(() => setText(definition ? JSON.stringify({ steps: definition.steps, parallel: definition.parallel }, null, 2) : ''), [definition, edit]);
   const steps = definition?.steps ?? [];
   return (
     <form
@@ -82,7 +81,18 @@ function ResumeForm({ summary, definition, selected, onSelect, onAction }: Props
         </select>
       </label>
       <label class="check">
-        <input type="checkbox" checked={edit} onChange={(e) => setEdit(e.currentTarget.checked)} /> with edited steps
+        <input
+          type="checkbox"
+          checked={edit}
+          onChange={(e) => {
+            // Filled from the recorded steps when the box opens, not on every re-read of the execution
+            // (an effect did that, and replaced what the user was typing: a resume then ran the old steps).
+            const on = e.currentTarget.checked;
+            if (on) setText(definition ? JSON.stringify({ steps: definition.steps, parallel: definition.parallel }, null, 2) : '');
+            setEdit(on);
+          }}
+        />{' '}
+        with edited steps
       </label>
       {edit ? (
         <label class="block">
