@@ -12,7 +12,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { isTerminal, statusOf, stepMapHas } from '../../../machines/index.js';
 import type { Definition } from '../../../machines/definition.js';
-import { validateDefinition } from '../../definition/validate.js';
+import { validateDefinitionCached } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
 import { pingOwner } from '../../worker/control.js';
@@ -59,7 +59,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     let definition: Definition;
     if (body.definition) {
       try {
-        definition = validateDefinition(body.definition);
+        definition = validateDefinitionCached(body.definition);
       } catch (err) {
         if (err instanceof DefinitionError) throw new DefinitionError(err.issues.map((i) => ({ ...i, path: `definition.${i.path}` })));
         throw err;
