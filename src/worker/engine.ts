@@ -311,6 +311,8 @@ export class Engine {
     await Promise.all([...this.subs.values()].map((s) => s.drain().catch(() => undefined)));
     this.subs.clear();
     this.runners.clear();
+    // A status the index holds back (ExecutionIndex.update) is written before NATS closes.
+    await this.options.index?.flush();
   }
 
   /** Stop hosting one execution (passivation) without writing anything. */
