@@ -146,7 +146,8 @@ export class ExecutionRunner {
         workflowId: this.workflowId,
         get snapshot() { return runner.snapshot; },
         get isStopped() { return runner.stopped; },
-        record: (key, event) => this.enqueueOnce(key, event),
+        // Once per key and record type: an ExecutionAdmitted decided while its ExecutionQueued is still settling must not be taken for a repeat of it.
+        record: (key, event) => this.enqueueOnce(`${key}:${event.type}`, event),
         startAdmitted: (step, attempt, fields) => this.start(step, this.snapshot, attempt, fields),
         react: () => this.react(),
         scope: (step, snap) => this.scopeFor(step, snap),
