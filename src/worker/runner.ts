@@ -668,7 +668,8 @@ export class ExecutionRunner {
       }
     })()
       .catch((err) => {
-        if (!this.stopped) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+        // A record refused (another came first: the execution ended) is no failure of the map's.
+        if (!this.stopped && !(err instanceof InvalidExecutionStateError)) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
       })
       .finally(() => {
         this.starting.delete(key);
