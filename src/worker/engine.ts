@@ -311,8 +311,9 @@ export class Engine {
     await Promise.all([...this.subs.values()].map((s) => s.drain().catch(() => undefined)));
     this.subs.clear();
     this.runners.clear();
-    // A status the index holds back (ExecutionIndex.update) is written before NATS closes.
-    await this.options.index?.flush();
+    // A status the index holds back (ExecutionIndex.update) goes out now, before NATS closes; not
+    // waited for: in an outage that write keeps trying, and the shutdown must not.
+    void this.options.index?.flush();
   }
 
   /** Stop hosting one execution (passivation) without writing anything. */
