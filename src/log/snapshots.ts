@@ -38,6 +38,8 @@ export interface StoredSnapshot {
   count?: number;
 }
 
+export interface RestoredSnapshot { stored: StoredSnapshot; snapshot: WorkflowSnapshot }
+
 export class SnapshotStore {
   private constructor(private readonly kv: KV, private readonly js: JetStreamClient) {}
 
@@ -65,18 +67,28 @@ export class SnapshotStore {
   }
 
   /** The newest snapshot at or before `maxSeq`, if any. */
-  async nearest(executionId: string, maxSeq: number): Promise<{ stored: StoredSnapshot; snapshot: WorkflowSnapshot } | undefined> {
-    const listed = await this.kv.get(seqsKey(executionId));
-    const seqs = listed?.operation === 'PUT' ? listed.json<number[]>() : await this.listed(executionId);
+  async nearest(executionId: string, maxSeq: number): Promise<RestoredSnapshot | undefined> {
     // Newest first; one deleted since it was listed is skipped.
-    for (const seq of seqs.filter((s) => s <= maxSeq).sort((a, b) => b - a)) {
-      const e = await this.kv.get(`${executionId}.${seq}`);
-      if (!e || e.operation !== 'PUT') continue;
-      const stored = e.json<StoredSnapshot>();
-      const machine = compileByContent(stored.context.definition);
-      return { stored, snapshot: machine.resolveState({ value: stored.value as never, context: stored.context }) };
+    for (const seq of (await this.seqs(executionId)).filter((s) => s <= maxSeq).sort((a, b) => b - a)) {
+      const found = await this.at(executionId, seq);
+      if (found) return found;
     }
     return undefined;
+  }
+
+  /** The sequences of an execution's snapshots, in no particular order. */
+  async seqs(executionId: string): Promise<number[]> {
+    const listed = await this.kv.get(seqsKey(executionId));
+    return listed?.operation === 'PUT' ? listed.json<number[]>() : this.listed(executionId);
+  }
+
+  /** The snapshot taken at `seq`, unless it is gone. */
+  async at(executionId: string, seq: number): Promise<RestoredSnapshot | undefined> {
+    const e = await this.kv.get(`${executionId}.${seq}`);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const stored = e.json<StoredSnapshot>();
+    const machine = compileByContent(stored.context.definition);
+    return { stored, snapshot: machine.resolveState({ value: stored.value as never, context: stored.context }) };
   }
 
   /** The sequences of the snapshots kept before the list existed, by a key listing. */
