@@ -166,8 +166,13 @@ export class ExecutionRunner {
    */
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
-    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.limits?.busy) return Promise.resolve(this.outcome());
+    if (this.idleAt(wakeWithinMs)) return Promise.resolve(this.outcome());
     return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
+  }
+
+  /** Idle at WAITING: nothing to do until a command or a timer more than `wakeWithinMs` away (the same test `passivate` makes). */
+  private idleAt(wakeWithinMs: number): boolean {
+    return this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.limits?.busy;
   }
 
   /** Whether a waiting sleep of the current stage wakes within `ms` from now (or it waits for child executions, see below). */
@@ -308,6 +313,18 @@ export class ExecutionRunner {
   wake(holder: string): void {
     if (!this.limits) throw new InvalidExecutionStateError(`execution '${this.executionId}' is hosted without concurrency keys`);
     this.limits.wake(holder);
+  }
+
+  /**
+   * Passivation: stop hosting if it is still idle at WAITING, as `settled` found it (no sleep due
+   * within `wakeWithinMs`, nothing being admitted). A command taken since it settled (a wake, a
+   * signal) may have set it going again: then it is kept, and false says so.
+   */
+  passivate(wakeWithinMs: number): boolean {
+    if (this.stopped) return true;
+    if (!this.idleAt(wakeWithinMs)) return false;
+    this.stop();
+    return true;
   }
 
   /** Stop hosting without writing anything (shutdown, passivation). */

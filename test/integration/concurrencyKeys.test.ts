@@ -285,6 +285,17 @@ describe('rate keys', () => {
     for (const id of ids) expect(replayExecution(id, (await loadExecution(log, id)).records).ok).toBe(true);
   }, 60_000);
 
+  it('an execution whose reserved time passes while its ExecutionQueued is being recorded is admitted, not left queued', async () => {
+    // 5 ms apart: a queued execution's reserved time has usually passed by the time its record is
+    // stored, so it is admitted at once, while the ExecutionQueued record is still settling.
+    const definition = { id: 'rated-fast', rateLimit: { key: 'runs-fast', perMinute: 12_000 }, steps: [{ id: 'only', type: 'transform', value: 1 }] };
+    const ids = await Promise.all(Array.from({ length: 20 }, () => submit(definition, {})));
+    for (const id of ids) await untilEnded(id, 15_000);
+    const logs = await Promise.all(ids.map(records));
+    expect(logs.filter((recs) => recs.some((r) => r.type === 'ExecutionQueued')).length).toBeGreaterThan(0);
+    for (const recs of logs) expect(recs.at(-1)?.type).toBe('ExecutionCompleted');
+  }, 60_000);
+
   it('a workflow-level tokensPerMinute: the tokens all its llm steps used hold the next execution back', async () => {
     const definition = { id: 'token-runs', rateLimit: { key: 'flow-tokens', tokensPerMinute: TOKENS_PER_MINUTE }, steps: [{ id: 'ask', type: 'llm', prompt: 'tell me a story of some length' }, { id: 'again', type: 'llm', prompt: 'and another one' }] };
     const first = await submit(definition, {});
