@@ -82,9 +82,11 @@ export class CommandBus {
     return bus;
   }
 
-  /** Publish a command (to its execution's partition); `msgID` makes a repeat within two minutes a no-op. */
-  async publish<T extends CommandType>(type: T, command: Command<T>, msgID: string): Promise<{ seq: number; duplicate: boolean }> {
-    const data = this.encode(type, command);
+  /**
+   * Publish a command (to its execution's partition); `msgID` makes a repeat within two minutes a
+   * no-op. `data`: the command as `encode` gave it, when the caller has it already.
+   */
+  async publish<T extends CommandType>(type: T, command: Command<T>, msgID: string, data = this.encode(type, command)): Promise<{ seq: number; duplicate: boolean }> {
     const ack = await this.js.publish(this.partitions.commandSubject(type, command.executionId), data, { msgID, timeout: 5000, retries: 5 });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }

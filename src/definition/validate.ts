@@ -118,6 +118,37 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
   return def;
 }
 
+/** Definitions validated in this process, by content (and step limit): see validateDefinitionCached. */
+const validated = new Map<string, Definition>();
+const MAX_VALIDATED = 256;
+/** Larger definitions are validated every time: the cache stays within 256 × 64 KiB of keys. */
+const MAX_CACHED_JSON = 64 * 1024;
+
+/**
+ * validateDefinition, remembered by the definition's content: the same workflow submitted again
+ * (every execution of it, at the edge and at the worker its command reaches) is validated once
+ * per process, and every execution of it shares one definition object, so the caches keyed
+ * by definition or step object (compiled machine, initial snapshot, step index) hit as well.
+ * Whoever published the command, a definition not seen before is validated in full; a failing
+ * one is never remembered. The result is shared: it must not be modified.
+ */
+export function validateDefinitionCached(doc: unknown, options: ValidateOptions = {}): Definition {
+  const json = JSON.stringify(doc);
+  if (json === undefined || json.length > MAX_CACHED_JSON) return validateDefinition(doc, options);
+  const key = `${options.maxSteps ?? limits().maxSteps}:${json}`;
+  const known = validated.get(key);
+  if (known) {
+    // Most recently used last: the oldest entry goes first.
+    validated.delete(key);
+    validated.set(key, known);
+    return known;
+  }
+  const def = validateDefinition(doc, options);
+  if (validated.size >= MAX_VALIDATED) validated.delete(validated.keys().next().value!);
+  validated.set(key, def);
+  return def;
+}
+
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${String(seg)}` : String(seg);

@@ -8,7 +8,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { KvMirror } from '../nats/kvMirror.js';
-import type { ExecutionStatus } from '../../machines/index.js';
+import { isTerminal, type ExecutionStatus } from '../../machines/index.js';
 import { EXECUTION_INDEX_BUCKET } from '../nats/names.js';
 import { DEFAULT_TENANT } from '../auth/principal.js';
 
@@ -40,7 +40,7 @@ export class ExecutionIndex {
   /** PENDING + RUNNING entries per tenant, kept with the mirror: the cap is checked on every submission. */
   private readonly active = new Map<string, number>();
   /** Per execution: the update being written, and the newest one waiting behind it. */
-  private readonly updates = new Map<string, { next?: IndexUpdate; done: Promise<void> }>();
+  private readonly updates = new Map<string, UpdateSlot>();
 
   private constructor(private readonly kv: KV, private readonly nc: NatsConnection, stallCheckMs: number) {
     this.following = new KvMirror<IndexEntry>(kv, nc, { stallCheckMs, retryMs: 500, apply: (key, entry, revision) => this.apply(key, entry, revision) });
@@ -68,15 +68,26 @@ export class ExecutionIndex {
    * one execution go out in order and only the newest waiting one is written
    * (so a retried RUNNING can never land after COMPLETED), retried through a
    * NATS fail-over. Without `createdAt` (or `firstSeq`), the existing entry's is kept.
+   * A status that is not an end waits up to HOLD_MS before it is written (unless someone
+   * waits for it: settled, flush), so a short execution's RUNNING and COMPLETED are one write.
    */
   update(entry: IndexUpdate): Promise<void> {
     const queued = this.updates.get(entry.executionId);
     if (queued) {
       queued.next = entry;
+      if (isFinal(entry)) queued.release?.();
       return queued.done;
     }
-    const slot: { next?: IndexUpdate; done: Promise<void> } = { next: entry, done: Promise.resolve() };
+    const slot: UpdateSlot = { next: entry, done: Promise.resolve() };
     slot.done = (async () => {
+      if (!isFinal(entry)) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, HOLD_MS);
+          timer.unref();
+          slot.release = () => { clearTimeout(timer); resolve(); };
+        });
+        slot.release = undefined;
+      }
       // The entry as this process last wrote or read it: each write is a compare-and-set on its
       // revision, so a try of an earlier write that lands late (sent while the bucket elected a
       // leader, never answered) is refused instead of putting an older status back over a newer one.
@@ -103,17 +114,34 @@ export class ExecutionIndex {
 
   /** Resolves once the updates asked for so far for one execution are written (or given up on). */
   async settled(executionId: string): Promise<void> {
-    await this.updates.get(executionId)?.done.catch(() => undefined);
+    const slot = this.updates.get(executionId);
+    slot?.release?.();
+    await slot?.done.catch(() => undefined);
   }
 
   /** Resolves once every update asked for so far is written (a short-lived process waits for it before it closes NATS). */
   async flush(): Promise<void> {
-    await Promise.all([...this.updates.values()].map((u) => u.done.catch(() => undefined)));
+    await Promise.all([...this.updates.keys()].map((id) => this.settled(id)));
   }
 
-  /** Write `e` over the entry at `known` (read first when not known); returns what the bucket now holds. */
+  /**
+   * Write `e` over the entry at `known`; not known, over the entry as the mirror has it (one
+   * request instead of two: a read, then the write), or as read when the mirror has none or
+   * is behind (its compare-and-set refused). Returns what the bucket now holds.
+   */
   private async writeOver(e: IndexUpdate, known?: KnownEntry): Promise<KnownEntry> {
-    const current = known ?? (await this.read(e.executionId));
+    const mirrored = known ? undefined : this.following.started ? this.entries.get(e.executionId) : undefined;
+    if (mirrored) {
+      try {
+        return await this.writeAt(e, mirrored);
+      } catch {
+        // Behind the bucket (or the write failed): read it, and try once more now.
+      }
+    }
+    return this.writeAt(e, known ?? (await this.read(e.executionId)));
+  }
+
+  private async writeAt(e: IndexUpdate, current: KnownEntry): Promise<KnownEntry> {
     const existing = current.entry;
     // Another host wrote a later status first (it took the execution over while this one's write waited out a fail-over).
     if (existing?.lastSeq !== undefined && e.lastSeq !== undefined && existing.lastSeq > e.lastSeq) return current;
@@ -206,5 +234,17 @@ export class ExecutionIndex {
 
 /** How long an index write keeps trying through a NATS outage. */
 const WRITE_RETRY_MS = 30_000;
+/** How long a status that is not an end may wait for the next one (see update). */
+const HOLD_MS = 200;
+
+interface UpdateSlot {
+  /** The newest update not yet written. */
+  next?: IndexUpdate;
+  done: Promise<void>;
+  /** Set while the slot holds its first, not final, status back: writes it now. */
+  release?: () => void;
+}
+
+const isFinal = (e: IndexUpdate) => isTerminal(e.status);
 
 const isActive = (e: IndexEntry) => e.status === 'PENDING' || e.status === 'RUNNING';

@@ -311,6 +311,9 @@ export class Engine {
     await Promise.all([...this.subs.values()].map((s) => s.drain().catch(() => undefined)));
     this.subs.clear();
     this.runners.clear();
+    // A status the index holds back (ExecutionIndex.update) goes out now, before NATS closes; not
+    // waited for: in an outage that write keeps trying, and the shutdown must not.
+    void this.options.index?.flush();
   }
 
   /**

@@ -14,7 +14,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { ZodError } from 'zod';
 import { isTerminal, statusOf, stepPhases } from '../../machines/index.js';
-import { validateDefinition } from '../definition/validate.js';
+import { validateDefinitionCached } from '../definition/validate.js';
 import { definitionSchema, type Definition } from '../../machines/definition.js';
 import type { WorkflowEvent } from '../../machines/events.js';
 import { ExecutionExistsError, ExecutionNotFoundError, InvalidExecutionStateError, SmartSpecError } from '../errors.js';
@@ -182,7 +182,7 @@ export class Worker {
         // Validating a definition nested thousands of levels deep would overflow the stack: refuse it first.
         assertNesting(c.definition, engine.payloads.limits.maxNesting, 'the definition');
         // A map item's block reads steps outside it (given in `outer`): its shape is checked, its references were with its parent's.
-        const definition = c.outer ? (definitionSchema.parse(c.definition) as Definition) : validateDefinition(c.definition);
+        const definition = c.outer ? (definitionSchema.parse(c.definition) as Definition) : validateDefinitionCached(c.definition);
         try {
           return await engine.start({ executionId: c.executionId, definition, input: c.input, budget: c.budget, principal: c.principal ?? NATS_PRINCIPAL, trigger: c.trigger, parent: c.parent, outer: c.outer });
         } catch (err) {

@@ -111,8 +111,23 @@ describe('ExecutionIndex', () => {
     const kv = await new Kvm(writer).open(EXECUTION_INDEX_BUCKET);
     const stored = await kv.get('ordered');
     expect(stored?.json()).toEqual({ ...first, status: 'COMPLETED', updatedAt: at(statuses.length - 1) });
-    // The first update goes out at once; the five that came while it was in flight collapse into the newest.
-    expect(stored!.revision - firstRevision).toBe(2);
+    // The first update, not an end, is held back for the next; the end that comes meanwhile goes out at once, alone.
+    expect(stored!.revision - firstRevision).toBe(1);
+  });
+
+  it('holds a status that is not an end back only briefly, and not at all for whoever waits for it', async () => {
+    const index = await ExecutionIndex.open(writer);
+    const kv = await new Kvm(writer).open(EXECUTION_INDEX_BUCKET);
+    for (const id of ['held', 'awaited']) await index.put(entry(id, 'PENDING'));
+    const running = (id: string) => index.update({ executionId: id, workflowId: 'wf', status: 'RUNNING', updatedAt: new Date().toISOString() });
+    void running('held');
+    expect((await kv.get('held'))?.json<IndexEntry>().status).toBe('PENDING');
+    await until('the held status to be written', async () => (await kv.get('held'))?.json<IndexEntry>().status === 'RUNNING', 2000, 20);
+    void running('awaited');
+    const t0 = Date.now();
+    await index.settled('awaited');
+    expect(Date.now() - t0).toBeLessThan(150);
+    expect((await kv.get('awaited'))?.json<IndexEntry>().status).toBe('RUNNING');
   });
 
   it('the engine records where each history starts, keeps it through later updates, and reads start there', async () => {

@@ -4,7 +4,7 @@
  * reason; defaults are applied; nothing invalid is ever accepted silently.
  */
 import { describe, expect, it } from 'vitest';
-import { parseDefinition, parseDocument, validateDefinition } from '../../src/definition/validate.js';
+import { parseDefinition, parseDocument, validateDefinition, validateDefinitionCached } from '../../src/definition/validate.js';
 import { DefinitionError } from '../../src/errors.js';
 
 type Doc = Record<string, unknown>;
@@ -354,5 +354,29 @@ describe('rejections name the path and the reason', () => {
       expect(caught, id).toBeInstanceOf(DefinitionError);
       expect((caught as DefinitionError).issues).toEqual([{ path: 'steps[0].id', message: expect.stringContaining('reserved name') }]);
     }
+  });
+});
+
+describe('validateDefinitionCached', () => {
+  it('validates a content once: equal documents give the one validated definition, others their own', () => {
+    const doc = () => ({ id: 'cached', steps: [t('a', '{{input.x}}'), t('b', '{{steps.a.output}}')] });
+    const first = validateDefinitionCached(doc());
+    expect(first).toEqual(validateDefinition(doc()));
+    expect(validateDefinitionCached(doc())).toBe(first);
+    const other = validateDefinitionCached({ ...doc(), id: 'cached-2' });
+    expect(other).not.toBe(first);
+    expect(other.id).toBe('cached-2');
+  });
+
+  it('refuses an invalid definition every time (a failure is never remembered)', () => {
+    const bad = { id: 'cached-bad', steps: [t('a', '{{steps.nope.output}}')] };
+    expect(() => validateDefinitionCached(bad)).toThrow(DefinitionError);
+    expect(() => validateDefinitionCached(bad)).toThrow(DefinitionError);
+  });
+
+  it('keys by the step limit too: a definition valid under one limit is refused under a lower one', () => {
+    const doc = { id: 'cached-limit', steps: [t('a'), t('b'), t('c')] };
+    expect(validateDefinitionCached(doc, { maxSteps: 3 }).steps).toHaveLength(3);
+    expect(() => validateDefinitionCached(doc, { maxSteps: 2 })).toThrow(DefinitionError);
   });
 });

@@ -12,7 +12,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { isTerminal, statusOf, stepMapHas } from '../../../machines/index.js';
 import type { Definition } from '../../../machines/definition.js';
-import { validateDefinition } from '../../definition/validate.js';
+import { validateDefinitionCached } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
 import { pingOwner } from '../../worker/control.js';
@@ -59,7 +59,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     let definition: Definition;
     if (body.definition) {
       try {
-        definition = validateDefinition(body.definition);
+        definition = validateDefinitionCached(body.definition);
       } catch (err) {
         if (err instanceof DefinitionError) throw new DefinitionError(err.issues.map((i) => ({ ...i, path: `definition.${i.path}` })));
         throw err;
@@ -87,7 +87,7 @@ export function executionsRouter(deps: RouteDeps): Router {
       }
       // Otherwise it may have failed after claiming the key: publish the start again (its message
       // id makes a second copy a no-op; a worker that started it meanwhile ignores the repeat).
-    } else if (body.executionId && ((await index.get(executionId)) || (await log.last(executionId)))) {
+    } else if (body.executionId && (await Promise.all([index.get(executionId), log.last(executionId)])).some(Boolean)) {
       throw new ExecutionExistsError(executionId);
     }
     // A large input is stored first and the command carries a ref; a command NATS would refuse is
@@ -96,12 +96,12 @@ export function executionsRouter(deps: RouteDeps): Router {
     // execution, and content-addressed: another submission may refer to the same object).
     const input = await payloads.prepare(executionId, body.input ?? {}, { what: 'input' });
     const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}), principal };
-    bus.encode('start', command);
+    const data = bus.encode('start', command);
     const now = new Date().toISOString();
     const fresh = !replayed || !(await index.get(executionId));
     if (fresh) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now, tenant });
     try {
-      await bus.publish('start', command, `start:${executionId}`);
+      await bus.publish('start', command, `start:${executionId}`, data);
     } catch (err) {
       // Not published: no worker will ever start it, so no PENDING entry may stay behind.
       if (fresh) await index.remove(executionId).catch(() => undefined);
