@@ -54,14 +54,6 @@ export function applyEvent(snapshot: WorkflowSnapshot, event: WorkflowEvent, che
       recovery: event.reason === 'recovery',
     });
   }
-  return transitionSnapshot(snapshot, event);
-}
-
-/**
- * The snapshot after one event, or the very same snapshot when no transition takes it: XState's
- * pure `transition`, with no actor (a runner's hot path, and every fold).
- */
-export function transitionSnapshot(snapshot: WorkflowSnapshot, event: WorkflowEvent): WorkflowSnapshot {
   const machine = compileCached(snapshot.context.definition);
   return machine.transition(snapshot, event, inertScope(machine, snapshot));
 }

@@ -1,5 +1,5 @@
 /**
- * Hosts one execution: an XState machine snapshot whose every transition is appended to
+ * Hosts one execution: an XState actor whose every transition is appended to
  * the event log before anything follows from it. The machine decides (which
  * steps are pending, retrying, failed, done); the runner carries it out — runs
  * steps through their executors, waits out retry delays, and sends the outcome
@@ -8,16 +8,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { createActor, type Actor } from 'xstate';
 import {
   allStepsDone,
   isCheckpointEvent,
   inspectSnapshot,
   canRetry,
+  compileCached,
   finalOutput,
   isTerminal,
   retryDelayMs,
   statusOf,
-  transitionSnapshot,
   stepPhases,
   stepMapGet,
   stepMapHas,
@@ -26,6 +27,7 @@ import {
   type Usage,
   type ExecutionStatus,
   type WorkflowEvent,
+  type WorkflowMachine,
   type WorkflowSnapshot,
 } from '../../machines/index.js';
 import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type MapStep, type Step, type WorkflowStep } from '../../machines/definition.js';
@@ -91,8 +93,7 @@ export interface RunnerOutcome {
 class Stopped extends Error {}
 
 export class ExecutionRunner {
-  /** The execution's state: replaced by each transition (XState's pure `transition`; an actor's mailbox and observers cost more and serve nothing here). */
-  private latest: WorkflowSnapshot;
+  private actor: Actor<WorkflowMachine>;
   /** Steps whose executor is running; they share one controller, as they are only ever aborted together. */
   private readonly inflight = new Set<string>();
   private stepsController?: AbortController;
@@ -155,7 +156,7 @@ export class ExecutionRunner {
         ...(deps.timers ? { armTimer: (stepId: string, attempt: number, at: string) => deps.timers!.arm({ executionId, stepId, attempt, at }) } : {}),
       });
     }
-    this.latest = snapshot;
+    this.actor = actorFrom(snapshot);
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined); // observed by whoever awaits it
   }
@@ -195,7 +196,7 @@ export class ExecutionRunner {
     return { status: this.status, snapshot: this.snapshot };
   }
 
-  get snapshot(): WorkflowSnapshot { return this.latest; }
+  get snapshot(): WorkflowSnapshot { return this.actor.getSnapshot(); }
   get status(): ExecutionStatus { return statusOf(this.snapshot); }
   get lastSeq(): number { return this.position?.seq ?? 0; }
   get isStopped(): boolean { return this.stopped; }
@@ -339,11 +340,16 @@ export class ExecutionRunner {
   private async append(event: WorkflowEvent, next?: WorkflowSnapshot): Promise<void> {
     if (this.stopped) throw new InvalidExecutionStateError(`execution '${this.executionId}' is no longer hosted here`);
     if (this.deps.historyLimit !== undefined && !next) event = withinHistoryLimit(event, this.recorded, this.deps.historyLimit);
-    const current = this.latest;
-    const after = next ?? transitionSnapshot(current, event);
-    // An event no transition takes leaves the very same snapshot: refuse it, write nothing.
-    if (!next && after === current) throw new InvalidExecutionStateError(describeRefusal(event, current), { state: current.value });
-    this.latest = after;
+    const current = this.actor.getSnapshot();
+    if (next) {
+      this.actor.stop();
+      this.actor = actorFrom(next);
+    } else {
+      this.actor.send(event);
+      // An event no transition takes leaves the very same snapshot: refuse it, write nothing.
+      if (this.actor.getSnapshot() === current) throw new InvalidExecutionStateError(describeRefusal(event, current), { state: current.value });
+    }
+    const after = this.actor.getSnapshot();
     // The envelope first: V8 takes a slow path for properties added after a spread (µs per record).
     let body: Record<string, unknown> = { executionId: this.executionId, workflowId: this.workflowId, at: this.now().toISOString(), state: after.value, ...event };
     const timerAt = event.type === 'StepStarted' ? (event.wakeAt ?? event.deadline) : undefined;
@@ -366,7 +372,8 @@ export class ExecutionRunner {
         // (sent again, the record would be refused again: never a redelivery loop).
         const smaller = smallerEvent(event, err, current);
         if (smaller || event.type === 'SignalReceived') {
-          this.latest = current;
+          this.actor.stop();
+          this.actor = actorFrom(current);
           if (smaller) return this.append(smaller);
           throw err;
         }
@@ -447,7 +454,7 @@ export class ExecutionRunner {
   /** Look at the current snapshot and do what it calls for. */
   private react(): void {
     if (this.stopped) return;
-    const snap = this.latest;
+    const snap = this.actor.getSnapshot();
     const { status, stage, active } = inspectSnapshot(snap);
     if (isTerminal(status)) return this.finish(status);
 
@@ -929,7 +936,8 @@ export class ExecutionRunner {
     this.stopped = true;
     this.limits?.stop();
     this.abortSteps('execution ended');
-    this.resolveDone({ status, snapshot: this.latest });
+    this.actor.stop();
+    this.resolveDone({ status, snapshot: this.actor.getSnapshot() });
   }
 }
 
@@ -937,6 +945,16 @@ function stepsController(): AbortController {
   const c = new AbortController();
   setMaxListeners(0, c.signal); // one listener or more per parallel step: no leak warning past 10
   return c;
+}
+
+function actorFrom(snapshot: WorkflowSnapshot): Actor<WorkflowMachine> {
+  const machine = compileCached(snapshot.context.definition);
+  const actor = createActor(machine, {
+    snapshot: machine.getPersistedSnapshot(snapshot),
+    input: { executionId: snapshot.context.executionId, definition: snapshot.context.definition },
+  });
+  actor.start();
+  return actor;
 }
 
 /** An executor that ignores its signal must not hold the execution up. */
