@@ -92,8 +92,11 @@ export interface StepStarted {
   /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
   items?: unknown;
   count?: number;
-  /** A map: the items it starts now (0-based), each with the id of its child execution. */
-  launch?: { index: number; child: string }[];
+  /**
+   * A map: the items it starts now (0-based), each with the id of its child execution; under a
+   * token budget, the tokens each item is given (held back from the parent's budget until it reports).
+   */
+  launch?: { index: number; child: string; maxTokens?: number }[];
   /** A `workflow` step: the id of the child execution it starts. */
   child?: string;
   /** A `workflow` step: the registered version the child runs. */

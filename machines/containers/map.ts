@@ -30,6 +30,8 @@ export interface MapProgress {
   retry: number[];
   /** The items running, by index: their child execution ids. */
   running: Record<string, string>;
+  /** Under a token budget: the tokens each running item was given, by index (src/worker/childBudgets.ts). */
+  held?: Record<string, number>;
   /** Items that failed (their output is `{error}`). */
   failed: number[];
   /** Items with a result. */
@@ -65,7 +67,7 @@ export function resumedProgress(p: MapProgress): MapProgress {
   const again = [...p.retry, ...p.failed, ...Object.keys(p.running).map(Number)].sort((a, b) => a - b);
   const outputs = p.outputs.slice();
   for (const i of p.failed) outputs[i] = null;
-  return { ...p, retry: [...new Set(again)], running: {}, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
+  return { ...p, retry: [...new Set(again)], running: {}, held: undefined, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
 }
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
@@ -106,34 +108,39 @@ export function mapNode(step: MapStep) {
   const launch = assign(({ context, event }: Args) => {
     const p = get(context);
     const running = Object.assign({}, p.running);
+    let held = p.held && Object.assign({}, p.held);
     let { retry, next } = p;
     for (const l of (event as StepStarted).launch!) {
       running[String(l.index)] = l.child;
+      if (l.maxTokens !== undefined) (held ??= {})[String(l.index)] = l.maxTokens;
       if (retry[0] === l.index) retry = retry.slice(1);
       else next++;
     }
-    return put(context, { ...p, running, retry, next });
+    return put(context, { ...p, running, retry, next, ...(held ? { held } : {}) });
   });
   const settle = assign(({ context, event }: Args) => {
     const p = get(context);
     const running = Object.assign({}, p.running);
+    const held = p.held && Object.assign({}, p.held);
     const outputs = p.outputs.slice();
     let { failed, error } = p;
     let usage = context.usage;
     const e = event as Partial<Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
     for (const r of e.results ?? []) {
       delete running[String(r.index)];
+      if (held) delete held[String(r.index)];
       outputs[r.index] = r.output;
       usage = addUsage(usage, r.usage);
     }
     for (const f of e.failures ?? []) {
       delete running[String(f.index)];
+      if (held) delete held[String(f.index)];
       outputs[f.index] = { error: f.error };
       failed = [...failed, f.index];
       if (!error && failed.length > step.toleratedFailures) error = f.error;
     }
     const settled = p.settled + (e.results?.length ?? 0) + (e.failures?.length ?? 0);
-    return { ...put(context, { ...p, running, outputs, failed, settled, ...(error ? { error } : {}) }), usage };
+    return { ...put(context, { ...p, running, outputs, failed, settled, ...(held ? { held } : {}), ...(error ? { error } : {}) }), usage };
   });
   const fail = assign(({ context }: Args) => ({ errors: stepMapSet(context.errors, id, get(context).error!) }));
   const continueWithError = assign(({ context }: Args) => ({ outputs: stepMapSet(context.outputs, id, { error: get(context).error }), errors: stepMapSet(context.errors, id, get(context).error!) }));

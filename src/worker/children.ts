@@ -63,7 +63,9 @@ export function parentEvent(link: ParentLink, childId: string, end: WorkflowEven
     case 'ExecutionCompleted':
       return { type: 'StepCompleted', ...at, output: end.output, ...(usage.totalTokens > 0 ? { usage } : {}) };
     case 'ExecutionFailed': {
-      const error: ErrorInfo = { code: 'CHILD_FAILED', message: `child execution '${childId}' of ${what} failed: ${end.error.code}: ${end.error.message}`, retryable: end.error.retryable, details: { childId, error: end.error } };
+      // Out of tokens: the parent's budget is what is spent (a resume with a higher one continues), so it says so.
+      const code = end.error.code === 'BUDGET_EXCEEDED' ? 'BUDGET_EXCEEDED' : 'CHILD_FAILED';
+      const error: ErrorInfo = { code, message: `child execution '${childId}' of ${what} failed: ${end.error.code}: ${end.error.message}`, retryable: end.error.retryable, details: { childId, error: end.error } };
       return { type: 'StepFailed', ...at, error };
     }
     case 'ExecutionCancelled': {

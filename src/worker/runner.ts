@@ -34,6 +34,7 @@ import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type M
 import { nextItems, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
 import { childOf } from '../../machines/containers/workflow.js';
 import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost } from './children.js';
+import { childBudget, itemBudget, itemBudgets } from './childBudgets.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
@@ -630,7 +631,7 @@ export class ExecutionRunner {
       if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
       const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version, false);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
-      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
+      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...childBudget(snap.context.budget, snap.context.usage) });
       await this.cancelIfDropped(ref.id);
     })().catch((err) => {
       if (!this.stopped) this.enqueueOnce(`child-failed:${ref.id}`, { type: 'StepFailed', stepId: step.id, attempt, child: ref.id, error: toErrorRecord(err) });
@@ -643,7 +644,10 @@ export class ExecutionRunner {
     const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     if (launching) {
       // Every item a free slot allows, in one record.
-      const launch = nextItems(p, step.maxConcurrency - runningCount(p)).map((index) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index) }));
+      const indices = nextItems(p, step.maxConcurrency - runningCount(p));
+      const { budget, usage } = snap.context;
+      const given = budget && itemBudgets(budget, usage, p, step, indices.length);
+      const launch = indices.map((index, i) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index), ...(given ? { maxTokens: given[i] } : {}) }));
       if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
     }
     for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
@@ -660,7 +664,9 @@ export class ExecutionRunner {
       const definition = blockDefinition(snap.context.definition, step);
       // The parent's input only when the block may read it: each item's start records it.
       const input = blockReadsInput(step) ? snap.context.input : {};
-      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...this.childBudget(snap) });
+      const held = p.held?.[String(index)];
+      const budget = held !== undefined ? { budget: itemBudget(held) } : childBudget(snap.context.budget, snap.context.usage);
+      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...budget });
       await this.cancelIfDropped(childId);
     })().catch((err) => {
       const error = toErrorRecord(err);
@@ -685,12 +691,6 @@ export class ExecutionRunner {
       items.catch(() => this.itemsOf.delete(key));
     }
     return items;
-  }
-
-  /** A child spends from what is left of the parent's budget (its usage is added to the parent's when it ends). */
-  private childBudget(snap: WorkflowSnapshot): { budget?: { maxTokens: number } } {
-    const { budget, usage } = snap.context;
-    return budget ? { budget: { maxTokens: Math.max(1, budget.maxTokens - usage.totalTokens) } } : {};
   }
 
   /** All items have a result: record the map's output, by reference when large. */
