@@ -173,12 +173,20 @@ export interface ExecutionResumed {
   type: 'ExecutionResumed';
   checkpointSeq: number;
   fromStep?: string;
+  /** From a step inside a map's block: the map's items whose child executions are resumed from that step. */
+  items?: ItemsAgain;
   /** Present when the resume replaced the steps. */
   definition?: Definition;
   budget?: Budget;
   reason: 'resume' | 'recovery';
   principal?: Principal;
 }
+/**
+ * A resume from a step inside a map's block: each item that ran has its child execution resumed
+ * from that step (by index: the child, and the sequence of its last record then, so that the
+ * child is resumed once however often its parent makes sure of it).
+ */
+export interface ItemsAgain { stepId: string; fromStep: string; children: Record<string, { child: string; after: number }> }
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
 export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }

@@ -16,7 +16,7 @@
  */
 import { assign } from 'xstate';
 import type { MapStep } from '../definition.js';
-import type { ErrorInfo, StepCompleted, StepFailed, StepStarted, Usage } from '../events.js';
+import type { ErrorInfo, ItemsAgain, StepCompleted, StepFailed, StepStarted, Usage } from '../events.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapSet } from '../stepMap.js';
 import { isStepEvent, type Args } from './common.js';
 
@@ -32,6 +32,8 @@ export interface MapProgress {
   running: Record<string, string>;
   /** Under a token budget: the tokens each running item was given, by index (src/worker/childBudgets.ts). */
   held?: Record<string, number>;
+  /** Resumed from a step inside the block: the items whose next start resumes their child from it. */
+  again?: Pick<ItemsAgain, 'fromStep' | 'children'>;
   /** Items that failed (their output is `{error}`). */
   failed: number[];
   /** Items with a result. */
@@ -97,13 +99,16 @@ export function mapNode(step: MapStep) {
     const p = get(a.context);
     const launch = (a.event as StepStarted).launch!;
     const expected = nextItems(p, launch.length);
-    return canLaunch(p, step) && launch.length > 0 && runningCount(p) + launch.length <= step.maxConcurrency && launch.every((l, i) => l.index === expected[i]);
+    // An item resumed from a step inside the block starts its own child again, not a new one.
+    const childOk = (l: { index: number; child: string }) => (p.again?.children[String(l.index)]?.child ?? l.child) === l.child;
+    return canLaunch(p, step) && launch.length > 0 && runningCount(p) + launch.length <= step.maxConcurrency && launch.every((l, i) => l.index === expected[i] && childOk(l));
   };
 
   const begin = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
-    const p: MapProgress = { count: e.count!, items: e.items, next: 0, retry: [], running: {}, failed: [], settled: 0, outputs: new Array(e.count!).fill(null) };
-    return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt) };
+    const again = context.itemsAgain?.stepId === id ? { again: { fromStep: context.itemsAgain.fromStep, children: context.itemsAgain.children } } : {};
+    const p: MapProgress = { count: e.count!, items: e.items, next: 0, retry: [], running: {}, failed: [], settled: 0, outputs: new Array(e.count!).fill(null), ...again };
+    return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt), ...(context.itemsAgain?.stepId === id ? { itemsAgain: undefined } : {}) };
   });
   const launch = assign(({ context, event }: Args) => {
     const p = get(context);
@@ -122,6 +127,8 @@ export function mapNode(step: MapStep) {
     const p = get(context);
     const running = Object.assign({}, p.running);
     const held = p.held && Object.assign({}, p.held);
+    // An item resumed from a step reports once; a later run of it (a resume of a failed item) is a child of its own.
+    const again = p.again && { ...p.again, children: Object.assign({}, p.again.children) };
     const outputs = p.outputs.slice();
     let { failed, error } = p;
     let usage = context.usage;
@@ -129,18 +136,20 @@ export function mapNode(step: MapStep) {
     for (const r of e.results ?? []) {
       delete running[String(r.index)];
       if (held) delete held[String(r.index)];
+      if (again) delete again.children[String(r.index)];
       outputs[r.index] = r.output;
       usage = addUsage(usage, r.usage);
     }
     for (const f of e.failures ?? []) {
       delete running[String(f.index)];
       if (held) delete held[String(f.index)];
+      if (again) delete again.children[String(f.index)];
       outputs[f.index] = { error: f.error };
       failed = [...failed, f.index];
       if (!error && failed.length > step.toleratedFailures) error = f.error;
     }
     const settled = p.settled + (e.results?.length ?? 0) + (e.failures?.length ?? 0);
-    return { ...put(context, { ...p, running, outputs, failed, settled, ...(held ? { held } : {}), ...(error ? { error } : {}) }), usage };
+    return { ...put(context, { ...p, running, outputs, failed, settled, ...(held ? { held } : {}), ...(again ? { again } : {}), ...(error ? { error } : {}) }), usage };
   });
   const fail = assign(({ context }: Args) => ({ errors: stepMapSet(context.errors, id, get(context).error!) }));
   const continueWithError = assign(({ context }: Args) => ({ outputs: stepMapSet(context.outputs, id, { error: get(context).error }), errors: stepMapSet(context.errors, id, get(context).error!) }));

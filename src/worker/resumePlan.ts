@@ -6,6 +6,7 @@
  */
 import { activeStage, isCheckpointEvent, isTerminal, resumeSnapshot, statusOf, stepPhases, type ExecutionResumed, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
+import type { ItemsAgain } from '../../machines/events.js';
 import { stepIndex } from '../../machines/blocks.js';
 import { validateDefinition } from '../definition/validate.js';
 import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
@@ -19,6 +20,8 @@ export interface ResumeRequest {
   /** Replacement steps: a definition document whose steps replace the recorded ones. */
   steps?: unknown;
   budget?: Budget;
+  /** A parent resumes its map item's child from a step: a COMPLETED child runs it again too. */
+  ofChild?: boolean;
 }
 
 export interface ResumePlan {
@@ -26,12 +29,13 @@ export interface ResumePlan {
   next: WorkflowSnapshot;
 }
 
-export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyLimit = limits().historyLimit): ResumePlan {
+/** `items`: from a step inside a map's block, the items whose children are resumed from it (src/worker/resumeItems.ts). */
+export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyLimit = limits().historyLimit, items?: ItemsAgain): ResumePlan {
   const { executionId, fold, records } = loaded;
   if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
   const current = fold.snapshot;
   const status = statusOf(current);
-  if (status === 'COMPLETED') {
+  if (status === 'COMPLETED' && !(req.ofChild && req.fromStep)) {
     throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
   }
   assertRoomToResume(executionId, loaded.recordCount, historyLimit);
@@ -53,7 +57,8 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
   }
   const reason = req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery';
-  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget, recovery: reason === 'recovery' });
+  const again = items && req.fromStep === items.fromStep && req.steps === undefined ? items : undefined;
+  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget, recovery: reason === 'recovery', items: again });
   const event: ExecutionResumed = {
     type: 'ExecutionResumed',
     checkpointSeq: at.seq,
@@ -61,6 +66,7 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
     ...(req.fromStep ? { fromStep: req.fromStep } : {}),
     ...(req.steps !== undefined ? { definition } : {}),
     ...(req.budget ? { budget: req.budget } : {}),
+    ...(again ? { items: again } : {}),
   };
   return { event, next };
 }

@@ -682,7 +682,9 @@ export class ExecutionRunner {
       const indices = nextItems(p, step.maxConcurrency - runningCount(p));
       const { budget, usage } = snap.context;
       const given = budget && itemBudgets(budget, usage, p, step, indices.length);
-      const launch = indices.map((index, i) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index), ...(given ? { maxTokens: given[i] } : {}) }));
+      // An item resumed from a step inside the block runs its own child again.
+      const childFor = (index: number) => p.again?.children[String(index)]?.child ?? childIdFor(this.executionId, step.id, this.lastSeq, index);
+      const launch = indices.map((index, i) => ({ index, child: childFor(index), ...(given ? { maxTokens: given[i] } : {}) }));
       if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
     }
     for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
@@ -702,7 +704,9 @@ export class ExecutionRunner {
       const input = blockReadsInput(step) ? snap.context.input : {};
       const held = p.held?.[String(index)];
       const budget = held !== undefined ? { budget: itemBudget(held) } : childBudget(snap.context.budget, snap.context.usage);
-      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...budget });
+      const again = p.again?.children[String(index)];
+      const resume = again?.child === childId ? { resume: { fromStep: p.again!.fromStep, after: again.after } } : {};
+      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...budget, ...resume });
       await this.cancelIfDropped(childId);
     })().catch((err) => {
       const error = toErrorRecord(err);
