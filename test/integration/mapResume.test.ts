@@ -16,6 +16,10 @@ import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { Engine } from '../../src/worker/engine.js';
 import { replayWithChildren } from '../../src/log/childReplay.js';
+import { pino } from 'pino';
+import { CommandBus } from '../../src/bus/commands.js';
+import { Worker } from '../../src/worker/worker.js';
+import { TimerStore } from '../../src/timers/timerStore.js';
 
 const nats = useNatsServer();
 let nc: NatsConnection;
@@ -109,4 +113,39 @@ describe('resume from a step inside a map', () => {
     const report = await replayWithChildren(id, (x) => log.read(x));
     expect(report.ok, JSON.stringify({ children: report.children.filter((c) => !c.ok), executions: report.executions.filter((e) => !e.ok).map((e) => e.events.filter((x) => !x.ok)) })).toBe(true);
   });
+
+  it('on a worker: the resume command resumes each item’s child by a command, and each resumed child reports again', async () => {
+    const wnc = await connectNats(nats.url, 'worker');
+    const bus = await CommandBus.open(wnc, { consumer: { ackWaitMs: 5000 } });
+    const timers = await TimerStore.open(wnc);
+    const workerEngine = await Engine.create({ nc: wnc, log: await EventLog.open(wnc), bus, timers });
+    const worker = new Worker({ engine: workerEngine, bus, timers, logger: pino({ level: 'silent' }) });
+    await worker.start();
+    try {
+      hits.clear();
+      broken.add('7');
+      const executionId = `map-from-step-worker-${process.pid}`;
+      const definition = {
+        id: 'map-from-step-worker',
+        steps: [{
+          id: 'm', type: 'map', items: '{% [5,6,7] %}', maxConcurrency: 2,
+          steps: [{ id: 'a', type: 'http', request: { url: `${base}/a/{{item}}` } }, { id: 'b', type: 'http', request: { url: `${base}/b/{{item}}` } }],
+        }],
+      };
+      await bus.publish('start', { executionId, definition }, executionId);
+      await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 20_000, interval: 50 }).toBe('ExecutionFailed');
+      broken.clear();
+      await bus.publish('resume', { executionId, fromStep: 'b' }, `resume:${executionId}`);
+      await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 20_000, interval: 50 }).toBe('ExecutionCompleted');
+      expect([hits.get('/a/5'), hits.get('/a/6'), hits.get('/a/7')]).toEqual([1, 1, 2]);
+      expect([hits.get('/b/5'), hits.get('/b/6'), hits.get('/b/7')]).toEqual([2, 2, 1]);
+      const output = (await log.last(executionId))!.record as Rec;
+      expect((output.output as Rec[]).map((o) => o.body.run)).toEqual([2, 2, 1]);
+      const report = await replayWithChildren(executionId, (x) => log.read(x));
+      expect(report.ok, JSON.stringify(report.children.filter((c) => !c.ok))).toBe(true);
+    } finally {
+      await worker.stop();
+      await wnc.close();
+    }
+  }, 60_000);
 });
