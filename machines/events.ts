@@ -182,11 +182,18 @@ export interface ExecutionResumed {
   principal?: Principal;
 }
 /**
- * A resume from a step inside a map's block: each item that ran has its child execution resumed
- * from that step (by index: the child, and the sequence of its last record then, so that the
- * child is resumed once however often its parent makes sure of it).
+ * A resume from a step inside a map's block, or inside a `workflow` step's child: each item that
+ * ran (`children`, by index), or the step's child (`child`), is resumed from that step: the child,
+ * and the sequence of its last record then, so that it is resumed once however often its parent
+ * makes sure of it.
  */
-export interface ItemsAgain { stepId: string; fromStep: string; children: Record<string, { child: string; after: number }> }
+export interface ItemsAgain {
+  stepId: string;
+  fromStep: string;
+  children?: Record<string, ChildAgain>;
+  child?: ChildAgain;
+}
+export interface ChildAgain { child: string; after: number }
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
 export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }

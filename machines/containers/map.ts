@@ -33,7 +33,7 @@ export interface MapProgress {
   /** Under a token budget: the tokens each running item was given, by index (src/worker/childBudgets.ts). */
   held?: Record<string, number>;
   /** Resumed from a step inside the block: the items whose next start resumes their child from it. */
-  again?: Pick<ItemsAgain, 'fromStep' | 'children'>;
+  again?: { fromStep: string; children: NonNullable<ItemsAgain['children']> };
   /** Items that failed (their output is `{error}`). */
   failed: number[];
   /** Items with a result. */
@@ -106,7 +106,7 @@ export function mapNode(step: MapStep) {
 
   const begin = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
-    const again = context.itemsAgain?.stepId === id ? { again: { fromStep: context.itemsAgain.fromStep, children: context.itemsAgain.children } } : {};
+    const again = context.itemsAgain?.stepId === id ? { again: { fromStep: context.itemsAgain.fromStep, children: context.itemsAgain.children ?? {} } } : {};
     const p: MapProgress = { count: e.count!, items: e.items, next: 0, retry: [], running: {}, failed: [], settled: 0, outputs: new Array(e.count!).fill(null), ...again };
     return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt), ...(context.itemsAgain?.stepId === id ? { itemsAgain: undefined } : {}) };
   });

@@ -21,8 +21,8 @@ import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
 import { checkpointSeqOf, loadExecution, loadForResume, type LoadedExecution } from '../log/views.js';
 import type { SnapshotStore } from '../log/snapshots.js';
-import { planResume, type ResumeRequest } from './resumePlan.js';
-import { childFromStep, itemsToResume } from './resumeItems.js';
+import type { ResumeRequest } from './resumePlan.js';
+import { childFromStep, planResumeWithChildren } from './resumeItems.js';
 import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
@@ -177,9 +177,8 @@ export class Engine {
   async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
     // Both only read: the owner check need not wait for the load (an owner found throws all the same).
     const [, loaded] = await Promise.all([this.assertNoLiveOwner(executionId), loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId))]);
-    // From a step inside a map's block: each item's child is resumed from it (src/worker/resumeItems.ts).
-    const items = req.fromStep && req.steps === undefined ? await itemsToResume(this.log, executionId, loaded.fold.snapshot.context.definition, req.fromStep) : undefined;
-    const plan = planResume(loaded, req, this.historyLimit, items);
+    // From a step inside a map's block or a child workflow: the children are resumed from it too.
+    const plan = await planResumeWithChildren(this.log, loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     // Nobody asked for a recovery (a crash did): the system acts, for the execution's tenant.

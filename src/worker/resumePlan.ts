@@ -41,6 +41,9 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
   assertRoomToResume(executionId, loaded.recordCount, historyLimit);
   const definition = req.steps === undefined ? current.context.definition : replacementDefinition(current.context.definition, req.steps);
   const interrupted = !isTerminal(status) && status !== 'PENDING';
+  const again = items && req.fromStep === items.fromStep && req.steps === undefined ? items : undefined;
+  // A step of a `workflow` step's child: the parent runs again from that step, which resumes the child from it.
+  const fromStep = again?.child ? again.stepId : req.fromStep;
 
   // Where to rebuild the actor: a named checkpoint; where the step's stage began; the last
   // transition of an interrupted execution; or the last checkpoint of a failed/cancelled one.
@@ -48,8 +51,8 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
   if (req.checkpointId) {
     const seq = findCheckpoint(executionId, records, req.checkpointId).seq;
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
-  } else if (req.fromStep) {
-    at = containerUnderWay(loaded, req.fromStep) ?? stageEntry(loaded, req.fromStep) ?? { seq: fold.lastSeq, snapshot: current };
+  } else if (fromStep) {
+    at = containerUnderWay(loaded, fromStep) ?? stageEntry(loaded, fromStep) ?? { seq: fold.lastSeq, snapshot: current };
   } else if (interrupted) {
     at = { seq: fold.lastSeq, snapshot: current };
   } else {
@@ -57,13 +60,12 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
   }
   const reason = req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery';
-  const again = items && req.fromStep === items.fromStep && req.steps === undefined ? items : undefined;
-  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget, recovery: reason === 'recovery', items: again });
+  const next = resumeSnapshot(at.snapshot, { definition, fromStep, budget: req.budget, recovery: reason === 'recovery', items: again });
   const event: ExecutionResumed = {
     type: 'ExecutionResumed',
     checkpointSeq: at.seq,
     reason,
-    ...(req.fromStep ? { fromStep: req.fromStep } : {}),
+    ...(fromStep ? { fromStep } : {}),
     ...(req.steps !== undefined ? { definition } : {}),
     ...(req.budget ? { budget: req.budget } : {}),
     ...(again ? { items: again } : {}),

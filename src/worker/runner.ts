@@ -644,7 +644,9 @@ export class ExecutionRunner {
     const decide = async (): Promise<WorkflowEvent> => {
       if (!this.deps.children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none (it has no workflow registry)`);
       const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version, true);
-      return { type: 'StepStarted', stepId: step.id, attempt, child: childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
+      // Resumed from a step of its child: that child again.
+      const again = snap.context.itemsAgain?.stepId === step.id ? snap.context.itemsAgain.child?.child : undefined;
+      return { type: 'StepStarted', stepId: step.id, attempt, child: again ?? childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
     };
     void decide()
       .catch((err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }))
@@ -666,7 +668,7 @@ export class ExecutionRunner {
       if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
       const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version, false);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
-      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...childBudget(snap.context.budget, snap.context.usage) });
+      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...childBudget(snap.context.budget, snap.context.usage), ...(ref.again ? { resume: ref.again } : {}) });
       await this.cancelIfDropped(ref.id);
     })().catch((err) => {
       if (!this.stopped) this.enqueueOnce(`child-failed:${ref.id}`, { type: 'StepFailed', stepId: step.id, attempt, child: ref.id, error: toErrorRecord(err) });

@@ -20,6 +20,7 @@ import { pino } from 'pino';
 import { CommandBus } from '../../src/bus/commands.js';
 import { Worker } from '../../src/worker/worker.js';
 import { TimerStore } from '../../src/timers/timerStore.js';
+import { WorkflowRegistry } from '../../src/registry/workflows.js';
 
 const nats = useNatsServer();
 let nc: NatsConnection;
@@ -36,14 +37,14 @@ beforeAll(async () => {
     const url = req.url ?? '';
     const n = (hits.get(url) ?? 0) + 1;
     hits.set(url, n);
-    if (url.startsWith('/a/') && broken.has(url.slice(3))) res.writeHead(500).end('down');
+    if (url.startsWith('/a/') && broken.has(url.slice(3).split('?')[0])) res.writeHead(500).end('down');
     else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ run: n }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   nc = await connectNats(nats.url, 'test');
   log = await EventLog.open(nc);
-  engine = await Engine.create({ nc, log });
+  engine = await Engine.create({ nc, log, registry: await WorkflowRegistry.open(nc) });
 });
 afterAll(async () => {
   await engine?.close();
@@ -148,4 +149,34 @@ describe('resume from a step inside a map', () => {
       await wnc.close();
     }
   }, 60_000);
+
+  it('a step of a `workflow` step’s child: the child is resumed from it, and the parent runs on from that step with its new output', async () => {
+    hits.clear();
+    await (await WorkflowRegistry.open(nc)).register(def({
+      id: 'two-calls',
+      steps: [{ id: 'ca', type: 'http', request: { url: `${base}/a/wf` } }, { id: 'cb', type: 'http', request: { url: `${base}/b/wf` } }],
+    }));
+    broken.add('after');
+    const first = await engine.start({
+      definition: def({
+        id: 'wf-from-step',
+        steps: [{ id: 'w', type: 'workflow', workflowId: 'two-calls' }, { id: 'after', type: 'http', request: { url: `${base}/a/after?run={{steps.w.output.body.run}}` } }],
+      }),
+    });
+    expect((await first.done).status).toBe('FAILED');
+    const id = first.executionId;
+    const child = (await records(id)).find((r) => r.type === 'StepStarted' && r.stepId === 'w')!.child as string;
+    broken.clear();
+    const outcome = await (await engine.resume(id, { fromStep: 'cb' })).done;
+    expect(outcome.status).toBe('COMPLETED');
+    expect([hits.get('/a/wf'), hits.get('/b/wf')]).toEqual([1, 2]);
+    expect(hits.get('/a/after?run=2')).toBe(1);
+    const all = await records(id);
+    expect(all.find((r) => r.type === 'ExecutionResumed')).toMatchObject({ fromStep: 'w', items: { stepId: 'w', fromStep: 'cb', child: { child } } });
+    expect(all.filter((r) => r.type === 'StepStarted' && r.stepId === 'w').map((r) => r.child)).toEqual([child, child]);
+    const childRecords = await records(child);
+    expect(childRecords.filter((r) => r.type === 'ExecutionResumed').map((r) => r.fromStep)).toEqual(['cb']);
+    const report = await replayWithChildren(id, (x) => log.read(x));
+    expect(report.ok, JSON.stringify(report.children.filter((c) => !c.ok))).toBe(true);
+  });
 });
