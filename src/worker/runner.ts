@@ -193,10 +193,10 @@ export class ExecutionRunner {
 
   /** Resolve the idle waiters the current snapshot satisfies (WAITING, nothing waking within their bound). */
   private settleIdleWaiters(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.idleWaiters.length === 0 || !this.idle) return;
     const snap = this.snapshot;
     const status = statusOf(snap);
-    if (status !== 'WAITING' || this.idleWaiters.length === 0 || !this.idle) return;
+    if (status !== 'WAITING') return;
     const waiters = this.idleWaiters;
     this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
     for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
