@@ -141,8 +141,12 @@ export interface StepCompleted {
   /** A `workflow` step's result, or one map item's as its child reports it: the child execution it came from. */
   index?: number;
   child?: string;
-  /** A map: the results of the items whose children completed since its last record. */
-  results?: { index: number; child: string; output: unknown; usage?: Usage }[];
+  /**
+   * A map: the results of the items whose children completed since its last record. Items of a
+   * pure block run inline (containers/mapInline.ts): no `child`, and `steps` holds the output of
+   * every step of the block, by id.
+   */
+  results?: { index: number; child?: string; output: unknown; usage?: Usage; steps?: Record<string, unknown> }[];
 }
 export interface StepFailed {
   type: 'StepFailed';
@@ -161,8 +165,8 @@ export interface StepFailed {
   /** A `workflow` step's failure, or one map item's as its child reports it: the child execution it came from. */
   index?: number;
   child?: string;
-  /** A map: the items whose children failed since its last record (`error` is the first of them). */
-  failures?: { index: number; child: string; error: ErrorInfo }[];
+  /** A map: the items whose children failed since its last record (`error` is the first of them); inline items as in `results`. */
+  failures?: { index: number; child?: string; error: ErrorInfo; steps?: Record<string, unknown> }[];
 }
 export interface SignalReceived { type: 'SignalReceived'; name: string; payload: unknown; stepId?: string; principal?: Principal }
 /**

@@ -1,7 +1,11 @@
 /**
  * Fan-out: a `map` over ITEMS items, one transform each, maxConcurrency 64,
- * at full durability (each item a child execution: its records and the
- * parent's are appended and acknowledged). Against the same fan-out in
+ * at full durability. Its block is pure (transforms only), so the items run
+ * inline in the parent's worker: up to 64 items' outputs to a record of the
+ * parent's log, each appended and acknowledged (a block with an llm, http or
+ * other waiting step would run each item as a child execution, with four
+ * records of its own and its start and result in the parent's; not measured
+ * here). Against the same fan-out in
  * LangGraph.js: a `Send` per item to a worker node whose results a reducer
  * gathers (map-reduce), on its SQLite checkpointer, maxConcurrency 64. One
  * whole map per sample for each, alternating which goes first.
@@ -24,7 +28,7 @@ const MAP = validateDefinition({
 
 export default defineSection({
   name: 'map',
-  title: `Map: ${ITEMS} items, one transform each, maxConcurrency ${CONCURRENCY} (engine: child executions; LangGraph: Send map-reduce + SQLite)`,
+  title: `Map: ${ITEMS} items, one transform each, maxConcurrency ${CONCURRENCY} (engine: a pure block, items inline; LangGraph: Send map-reduce + SQLite)`,
   figures: [
     { key: 'engine.itemsPerSec', label: 'engine map', unit: 'items/s', better: 'higher' },
     { key: 'langgraph.itemsPerSec', label: 'LangGraph Send map-reduce', unit: 'items/s', better: 'higher' },

@@ -8,7 +8,9 @@
  * records than two per item. The machine keeps counters,
  * the ids of the items running (at most maxConcurrency) and the outputs it
  * must assemble, so it decides alone whether another item may start: the
- * bound holds after a crash, as it is folded from the log.
+ * bound holds after a crash, as it is folded from the log. A pure block's
+ * items run inline instead, without children (mapInline.ts): each such record
+ * both starts and settles the next items.
  *
  * Failures: up to `toleratedFailures` an item's output is `{error}`. Past it,
  * no new item starts; the items running finish and are recorded (a resume
@@ -19,6 +21,7 @@ import type { MapStep } from '../definition.js';
 import type { ErrorInfo, ItemsAgain, StepCompleted, StepFailed, StepStarted, Usage } from '../events.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapSet } from '../stepMap.js';
 import { isStepEvent, type Args } from './common.js';
+import { isPureBlock } from './mapInline.js';
 
 export interface MapProgress {
   count: number;
@@ -80,7 +83,7 @@ export function mapNode(step: MapStep) {
   const isStep = isStepEvent(id);
   const get = (ctx: Args['context']) => progressOf(ctx, id)!;
   const put = (ctx: Args['context'], p: MapProgress) => ({ maps: stepMapSet(ctx.maps ?? emptyStepMap<MapProgress>(), id, p) });
-  type Item = { index: number; child: string };
+  type Item = { index: number; child?: string; maxTokens?: number };
   const batchOf = (a: Args): Item[] | undefined => {
     const e = a.event as Partial<Pick<StepStarted, 'launch'> & Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
     return e.launch ?? e.results ?? e.failures;
@@ -91,7 +94,15 @@ export function mapNode(step: MapStep) {
     if (!isItem(a) || a.event.type === 'StepStarted') return false;
     const { running } = get(a.context);
     const batch = batchOf(a)!;
-    return batch.length > 0 && batch.every((r) => running[String(r.index)] === r.child) && new Set(batch.map((r) => r.index)).size === batch.length;
+    return batch.length > 0 && batch.every((r) => r.child !== undefined && running[String(r.index)] === r.child) && new Set(batch.map((r) => r.index)).size === batch.length;
+  };
+  // Inline results and failures (no child): a pure block's next items in order, within maxConcurrency, started and settled at once.
+  const isInlineBatch = (a: Args) => {
+    if (!isItem(a) || a.event.type === 'StepStarted' || !isPureBlock(step)) return false;
+    const p = get(a.context);
+    const batch = batchOf(a)!;
+    const expected = nextItems(p, batch.length);
+    return batch.length > 0 && canLaunch(p, step) && runningCount(p) + batch.length <= step.maxConcurrency && batch.every((r, i) => r.child === undefined && r.index === expected[i]);
   };
   // Starts: exactly the next items in order, within maxConcurrency, and none past the failures tolerated.
   const isNextLaunch = (a: Args) => {
@@ -115,8 +126,8 @@ export function mapNode(step: MapStep) {
     const running = Object.assign({}, p.running);
     let held = p.held && Object.assign({}, p.held);
     let { retry, next } = p;
-    for (const l of (event as StepStarted).launch!) {
-      running[String(l.index)] = l.child;
+    for (const l of batchOf({ context, event })!) {
+      if (l.child !== undefined) running[String(l.index)] = l.child;
       if (l.maxTokens !== undefined) (held ??= {})[String(l.index)] = l.maxTokens;
       if (retry[0] === l.index) retry = retry.slice(1);
       else next++;
@@ -170,8 +181,8 @@ export function mapNode(step: MapStep) {
   ];
   const items = {
     StepStarted: { guard: isNextLaunch, actions: launch },
-    StepCompleted: { guard: ofRunningItems, actions: settle },
-    StepFailed: { guard: ofRunningItems, actions: settle },
+    StepCompleted: [{ guard: isInlineBatch, actions: [launch, settle] }, { guard: ofRunningItems, actions: settle }],
+    StepFailed: [{ guard: isInlineBatch, actions: [launch, settle] }, { guard: ofRunningItems, actions: settle }],
   };
   return {
     initial: 'pending',

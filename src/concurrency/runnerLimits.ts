@@ -23,7 +23,7 @@ export interface LimitsHost {
   readonly workflowId: string;
   readonly snapshot: WorkflowSnapshot;
   readonly isStopped: boolean;
-  /** Record an event (once per key while it is being recorded). */
+  /** Record an event (once per key and record type while it is being recorded). */
   record(key: string, event: WorkflowEvent): void;
   /** Record the start of an admitted step, with these fields. */
   startAdmitted(step: Step, attempt: number, fields: Pick<StepStarted, 'keys' | 'queuedMs'>): void;

@@ -36,8 +36,9 @@ export async function replayWithChildren(executionId: string, load: (id: string)
         for (const l of record.launch ?? []) started.set(l.child, { stepId: record.stepId, index: l.index });
       } else if (record.type === 'StepCompleted' || record.type === 'StepFailed') {
         if (typeof record.child === 'string') results.set(record.child, record);
-        for (const r of record.results ?? []) results.set(r.child, { type: 'StepCompleted', output: r.output });
-        for (const f of record.failures ?? []) results.set(f.child, { type: 'StepFailed', error: f.error });
+        // Items run inline name no child: the parent's own replay checks them.
+        for (const r of record.results ?? []) if (r.child) results.set(r.child, { type: 'StepCompleted', output: r.output });
+        for (const f of record.failures ?? []) if (f.child) results.set(f.child, { type: 'StepFailed', error: f.error });
       }
     }
     for (const [childId, start] of started) {

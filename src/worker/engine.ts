@@ -315,9 +315,13 @@ export class Engine {
     this.runners.clear();
   }
 
-  /** Stop hosting one execution (passivation) without writing anything. */
-  release(executionId: string): void {
-    this.runners.get(executionId)?.stop();
+  /**
+   * Stop hosting one execution (passivation) without writing anything, if its runner is still
+   * idle; false when it has been set going again since it settled (then it is hosted on). Only
+   * this runner: another one hosting the execution by now is not this caller's to let go.
+   */
+  passivate(runner: ExecutionRunner, wakeWithinMs: number): boolean {
+    return runner.passivate(wakeWithinMs);
   }
 
   private deps() {

@@ -35,6 +35,7 @@ import { nextItems, progressOf, runningCount, type MapProgress } from '../../mac
 import { childOf } from '../../machines/containers/workflow.js';
 import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost } from './children.js';
 import { childBudget, itemBudget, itemBudgets } from './childBudgets.js';
+import { inlineRecords, runInlineItem, runsInline } from './inlineItems.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
 import { evaluateCondition, resolveStep, resolveValue, rootsReadBy, type ResolveScope } from '../definition/resolve.js';
@@ -152,7 +153,8 @@ export class ExecutionRunner {
         workflowId: this.workflowId,
         get snapshot() { return runner.snapshot; },
         get isStopped() { return runner.stopped; },
-        record: (key, event) => this.enqueueOnce(key, event),
+        // Once per key and record type: an ExecutionAdmitted decided while its ExecutionQueued is still settling must not be taken for a repeat of it.
+        record: (key, event) => this.enqueueOnce(`${key}:${event.type}`, event),
         startAdmitted: (step, attempt, fields) => this.start(step, this.snapshot, attempt, fields),
         react: () => this.react(),
         scope: (step, snap) => this.scopeFor(step, snap),
@@ -171,7 +173,7 @@ export class ExecutionRunner {
    */
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
-    if (this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && this.idle) return Promise.resolve(this.outcome());
+    if (this.idleAt(wakeWithinMs)) return Promise.resolve(this.outcome());
     const settles = new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }));
     this.recheckIdleLater();
     return Promise.race([this.done, settles]);
@@ -201,6 +203,11 @@ export class ExecutionRunner {
     this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
     for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
     this.recheckIdleLater();
+  }
+
+  /** Idle at WAITING: nothing to do until a command or a timer more than `wakeWithinMs` away (the same test `passivate` makes). */
+  private idleAt(wakeWithinMs: number): boolean {
+    return this.status === 'WAITING' && this.idle && !this.wakesWithin(this.snapshot, wakeWithinMs);
   }
 
   /** Whether a waiting sleep of the current stage wakes within `ms` from now (or it waits for child executions, see below). */
@@ -344,6 +351,18 @@ export class ExecutionRunner {
   wake(holder: string): void {
     if (!this.limits) throw new InvalidExecutionStateError(`execution '${this.executionId}' is hosted without concurrency keys`);
     this.limits.wake(holder);
+  }
+
+  /**
+   * Passivation: stop hosting if it is still idle at WAITING, as `settled` found it (no sleep due
+   * within `wakeWithinMs`, nothing being admitted). A command taken since it settled (a wake, a
+   * signal) may have set it going again: then it is kept, and false says so.
+   */
+  passivate(wakeWithinMs: number): boolean {
+    if (this.stopped) return true;
+    if (!this.idleAt(wakeWithinMs)) return false;
+    this.stop();
+    return true;
   }
 
   /** Stop hosting without writing anything (shutdown, passivation). */
@@ -679,7 +698,8 @@ export class ExecutionRunner {
   private runItems(step: MapStep, snap: WorkflowSnapshot, launching: boolean): void {
     const p = progressOf(snap.context, step.id)!;
     const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
-    if (launching) {
+    if (launching && runsInline(step)) this.runInline(step, snap, p, attempt);
+    else if (launching) {
       // Every item a free slot allows, in one record.
       const indices = nextItems(p, step.maxConcurrency - runningCount(p));
       const { budget, usage } = snap.context;
@@ -690,6 +710,39 @@ export class ExecutionRunner {
       if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
     }
     for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
+  }
+
+  /** A pure block's next items (as many as maxConcurrency allows), evaluated here and recorded with their outputs; one batch at a time. */
+  private runInline(step: MapStep, snap: WorkflowSnapshot, p: MapProgress, attempt: number): void {
+    const key = `launch:${step.id}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    const indexes = nextItems(p, step.maxConcurrency - runningCount(p));
+    void (async () => {
+      const [items, around] = await Promise.all([this.itemsFor(step, p), this.inlineScope(step, snap)]);
+      const record = (value: unknown, inner: Step) => this.deps.payloads.prepare(this.executionId, value, { what: `the output of step '${inner.id}'`, tooLargeCode: 'OUTPUT_TOO_LARGE', tooDeepCode: 'OUTPUT_TOO_DEEP' });
+      const entries = await Promise.all(indexes.map((i) => runInlineItem(step, around, items[i] ?? null, i, (s) => this.pathOf(s), record)));
+      for (const event of inlineRecords(step.id, attempt, entries)) {
+        // Past the failures tolerated (or once the execution ended) the map takes no more items: the rest is not recorded.
+        if (this.stopped || !this.snapshot.can(event)) return;
+        await this.commit(event);
+      }
+    })()
+      .catch((err) => {
+        // A record refused (another came first: the execution ended) is no failure of the map's.
+        if (!this.stopped && !(err instanceof InvalidExecutionStateError)) this.enqueueOnce(step.id, { type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) });
+      })
+      .finally(() => {
+        this.starting.delete(key);
+        this.react(); // the records' own reactions found the batch still running
+      });
+  }
+
+  /** What a map's inline items read besides their item and index: the input, the outer steps' outputs the block names, a loop's iteration (refs fetched). */
+  private async inlineScope(step: MapStep, snap: WorkflowSnapshot): Promise<ResolveScope> {
+    let scope = this.scope(snap, step, outerRefs(step));
+    if (scopeHoldsRefs(scope)) for (const inner of step.steps) scope = await resolveScopeRefs(scope, inner, this.deps.payloads);
+    return scope;
   }
 
   private ensureItem(step: MapStep, snap: WorkflowSnapshot, p: MapProgress, index: number, childId: string, attempt: number): void {

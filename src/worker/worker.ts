@@ -253,8 +253,12 @@ export class Worker {
     const heartbeat = setInterval(() => msg.working(), period);
     try {
       // Without a timer store nobody else would wake a sleeper: then it is waited out here.
-      const outcome = await runner.settled({ wakeWithinMs: this.options.timers ? SHORT_SLEEP_MS : Infinity });
-      if (outcome.status === 'WAITING') engine.release(executionId);
+      const wakeWithinMs = this.options.timers ? SHORT_SLEEP_MS : Infinity;
+      let outcome = await runner.settled({ wakeWithinMs });
+      // Another command taken since it settled (a wake, a signal) may have set it going again: then
+      // it stays hosted here (letting it go would cut off the step it has just started).
+      while (outcome.status === 'WAITING' && !engine.passivate(runner, wakeWithinMs)) outcome = await runner.settled({ wakeWithinMs });
+      if (outcome.status === 'WAITING') { /* passivated */ }
       else if (!isTerminal(outcome.status)) {
         // Stopped while it runs (shutdown): unfinished, so never acked; another worker continues it now.
         log.info('handing the execution back to another worker');

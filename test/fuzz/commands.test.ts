@@ -240,7 +240,7 @@ describe('fuzz: interleaved commands on one execution', () => {
           } finally {
             // Let go of what is still hosted (a waiting execution; after a failure, whatever is left),
             // so a run neither piles up nor disturbs the next.
-            for (const e of Object.values(engines)) e.release(id);
+            for (const e of Object.values(engines)) e.runners.get(id)?.stop();
           }
         }),
         // Room for a loaded machine: a run cut before 15 executions fails (checkProperty).

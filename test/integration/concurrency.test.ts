@@ -176,7 +176,7 @@ describe('two engines recovering one interrupted execution', () => {
     const d = def({ id: 'recover', steps: [{ id: 'a', type: 'transform', value: 'A' }, { id: 'wait', type: 'sleep', durationMs: 150 }, { id: 'b', type: 'transform', value: '{{steps.a.output}}' }] });
     const runner = await crashed.start({ definition: d, executionId: newId(tag) });
     await waitFor(async () => indexOf(await fx.log.read(runner.executionId), 'StepStarted', 'wait') >= 0);
-    crashed.release(runner.executionId); // stops hosting without writing: as if the process died
+    runner.stop(); // stops hosting without writing: as if the process died
     await runner.done;
     return runner.executionId;
   }

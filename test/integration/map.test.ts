@@ -1,6 +1,6 @@
 /**
- * `map` steps on a real nats-server, each item a child execution: 0, 1 and
- * 1,000 items; maxConcurrency held (a real HTTP server counts the requests
+ * `map` steps on a real nats-server, each item a child execution (blocks that
+ * are not pure; pure ones run inline: mapInline.test.ts): 0, 1 and 1,000 items; maxConcurrency held (a real HTTP server counts the requests
  * open at once); tolerated failures; items known only at run time; a parallel
  * inside an item and a map inside a parallel branch; a resume that re-runs
  * only the failed items; replay checking every item's log.
@@ -71,6 +71,8 @@ afterAll(async () => {
 const run = (d: Doc, input: unknown = {}) => runToEnd(engine, log, d, input);
 
 const map = (id: string, items: string, steps: unknown[], extra: Doc = {}) => ({ id, type: 'map', items, steps, ...extra });
+/** A step that never runs and keeps a block of transforms from being pure: its items are child executions. */
+const viaChildren = { id: 'gate', type: 'fail', when: '{{input.never}}' };
 
 describe('map', () => {
   it('0 items: output [], no child', async () => {
@@ -82,7 +84,7 @@ describe('map', () => {
   });
 
   it("1 item: its block's last output, from a child execution that says which item it is; replay checks it", async () => {
-    const { outcome, outputs, records, id } = await run({ id: 'm1', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' }), t('y', { wrapped: '{{steps.x.output}}', by: '{{input.who}}' })])] }, { docs: ['a'], who: 'me' });
+    const { outcome, outputs, records, id } = await run({ id: 'm1', steps: [map('m', '{{input.docs}}', [viaChildren, t('x', { doc: '{{item}}', i: '{{index}}' }), t('y', { wrapped: '{{steps.x.output}}', by: '{{input.who}}' })])] }, { docs: ['a'], who: 'me' });
     expect(outcome.status).toBe('COMPLETED');
     expect(outputs.m).toEqual([{ wrapped: { doc: 'a', i: 0 }, by: 'me' }]);
     const [start] = rec(records, 'StepStarted', 'm').filter((r) => r.launch !== undefined);
@@ -100,7 +102,7 @@ describe('map', () => {
 
   it('1,000 items: every output in item order', async () => {
     const docs = Array.from({ length: 1000 }, (_, i) => `d${i}`);
-    const { outcome, outputs, records } = await run({ id: 'm1000', steps: [map('m', '{{input.docs}}', [t('x', { doc: '{{item}}', i: '{{index}}' })], { maxConcurrency: 64 })] }, { docs });
+    const { outcome, outputs, records } = await run({ id: 'm1000', steps: [map('m', '{{input.docs}}', [viaChildren, t('x', { doc: '{{item}}', i: '{{index}}' })], { maxConcurrency: 64 })] }, { docs });
     expect(outcome.status).toBe('COMPLETED');
     expect(outputs.m).toEqual(docs.map((doc, i) => ({ doc, i })));
     // Starts and results come several to a record: far fewer than two records per item.

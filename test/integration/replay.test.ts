@@ -170,7 +170,7 @@ describe('a tampered log is reported', () => {
       await new Promise((r) => setTimeout(r, 10));
       records = await fx.log.read(runner.executionId);
     }
-    engine.release(runner.executionId);
+    runner.stop();
     await runner.done;
     const last = records.at(-1)!;
     const body = { type: 'StepCompleted', stepId: 'wait', attempt: 1, output: { amount: 1_000_000 }, executionId: runner.executionId, workflowId: 'forged', at: new Date().toISOString(), state: 'completed' } as Omit<LogRecord, 'hash'>;

@@ -283,7 +283,7 @@ describe('resume', () => {
     const definition = def({ id: 'interrupted', steps: [hit('a', `${tag}-a`), { id: 'wait', type: 'sleep', durationMs: 300 }, hit('b', `${tag}-b`)] });
     const runner = await first.start({ definition });
     await waitFor(async () => indexOf(await fx.log.read(runner.executionId), 'StepStarted', 'wait') >= 0);
-    first.release(runner.executionId); // the process "dies": nothing more is written
+    runner.stop(); // the process "dies": nothing more is written
     await runner.done;
     expect(await first.liveOwner(runner.executionId)).toBeUndefined();
     expect(summarize(await loadExecution(fx.log, runner.executionId)).status).toBe('WAITING'); // sleeping

@@ -2,7 +2,8 @@
  * The map and workflow nodes of the machine, pure: which item starts the
  * machine accepts (in order, within maxConcurrency, none past the failures
  * tolerated), which results (only of running items, once), the output it
- * assembles, and the progress a resume continues from.
+ * assembles, and the progress a resume continues from; and inline batches
+ * of a pure block (the next items, started and settled in one record).
  */
 import { describe, expect, it } from 'vitest';
 import { transition } from 'xstate';
@@ -63,5 +64,34 @@ describe('map node', () => {
   it('resume: failed items and those cut off run again first, the completed keep their outputs', () => {
     const p = progressOf(apply([begin, launch(0, 1), failed(0), done(1), launch(2, 3)]).context, 'm') as MapProgress;
     expect(resumedProgress(p)).toMatchObject({ retry: [0, 2, 3], running: {}, failed: [], settled: 1, next: 4, outputs: [null, 10, null, null] });
+  });
+
+  const inlineDone = (...indexes: number[]): WorkflowEvent => ({ type: 'StepCompleted', stepId: 'm', attempt: 1, output: null, results: indexes.map((index) => ({ index, output: index * 10, steps: { x: index * 10 } })) });
+  const inlineFailed = (...indexes: number[]): WorkflowEvent => ({ type: 'StepFailed', stepId: 'm', attempt: 1, error: err, failures: indexes.map((index) => ({ index, error: err, steps: {} })) });
+
+  it('inline: takes the next items in order, at most maxConcurrency to a record, and assembles their outputs', () => {
+    const s = apply([begin, inlineDone(0, 1), inlineDone(2, 3)]);
+    expect(stepPhases(s).m).toBe('closing');
+    expect(progressOf(s.context, 'm')!.outputs).toEqual([0, 10, 20, 30]);
+    refused([begin, inlineDone(0, 1, 2)]); // over maxConcurrency
+    refused([begin, inlineDone(1)]); // out of order
+    refused([begin, inlineDone(0), inlineDone(0)]); // already settled
+    refused([begin, launch(0, 1), inlineDone(2)]); // no free slot while children run
+  });
+
+  it('inline: failures count against toleratedFailures; past it nothing more is taken', () => {
+    expect(progressOf(apply([begin, inlineDone(0), inlineFailed(1), inlineDone(2, 3)]).context, 'm')!.outputs).toEqual([0, { error: err }, 20, 30]);
+    const s = apply([begin, inlineFailed(0), inlineFailed(1)]);
+    expect(s.value).toEqual({ running: { m: 'failed' } });
+    refused([begin, inlineFailed(0), inlineFailed(1), inlineDone(2)]);
+    expect(resumedProgress(progressOf(s.context, 'm') as MapProgress)).toMatchObject({ retry: [0, 1], next: 2, settled: 0 });
+  });
+
+  it('inline records are refused for a block that is not pure (its items are child executions)', () => {
+    const impure = validateDefinition({ id: 'w2', steps: [{ id: 'm', type: 'map', items: '{{input.xs}}', steps: [{ id: 'x', type: 'transform', value: 1, retry: { maxAttempts: 2 } }] }] });
+    let s = initialSnapshot('e', impure);
+    for (const e of [{ type: 'ExecutionStarted', definition: impure, input: {} } as WorkflowEvent, begin]) [s] = transition(compileWorkflow(impure), s, e);
+    const [after] = transition(compileWorkflow(impure), s, inlineDone(0));
+    expect(after.context).toEqual(s.context);
   });
 });
