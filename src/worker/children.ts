@@ -23,7 +23,7 @@ export interface ChildStart {
   input: unknown;
   budget?: Budget;
   outer?: OuterScope;
-  /** A map item's child to resume from a step rather than start (src/worker/resumeItems.ts): while its last record is `after`. */
+  /** A child to resume from a step rather than start (src/worker/resumeItems.ts), while its last record is `after`. */
   resume?: { fromStep: string; after: number };
 }
 

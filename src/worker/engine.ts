@@ -372,8 +372,8 @@ export class Engine {
   };
 
   /**
-   * A map item's child to resume from a step: resumed once, while its log is where it was when its
-   * parent was resumed; after that it is made sure of as any child (false).
+   * A child to resume from a step (a map item's, or a `workflow` step's): resumed once, while its log
+   * is where it was when its parent was resumed; after that it is made sure of as any child (false).
    */
   private async resumeChild(start: ChildStart, principal: Principal): Promise<boolean> {
     const { fromStep, after } = start.resume!;

@@ -20,7 +20,7 @@ export interface ResumeRequest {
   /** Replacement steps: a definition document whose steps replace the recorded ones. */
   steps?: unknown;
   budget?: Budget;
-  /** A parent resumes its map item's child from a step: a COMPLETED child runs it again too. */
+  /** A parent resumes its child (a map item's, a `workflow` step's) from a step: a COMPLETED child runs it again too. */
   ofChild?: boolean;
 }
 
