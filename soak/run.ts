@@ -16,7 +16,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LogRecord, StoredRecord } from '../src/log/records.js';
+import type { LogRecord } from '../src/log/records.js';
 import { replayExecution } from '../src/log/replay.js';
 import { auditEffects, interruptedAttempts, type HistoryEvent, type StepEffects } from './audit.js';
 import { EdgeClient, eachLimited } from './client.js';
@@ -24,7 +24,7 @@ import { CliProcess, NatsProcess, freePort } from './processes.js';
 import { compactHistory, renderTable, tally, type Row } from './report.js';
 import { createRng, type Rng } from './rng.js';
 import { startSideEffectServer, type SideEffectServer } from './sideEffects.js';
-import { WORKLOADS, mapProbe, type Definition, type Workload } from './workloads.js';
+import { WORKLOADS, type Definition, type Workload } from './workloads.js';
 
 // ---------------------------------------------------------------- options
 
@@ -188,8 +188,6 @@ export async function main(argv: string[]): Promise<number> {
     const edge = new EdgeClient(`http://127.0.0.1:${edgePort}`);
     say(`nats-server ${nats.url}, edge ${edge.base}, side effects ${effects.base}`);
 
-    const mapNote = await probeMap(edge, effects.base);
-    say(mapNote);
 
     const result = await soak(o, { edge, edgeProc, effects, nats, workers, mixRng, chaosRng, say });
     const rows = await auditAndReport(o, edge, effects, result, dir, say);
@@ -203,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
       { label: 'needed SIGKILL after SIGTERM', value: graceful.filter((g) => !g).length, note: `informational: ${services.filter((_, i) => !graceful[i]).map((p) => p.name).join(', ') || 'all'}${graceful.every(Boolean) ? ' stopped within 10 s of SIGTERM' : ' did not stop within 10 s of SIGTERM'}` },
     );
     failed = rows.some((r) => r.mustBeZero && r.value !== 0);
-    process.stdout.write(`\n${renderTable(rows)}\n\nworkloads: ${WORKLOADS.map((w) => w.kind).join(', ')}; ${mapNote}\n`);
+    process.stdout.write(`\n${renderTable(rows)}\n\nworkloads: ${WORKLOADS.map((w) => w.kind).join(', ')}\n`);
     process.stdout.write(failed ? `\nSOAK FAILED (seed ${o.seed}); logs and store kept in ${dir}\n` : `\nsoak passed (seed ${o.seed})\n`);
     return failed ? 1 : 0;
   } catch (err) {
@@ -220,14 +218,6 @@ export async function main(argv: string[]): Promise<number> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
-}
-
-/** Register a map definition (validation only): does the language support `map` yet? */
-async function probeMap(edge: EdgeClient, effectsBase: string): Promise<string> {
-  const r = await edge.request('POST', '/workflows', mapProbe(effectsBase));
-  if (r.status === 201) return 'map: the edge now ACCEPTS map definitions; add the map workload at the MAP marker in soak/workloads.ts';
-  const why = r.json?.errors?.[0] ? `${r.json.errors[0].path}: ${r.json.errors[0].message}` : `${r.status} ${r.text.slice(0, 120)}`;
-  return `map: not exercised, the language does not support it yet (the edge refuses it: ${why})`;
 }
 
 interface SoakParts {
@@ -430,33 +420,79 @@ function outcomeOf(e: Execution): Outcome {
   return e.status === 'FAILED' && e.error?.code === want.errorCode ? 'failedAsExpected' : 'unexpected';
 }
 
-async function auditOne(edge: EdgeClient, effects: SideEffectServer, e: Execution): Promise<Audit> {
-  let r = await edge.request('GET', `/executions/${e.id}/events`);
+type Events = (HistoryEvent & Record<string, unknown>)[];
+
+/** An execution's history from the edge (retried while NATS may be down); undefined when it has none (404). */
+async function historyOf(edge: EdgeClient, id: string): Promise<{ events: Events } | { unreadable: string } | undefined> {
+  let r = await edge.request('GET', `/executions/${id}/events`);
   for (let i = 0; i < 5 && r.status !== 200 && r.status !== 404; i++) {
     await sleep(1000);
-    r = await edge.request('GET', `/executions/${e.id}/events`);
+    r = await edge.request('GET', `/executions/${id}/events`);
   }
-  if (r.status === 404) return { execution: e, outcome: 'lost', effects: [], interrupted: 0 };
-  const outcome = outcomeOf(e);
-  if (r.status !== 200) return { execution: e, outcome, replayProblem: `events unreadable: ${r.status} ${r.text.slice(0, 200)}`, effects: [], interrupted: 0 };
-  const events = r.json.events as (HistoryEvent & Record<string, unknown>)[];
-  if (events.length === 0) return { execution: e, outcome: outcome === 'lost' ? 'lost' : outcome, events, effects: [], interrupted: 0 };
+  if (r.status === 404) return undefined;
+  return r.status === 200 ? { events: r.json.events as Events } : { unreadable: `${r.status} ${r.text.slice(0, 200)}` };
+}
 
-  const stored: StoredRecord[] = events.map(({ seq, ...record }) => ({ seq, record: record as unknown as LogRecord }));
-  const report = replayExecution(e.id, stored);
-  let replayProblem: string | undefined;
-  if (!report.ok) {
-    const bad = report.events.find((x) => !x.ok);
-    replayProblem = report.chainBreaks.length > 0
-      ? `hash chain broken at seq ${report.chainBreaks.map((b) => b.seq).join(', ')}`
-      : `seq ${bad?.seq} ${bad?.type}${bad?.stepId ? `/${bad.stepId}` : ''}: ${bad?.error}`;
-  }
-  const steps = e.definition.steps as { id: string; type: string }[];
+/** What replay says is wrong with a history, if anything. */
+function replayProblemOf(id: string, events: Events): string | undefined {
+  const report = replayExecution(id, events.map(({ seq, ...record }) => ({ seq, record: record as unknown as LogRecord })));
+  if (report.ok) return undefined;
+  const bad = report.events.find((x) => !x.ok);
+  return report.chainBreaks.length > 0
+    ? `hash chain broken at seq ${report.chainBreaks.map((b) => b.seq).join(', ')}`
+    : `seq ${bad?.seq} ${bad?.type}${bad?.stepId ? `/${bad.stepId}` : ''}: ${bad?.error}`;
+}
+
+function interruptedIn(events: Events, steps: { id: string; type: string }[]): number {
+  let n = 0;
+  for (const k of interruptedAttempts(events, new Set(steps.filter((s) => s.type === 'signal').map((s) => s.id))).values()) n += k;
+  return n;
+}
+
+async function auditOne(edge: EdgeClient, effects: SideEffectServer, e: Execution): Promise<Audit> {
+  const history = await historyOf(edge, e.id);
+  if (!history) return { execution: e, outcome: 'lost', effects: [], interrupted: 0 };
+  const outcome = outcomeOf(e);
+  if ('unreadable' in history) return { execution: e, outcome, replayProblem: `events unreadable: ${history.unreadable}`, effects: [], interrupted: 0 };
+  const { events } = history;
+  if (events.length === 0) return { execution: e, outcome, events, effects: [], interrupted: 0 };
+
+  const steps = e.definition.steps as { id: string; type: string; steps?: { id: string; type: string }[] }[];
   const httpSteps = steps.filter((s) => s.type === 'http').map((s) => s.id);
-  const signalSteps = new Set(steps.filter((s) => s.type === 'signal').map((s) => s.id));
-  let interrupted = 0;
-  for (const n of interruptedAttempts(events, signalSteps).values()) interrupted += n;
-  return { execution: e, outcome, events, replayProblem, effects: auditEffects(events, effects.hitsOf(e.id), httpSteps), interrupted };
+  const audit: Audit = { execution: e, outcome, events, replayProblem: replayProblemOf(e.id, events), effects: auditEffects(events, effects.hitsOf(e.id), httpSteps), interrupted: interruptedIn(events, steps) };
+  for (const map of steps.filter((s) => s.type === 'map')) await auditItems(edge, effects, audit, map.id, map.steps ?? []);
+  return audit;
+}
+
+/**
+ * A map's items are child executions: each child's history must replay, its http steps must not
+ * have run more often than it records, and the output the parent recorded for the item must be
+ * the child's own. Problems and effects join the parent's audit (effects named `step@child`).
+ */
+async function auditItems(edge: EdgeClient, effects: SideEffectServer, audit: Audit, mapId: string, block: { id: string; type: string }[]): Promise<void> {
+  const events = audit.events!;
+  const children = new Map<string, number>();
+  const recorded = new Map<string, unknown>();
+  for (const ev of events) {
+    if (ev.stepId !== mapId) continue;
+    for (const l of (ev.launch ?? []) as { index: number; child: string }[]) children.set(l.child, l.index);
+    for (const r of (ev.results ?? []) as { child: string; output: unknown }[]) recorded.set(r.child, r.output);
+  }
+  const problems: string[] = [];
+  const httpSteps = block.filter((s) => s.type === 'http').map((s) => s.id);
+  for (const [child, index] of children) {
+    const history = await historyOf(edge, child);
+    if (!history || 'unreadable' in history) { problems.push(`item ${index} (${child}): history ${history ? `unreadable: ${history.unreadable}` : 'missing'}`); continue; }
+    const problem = replayProblemOf(child, history.events);
+    if (problem) problems.push(`item ${index} (${child}): ${problem}`);
+    const end = history.events.at(-1)!;
+    if (recorded.has(child) && (end.type !== 'ExecutionCompleted' || JSON.stringify(end.output) !== JSON.stringify(recorded.get(child)))) {
+      problems.push(`item ${index} (${child}): the parent recorded ${JSON.stringify(recorded.get(child))}, the child ended ${end.type} ${JSON.stringify(end.output ?? null)}`);
+    }
+    audit.effects.push(...auditEffects(history.events, effects.hitsOf(child), httpSteps).map((s) => ({ ...s, stepId: `${s.stepId}@${child}` })));
+    audit.interrupted += interruptedIn(history.events, block);
+  }
+  if (problems.length > 0) audit.replayProblem = [audit.replayProblem, ...problems].filter(Boolean).join('; ');
 }
 
 async function auditAndReport(o: Options, edge: EdgeClient, effects: SideEffectServer, run: SoakResult, dir: string, say: (l: string) => void): Promise<Row[]> {

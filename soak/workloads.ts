@@ -101,23 +101,18 @@ export const WORKLOADS: Workload[] = [
     expect: { status: 'FAILED', errorCode: 'HTTP_500', why: 'its http step always answers 500' },
     definition: (_rng, fx) => ({ id: 'soak-failing', steps: [effect(fx, 'before'), effect(fx, 'broken', { mode: 'fail', retry: { maxAttempts: 2, initialDelayMs: 100 } }), effect(fx, 'never')] }),
   },
-  // MAP (not yet in the language): add the map workload here once `type: "map"`
-  // validates (see MAP_PROBE below; the soak reports whether the edge accepts it).
-  // Its items' http steps must put the item index in the step segment of the URL
-  // (…/{{execution.id}}/summarize-{{index}}), and audit.ts must then match those
-  // keys to the item field the log records carry (not specified yet).
+  {
+    kind: 'map',
+    weight: 1,
+    expect: { status: 'COMPLETED' },
+    // Its block has an http step, so each item is a child execution with its own log: the audit
+    // follows every child (its history replays, its request ran once, the parent recorded its output).
+    definition: (rng, fx) => ({
+      id: 'soak-map',
+      steps: [{
+        id: 'perDoc', type: 'map', items: `{% [1..${rng.int(2, 5)}] %}`, maxConcurrency: 2,
+        steps: [effect(fx, 'summarize', { delayMs: rng.int(0, 400) }), { id: 'shape', type: 'transform', value: '{% {"doc": item} %}' }],
+      }],
+    }),
+  },
 ];
-
-/**
- * A map definition (ARCHITECTURE.md, "Definitions, second edition") the soak
- * registers (POST /workflows validates it; nothing runs) once at start-up, to
- * say whether the language supports `map` yet.
- */
-export function mapProbe(effects: string): Definition {
-  return {
-    id: 'soak-map-probe',
-    steps: [
-      { id: 'perDoc', type: 'map', items: '{{input.docs}}', maxConcurrency: 4, steps: [effect(effects, 'summarize')] },
-    ],
-  };
-}

@@ -17,5 +17,6 @@ import startup from './startup.js';
 import triggers from './triggers.js';
 import map from './map.js';
 import partitions from './partitions.js';
+import capacity from './capacity.js';
 
-export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map, partitions];
+export const sections: Section[] = [ceiling, peerLanggraph, peerBullmq, fork5, resume, resumeHttp, edge, service, triggers, memory, startup, map, partitions, capacity];

@@ -81,7 +81,7 @@ export default defineSection({
         const runner = await engine.start({ definition: WAITING, input: { n: i }, executionId: `mem-${tag}-${i}` });
         const { status } = await runner.settled();
         if (status !== 'WAITING') throw new Error(`expected WAITING, got ${status}`);
-        if (passivate) engine.release(runner.executionId); // what the worker does
+        if (passivate) engine.passivate(runner, 0); // what the worker does
       });
       gc();
       const m = process.memoryUsage();

@@ -83,7 +83,7 @@ export default defineSection({
       const t = performance.now();
       const runner = await engine.resume(id, { checkpointId });
       const ms = performance.now() - t;
-      engine.release(id); // measure the rebuild, not the re-run…
+      runner.stop(); // measure the rebuild, not the re-run…
       await runner.done.catch(() => undefined); // …and let it stop before the next measurement
       return ms;
     };

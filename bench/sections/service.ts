@@ -37,7 +37,7 @@ type Deployment = 'serve' | 'split';
 type Path = 'http' | 'nats';
 
 /** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -90,7 +90,7 @@ export async function startDeployment(ctx: BenchContext, kind: Deployment): Prom
 }
 
 /** Resolves each execution's promise when its end record is seen on the log. */
-class EndWatcher {
+export class EndWatcher {
   private readonly waiting = new Map<string, { resolve: (type: string) => void }>();
   private readonly sub: Subscription;
   constructor(nc: NatsConnection) {

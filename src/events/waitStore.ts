@@ -8,6 +8,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { DeliverPolicy, jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { KvMirror } from '../nats/kvMirror.js';
 import { WAITS_BUCKET } from '../nats/names.js';
 
 export interface WaitRef { executionId: string; stepId: string; attempt: number }
@@ -60,26 +61,10 @@ export class WaitStore {
     await this.kv.delete(waitKey(ref));
   }
 
-  /** Every wait, then every change, until `stop()`; `ready` once the current ones are in. A watch that ends starts again. */
-  watch(onChange: (change: WaitChange) => void, ready: () => void): { stop(): void } {
-    let stopped = false;
-    let current: { stop(): void } | undefined;
-    void (async () => {
-      while (!stopped && !this.nc.isClosed()) {
-        try {
-          const iter = await this.kv.watch();
-          current = iter;
-          if ((await this.kv.status()).values === 0) ready();
-          for await (const e of iter) {
-            onChange({ key: e.key, entry: e.operation === 'PUT' ? e.json<WaitEntry>() : undefined });
-            if (e.delta === 0) ready();
-          }
-        } catch {
-          // connection trouble: watch again below
-        }
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
-    })();
-    return { stop: () => { stopped = true; current?.stop(); } };
+  /** Every wait, then every change, until `stop()`; `ready` once the current ones are in; across fail-overs too (KvMirror). */
+  watch(onChange: (change: WaitChange) => void, ready: () => void, stallCheckMs = 5000): { stop(): void } {
+    const mirror = new KvMirror<WaitEntry>(this.kv, this.nc, { stallCheckMs, retryMs: 500, apply: (key, entry) => onChange({ key, entry }) });
+    void mirror.start().then(ready);
+    return { stop: () => mirror.close() };
   }
 }

@@ -6,8 +6,8 @@
  * a retried publish (after a timeout or reconnect) is not written twice.
  */
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, DiscardPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, type MsgRequest, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, MessageTooLargeError, SmartSpecError } from '../errors.js';
 import { assertPartitions, Partitions } from '../nats/partitions.js';
 import { sealRecord, type LogRecord, type StoredRecord } from './records.js';
@@ -22,6 +22,8 @@ const HEADERS_BYTES = 512;
 const MESSAGE_TOO_LARGE = 10054;
 /** How long a read waits for its consumer's first records before it reads by stream gets. */
 const CONSUMER_STALL_MS = 750;
+/** Most records one pull of a read asks for. */
+const FETCH_BATCH = 1024;
 /** How long a read waits for the index to say where a history starts before it reads from the start. */
 const START_HINT_MS = 250;
 /** How long the server keeps a read's consumer that nobody pulls from (its reader is gone without deleting it). */
@@ -186,14 +188,14 @@ export class EventLog {
   private async readRange(executionId: string, fromSeq: number, toSeq?: number): Promise<StoredRecord[]> {
     const end = toSeq ?? (await this.last(executionId))?.seq;
     if (end === undefined || end < fromSeq) return [];
-    // An ordered consumer streams a long history fast. On a cluster that lost a node it can be
-    // placed on the dead one and never answer: then read record by record from the stream leader.
+    // A consumer streams a long history fast. On a cluster that lost a node it can be placed on
+    // the dead one and never answer: then read record by record from the stream leader.
     const abort = new AbortController();
     const out: StoredRecord[] = [];
     let firstSeen!: () => void;
     const first = new Promise<void>((res) => (firstSeen = res));
     const streamed = (async () => {
-      for await (const r of this.follow(executionId, fromSeq, abort.signal)) {
+      for await (const r of this.batch(executionId, fromSeq, abort.signal)) {
         firstSeen();
         if (abort.signal.aborted || r.seq > end) break;
         out.push(r);
@@ -212,6 +214,44 @@ export class EventLog {
     }
     abort.abort();
     return this.readByGet(executionId, out.length ? out[out.length - 1].seq + 1 : fromSeq, end, out);
+  }
+
+  /**
+   * The records from `fromSeq` up to the newest, through a consumer created for the read and
+   * deleted after it: two requests (create, pull). An ordered consumer, as `follow` uses, costs a
+   * stream info request more and its reset machinery, which a bounded read does not need.
+   */
+  private async *batch(executionId: string, fromSeq: number, signal: AbortSignal): AsyncGenerator<StoredRecord> {
+    const stream = this.partitions.executionStreamOf(executionId);
+    const info = await this.jsm.consumers.add(stream, {
+      filter_subject: this.partitions.executionSubject(executionId), // nats-server 2.9 has no filter_subjects
+      ...(fromSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+      ack_policy: AckPolicy.None,
+      mem_storage: true,
+      num_replicas: 1,
+      // The server's own clean-up, for a reader that could not delete its consumer (a lost connection).
+      inactive_threshold: nanos(READ_CONSUMER_IDLE_MS),
+    });
+    try {
+      const consumer = this.js.consumers.getConsumerFromInfo(info);
+      // Pulls of what is pending (at most a batch each), until nothing is.
+      for (let pending = info.num_pending; pending > 0 && !signal.aborted; ) {
+        const messages = await consumer.fetch({ max_messages: Math.min(pending, FETCH_BATCH), expires: CONSUMER_STALL_MS * 4 });
+        const stop = () => void messages.stop();
+        signal.addEventListener('abort', stop, { once: true });
+        try {
+          for await (const m of messages) {
+            yield { seq: m.seq, record: JSON.parse(decoder.decode(m.data)) as LogRecord };
+            pending = m.info.pending;
+          }
+        } finally {
+          signal.removeEventListener('abort', stop);
+        }
+      }
+    } finally {
+      // Not awaited: the records are all here, and the reader need not wait a round trip more.
+      void this.jsm.consumers.delete(stream, info.name).catch(() => undefined);
+    }
   }
 
   /** One stream get per record (`next_by_subj`): slower, but served by whichever node leads the stream. */

@@ -4,17 +4,29 @@
  * than from event 1: resuming a 100,000-event history reads a few hundred
  * records. A snapshot only shortens the fold — the log stays the truth, and a
  * missing or lost snapshot just means a longer read.
+ *
+ * Keys: `<executionId>.<seq>` per snapshot, and `<executionId>.seqs`, the list
+ * of those sequences, so a lookup is two gets rather than a key listing (a
+ * consumer created and deleted on the bucket's stream).
  */
 import { Kvm, type KV } from '@nats-io/kv';
-import { jetstream, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, JetStreamApiError, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { compileByContent, type WorkflowContext, type WorkflowSnapshot } from '../../machines/index.js';
 import { kvKeys } from '../nats/kvKeys.js';
 import { SNAPSHOTS_BUCKET } from '../nats/names.js';
 import type { StoredRecord } from './records.js';
 
-/** Records between two snapshots of one execution (a checkpoint record at or after this distance). */
-export const SNAPSHOT_EVERY = 500;
+/**
+ * Records between two snapshots of one execution (a checkpoint record at or after this distance).
+ * A resume folds at most about this many records (about 8 µs each) after the snapshot it starts
+ * from; each snapshot costs three small KV requests, in the background.
+ */
+export const SNAPSHOT_EVERY = 100;
+
+const seqsKey = (executionId: string) => `${executionId}.seqs`;
+/** A compare-and-set of the list lost to a concurrent save: read it again. */
+const WRONG_LAST_SEQUENCE = 10071;
 
 export interface StoredSnapshot {
   seq: number;
@@ -26,6 +38,8 @@ export interface StoredSnapshot {
   count?: number;
 }
 
+export interface RestoredSnapshot { stored: StoredSnapshot; snapshot: WorkflowSnapshot }
+
 export class SnapshotStore {
   private constructor(private readonly kv: KV, private readonly js: JetStreamClient) {}
 
@@ -34,22 +48,56 @@ export class SnapshotStore {
   }
 
   async save(stored: StoredRecord, snapshot: WorkflowSnapshot, count: number): Promise<void> {
+    const executionId = stored.record.executionId;
     const value: StoredSnapshot = { seq: stored.seq, record: stored.record, value: snapshot.value, context: snapshot.context, count };
-    await this.kv.put(`${stored.record.executionId}.${stored.seq}`, JSON.stringify(value));
+    await this.kv.put(`${executionId}.${stored.seq}`, JSON.stringify(value));
+    // Listed once written: a listed sequence has its snapshot (unless deleted since).
+    for (let attempt = 1; ; attempt++) {
+      const e = await this.kv.get(seqsKey(executionId));
+      const seqs = e?.operation === 'PUT' ? e.json<number[]>() : [];
+      if (seqs.includes(stored.seq)) return;
+      const list = JSON.stringify([...seqs, stored.seq].sort((a, b) => a - b));
+      try {
+        await (e ? this.kv.update(seqsKey(executionId), list, e.revision) : this.kv.create(seqsKey(executionId), list));
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !isLostRace(err)) throw err;
+      }
+    }
   }
 
   /** The newest snapshot at or before `maxSeq`, if any. */
-  async nearest(executionId: string, maxSeq: number): Promise<{ stored: StoredSnapshot; snapshot: WorkflowSnapshot } | undefined> {
-    let best = 0;
-    for (const key of await kvKeys(this.js, SNAPSHOTS_BUCKET, `${executionId}.*`)) {
-      const seq = Number(key.slice(key.lastIndexOf('.') + 1));
-      if (seq <= maxSeq && seq > best) best = seq;
+  async nearest(executionId: string, maxSeq: number): Promise<RestoredSnapshot | undefined> {
+    // Newest first; one deleted since it was listed is skipped.
+    for (const seq of (await this.seqs(executionId)).filter((s) => s <= maxSeq).sort((a, b) => b - a)) {
+      const found = await this.at(executionId, seq);
+      if (found) return found;
     }
-    if (best === 0) return undefined;
-    const e = await this.kv.get(`${executionId}.${best}`);
+    return undefined;
+  }
+
+  /** The sequences of an execution's snapshots, in no particular order. */
+  async seqs(executionId: string): Promise<number[]> {
+    const listed = await this.kv.get(seqsKey(executionId));
+    return listed?.operation === 'PUT' ? listed.json<number[]>() : this.listed(executionId);
+  }
+
+  /** The snapshot taken at `seq`, unless it is gone. */
+  async at(executionId: string, seq: number): Promise<RestoredSnapshot | undefined> {
+    const e = await this.kv.get(`${executionId}.${seq}`);
     if (!e || e.operation !== 'PUT') return undefined;
     const stored = e.json<StoredSnapshot>();
     const machine = compileByContent(stored.context.definition);
     return { stored, snapshot: machine.resolveState({ value: stored.value as never, context: stored.context }) };
   }
+
+  /** The sequences of the snapshots kept before the list existed, by a key listing. */
+  private async listed(executionId: string): Promise<number[]> {
+    const keys = await kvKeys(this.js, SNAPSHOTS_BUCKET, `${executionId}.*`);
+    return keys.map((key) => Number(key.slice(key.lastIndexOf('.') + 1))).filter((seq) => Number.isInteger(seq));
+  }
+}
+
+function isLostRace(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
 }

@@ -43,17 +43,23 @@ export function foldRecords(executionId: string, records: StoredRecord[], upToSe
  * then only those segments; anything that needs more falls back to a full read.
  */
 export async function loadForResume(log: EventLog, snapshots: SnapshotStore | undefined, executionId: string, checkpointSeq?: number): Promise<LoadedExecution> {
-  const [last, start] = await Promise.all([log.last(executionId), log.startSeq(executionId)]);
+  // The list of snapshots is asked for alongside: a get, and the history's span decides whether it is used.
+  const [last, start, listed] = await Promise.all([log.last(executionId), log.startSeq(executionId), snapshots?.seqs(executionId).catch(() => [])]);
   if (!last) throw new ExecutionNotFoundError(executionId);
+  const whole = () => loadExecution(log, executionId, { start, last: last.seq });
   // A runner snapshots only after SNAPSHOT_EVERY records of its own, so a history spanning fewer
-  // stream sequences has none: looking (a key listing through a consumer) would only cost time.
+  // stream sequences has none.
   const short = start !== undefined && last.seq - start < SNAPSHOT_EVERY - 1;
-  const end = !short && snapshots ? await snapshots.nearest(executionId, last.seq) : undefined;
-  if (!end || end.stored.count === undefined) return loadExecution(log, executionId, { start, last: last.seq });
+  const seqs = (listed ?? []).filter((s) => s <= last.seq).sort((a, b) => b - a);
+  // A checkpoint before the first snapshot is folded from the start anyway: so is the rest.
+  if (short || !snapshots || seqs.length === 0 || (checkpointSeq !== undefined && checkpointSeq < seqs[seqs.length - 1])) return whole();
   try {
+    // The newest snapshot and the records after it, together.
+    const [end, after] = await Promise.all([snapshots.at(executionId, seqs[0]), log.read(executionId, seqs[0] + 1, last.seq)]);
+    if (!end || end.stored.count === undefined) return await whole();
     const checkpoints = new Map<number, WorkflowSnapshot>();
     const segments: StoredRecord[][] = [];
-    const tail = [{ seq: end.stored.seq, record: end.stored.record }, ...(await log.read(executionId, end.stored.seq + 1, last.seq))];
+    const tail = [{ seq: end.stored.seq, record: end.stored.record }, ...after];
     // Checkpoints before the tail that are needed: the one asked for, and those that resumes
     // in the tail were rebuilt at (replaying them needs the snapshot there).
     const wanted = new Set<number>(checkpointSeq !== undefined && checkpointSeq < end.stored.seq ? [checkpointSeq] : []);
@@ -62,9 +68,11 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
     });
     for (const seq of [...wanted].sort((a, b) => a - b)) {
       if (checkpoints.has(seq)) continue;
-      const at = await snapshots!.nearest(executionId, seq);
-      if (!at) return await loadExecution(log, executionId);
-      const segment = [{ seq: at.stored.seq, record: at.stored.record }, ...(await log.read(executionId, at.stored.seq + 1, seq))];
+      const from = seqs.find((s) => s <= seq);
+      if (from === undefined) return await whole();
+      const [at, records] = await Promise.all([snapshots.at(executionId, from), log.read(executionId, from + 1, seq)]);
+      if (!at) return await whole();
+      const segment = [{ seq: at.stored.seq, record: at.stored.record }, ...records];
       foldFrom(at.snapshot, segment, checkpoints);
       segments.push(segment);
     }
@@ -73,7 +81,7 @@ export async function loadForResume(log: EventLog, snapshots: SnapshotStore | un
     for (const r of [...segments.flat(), ...tail]) bySeq.set(r.seq, r);
     return { executionId, records: [...bySeq.values()].sort((a, b) => a.seq - b.seq), fold, recordCount: end.stored.count + tail.length - 1 };
   } catch {
-    return loadExecution(log, executionId); // a segment that does not fold on its own: read it all
+    return whole(); // a segment that does not fold on its own: read it all
   }
 }
 

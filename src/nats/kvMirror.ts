@@ -4,8 +4,8 @@
  * across a NATS fail-over, go quiet without ending (and its iterator may not
  * even end when stopped); both are caught, the second by comparing what was
  * delivered with the bucket's last revision every `stallCheckMs`, and a fresh
- * watch replays the bucket's current values. Used by the execution index and
- * the API key store.
+ * watch replays the bucket's current values. Every store that follows a bucket
+ * (execution index, API keys, timers, waits, schedules, triggers, leases) uses it.
  */
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -25,9 +25,10 @@ export class KvMirror<T> {
   /** Bumped to abandon a watch: its loop ends and whatever it still delivers is ignored. */
   private generation = 0;
   private current?: { stop(): void };
-  /** Highest revision any watch has delivered. */
+  /** The bucket's revision the watch has caught up with. */
   private seen = 0;
   private seenAtLastCheck = -1;
+  private bucketAtLastCheck = 0;
   private stallCheck?: NodeJS.Timeout;
   private closed = false;
 
@@ -59,14 +60,18 @@ export class KvMirror<T> {
     const live = () => generation === this.generation && !this.closed && !this.nc.isClosed();
     while (live()) {
       try {
+        // A new watch replays the bucket as it is now: it has caught up with everything stored so far
+        // (deletions whose markers were purged are never delivered, so they must not count as missing).
+        const bucket = await this.kv.status();
         const iter = await this.kv.watch();
         if (!live()) return iter.stop();
         this.current = iter;
-        if ((await this.kv.status()).values === 0) this.ready(); // an empty bucket sends no entry
+        this.seen = Math.max(this.seen, bucket.streamInfo.state.last_seq);
+        if (bucket.values === 0) this.ready(); // an empty bucket sends no entry
         for await (const e of iter) {
           if (!live()) break;
-          this.options.apply(e.key, e.operation === 'PUT' ? (e.json() as T) : undefined, e.revision);
           this.seen = Math.max(this.seen, e.revision);
+          this.options.apply(e.key, e.operation === 'PUT' ? (e.json() as T) : undefined, e.revision);
           if (e.delta === 0) this.ready();
         }
       } catch {
@@ -76,11 +81,17 @@ export class KvMirror<T> {
     }
   }
 
-  /** Behind the bucket and nothing delivered since the last check: abandon that watch for a new one. */
+  /**
+   * Changes already stored at the previous check, still not delivered, and nothing delivered
+   * since: abandon that watch for a new one. (A change stored just before a check is not yet
+   * overdue.)
+   */
   private async restartIfStalled(): Promise<void> {
     const last = await this.kv.status().then((s) => s.streamInfo.state.last_seq, () => undefined);
-    const stalled = last !== undefined && last > this.seen && this.seen === this.seenAtLastCheck;
+    if (last === undefined) return;
+    const stalled = this.bucketAtLastCheck > this.seen && this.seen === this.seenAtLastCheck;
     this.seenAtLastCheck = this.seen;
+    this.bucketAtLastCheck = last;
     if (!stalled || this.closed) return;
     this.current?.stop();
     void this.follow(++this.generation);

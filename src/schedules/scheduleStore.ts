@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { SmartSpecError } from '../errors.js';
 import { isWrongLastSequence } from '../nats/compareAndSet.js';
 import { kvKeys } from '../nats/kvKeys.js';
+import { KvMirror } from '../nats/kvMirror.js';
 import { SCHEDULES_BUCKET } from '../nats/names.js';
 import type { Catchup, Timing } from './timing.js';
 
@@ -135,24 +136,11 @@ export class ScheduleStore {
     await this.mutate(tenant, id, (s) => ({ next: { ...s, history: [...s.history, ...entries] }, result: undefined }));
   }
 
-  /** Every schedule, then every change, until `stop()`; a watch that ends is started again. */
-  watch(onChange: (change: ScheduleChange) => void): { stop(): void } {
-    let stopped = false;
-    let current: { stop(): void } | undefined;
-    void (async () => {
-      while (!stopped && !this.nc.isClosed()) {
-        try {
-          const iter = await this.kv.watch();
-          current = iter;
-          if (stopped) iter.stop();
-          for await (const e of iter) onChange({ key: e.key, schedule: live(e) });
-        } catch {
-          // connection trouble: watch again below
-        }
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
-    })();
-    return { stop: () => { stopped = true; current?.stop(); } };
+  /** Every schedule, then every change, until `stop()`; across fail-overs too (KvMirror). */
+  watch(onChange: (change: ScheduleChange) => void, stallCheckMs = 5000): { stop(): void } {
+    const mirror = new KvMirror<Schedule>(this.kv, this.nc, { stallCheckMs, retryMs: 500, apply: (key, schedule) => onChange({ key, schedule }) });
+    void mirror.start();
+    return { stop: () => mirror.close() };
   }
 }
 

@@ -9,6 +9,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { KvMirror } from '../nats/kvMirror.js';
 import { TIMERS_BUCKET } from '../nats/names.js';
 
 export interface TimerRef { executionId: string; stepId: string; attempt: number }
@@ -23,7 +24,7 @@ const ARM_TIMEOUT_MS = 30_000;
 /** Execution ids and step ids are kept to letters, digits, _ and -: safe as KV key tokens. */
 export const timerKey = (t: TimerRef) => `${t.executionId}.${t.stepId}.${t.attempt}`;
 
-export type TimerChange = { key: string; entry: TimerEntry } | { key: string; entry: undefined };
+export type TimerChange = { key: string; entry: TimerEntry | undefined };
 
 export class TimerStore {
   private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
@@ -70,56 +71,10 @@ export class TimerStore {
     await (this.kv as KV & { purgeDeletes(olderMillis: number): Promise<unknown> }).purgeDeletes(olderThanMs);
   }
 
-  /**
-   * Every pending timer, then every change, until `stop()`. A watch that ends
-   * (connection trouble) is started again and replays the current timers; so is
-   * one that went quiet while the bucket moved on (after a NATS fail-over a watch
-   * can stall without ending), checked every `stallCheckMs`.
-   */
+  /** Every pending timer, then every change, until `stop()`; across fail-overs too (KvMirror). */
   watch(onChange: (change: TimerChange) => void, stallCheckMs = 5000): { stop(): void } {
-    let stopped = false;
-    let current: { stop(): void } | undefined;
-    /** Bumped to abandon a stalled watch (its iterator may not even end when stopped): a new loop takes over. */
-    let generation = 0;
-    /** The bucket's revision the watch has caught up with; compared with the bucket's to find a stall. */
-    let seen = 0;
-    let seenAtLastCheck = -1;
-    let bucketAtLastCheck = 0;
-    const follow = async (gen: number) => {
-      const live = () => gen === generation && !stopped && !this.nc.isClosed();
-      while (live()) {
-        try {
-          // A new watch replays the bucket as it is now: it has caught up with everything stored so far
-          // (deleted entries that were purged are never delivered, so they must not count as missing).
-          const bucketNow = (await this.kv.status()).streamInfo.state.last_seq;
-          const iter = await this.kv.watch();
-          if (!live()) return iter.stop();
-          current = iter;
-          seen = Math.max(seen, bucketNow);
-          for await (const e of iter) {
-            if (!live()) break;
-            seen = Math.max(seen, e.revision);
-            onChange(e.operation === 'PUT' ? { key: e.key, entry: e.json<TimerEntry>() } : { key: e.key, entry: undefined });
-          }
-        } catch {
-          // connection trouble: watch again below
-        }
-        await new Promise((r) => setTimeout(r, 500).unref());
-      }
-    };
-    void follow(generation);
-    const stallCheck = setInterval(() => {
-      void this.kv.status().then((s) => {
-        // Changes already stored at the previous check and still not delivered, with nothing delivered since.
-        const stalled = bucketAtLastCheck > seen && seen === seenAtLastCheck;
-        seenAtLastCheck = seen;
-        bucketAtLastCheck = s.streamInfo.state.last_seq;
-        if (!stalled || stopped) return;
-        current?.stop();
-        void follow(++generation);
-      }, () => undefined);
-    }, stallCheckMs);
-    stallCheck.unref();
-    return { stop: () => { stopped = true; clearInterval(stallCheck); current?.stop(); } };
+    const mirror = new KvMirror<TimerEntry>(this.kv, this.nc, { stallCheckMs, retryMs: 500, apply: (key, entry) => onChange({ key, entry }) });
+    void mirror.start();
+    return { stop: () => mirror.close() };
   }
 }

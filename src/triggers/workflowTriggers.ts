@@ -9,6 +9,7 @@ import { StorageType } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Definition, Trigger } from '../../machines/definition.js';
 import { DEFAULT_TENANT } from '../auth/principal.js';
+import { KvMirror } from '../nats/kvMirror.js';
 import { WORKFLOWS_BUCKET } from '../nats/names.js';
 import type { StoredWorkflow } from '../registry/workflows.js';
 import { subjectMatches } from './subjects.js';
@@ -31,46 +32,32 @@ function latestKey(key: string): { tenant: string } | undefined {
 
 export class WorkflowTriggers {
   private readonly byKey = new Map<string, ActiveTrigger[]>();
-  private stopped = false;
-  private current?: { stop(): void };
+  private readonly following: KvMirror<StoredWorkflow>;
 
-  private constructor(private readonly kv: KV, private readonly nc: NatsConnection) {}
+  private constructor(kv: KV, nc: NatsConnection, stallCheckMs: number) {
+    this.following = new KvMirror<StoredWorkflow>(kv, nc, { stallCheckMs, retryMs: 500, apply: (key, stored) => this.apply(key, stored) });
+  }
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<WorkflowTriggers> {
-    return new WorkflowTriggers(await new Kvm(nc).create(WORKFLOWS_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc);
+  /** `stallCheckMs`: how often the watch is checked for having gone quiet while the bucket moved on. */
+  static async open(nc: NatsConnection, replicas = 1, stallCheckMs = 5000): Promise<WorkflowTriggers> {
+    return new WorkflowTriggers(await new Kvm(nc).create(WORKFLOWS_BUCKET, { history: 1, storage: StorageType.File, replicas }), nc, stallCheckMs);
   }
 
   /** Start mirroring; resolves once the bucket's current workflows are in. */
   start(): Promise<void> {
-    return new Promise<void>((ready) => {
-      void (async () => {
-        while (!this.stopped && !this.nc.isClosed()) {
-          try {
-            const iter = await this.kv.watch();
-            this.current = iter;
-            if ((await this.kv.status()).values === 0) ready();
-            for await (const e of iter) {
-              const latest = latestKey(e.key);
-              if (latest) {
-                const stored = e.operation === 'PUT' ? e.json<StoredWorkflow>() : undefined;
-                const def = stored && !stored.disabledAt ? stored.definition : undefined;
-                if (def?.triggers?.length) this.byKey.set(e.key, def.triggers.map((trigger, index) => ({ tenant: latest.tenant, definition: def, index, trigger })));
-                else this.byKey.delete(e.key);
-              }
-              if (e.delta === 0) ready();
-            }
-          } catch {
-            // connection trouble: watch again below
-          }
-          await new Promise((r) => setTimeout(r, 500).unref());
-        }
-      })();
-    });
+    return this.following.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.current?.stop();
+    this.following.close();
+  }
+
+  private apply(key: string, stored: StoredWorkflow | undefined): void {
+    const latest = latestKey(key);
+    if (!latest) return;
+    const def = stored && !stored.disabledAt ? stored.definition : undefined;
+    if (def?.triggers?.length) this.byKey.set(key, def.triggers.map((trigger, index) => ({ tenant: latest.tenant, definition: def, index, trigger })));
+    else this.byKey.delete(key);
   }
 
   /** The triggers listening on `subject`. */

@@ -2,12 +2,19 @@
  * The snapshot store on a real nats-server: the nearest snapshot at or before
  * a sequence, among this execution's only (not those of an execution whose id
  * shares a prefix), none when there is none, deleted ones skipped; and the
- * lookup leaves no consumer behind on the bucket's stream.
+ * lookup leaves no consumer behind on the bucket's stream. Snapshots a runner
+ * takes are listed under `<id>.seqs`, and a resume loaded from them has the
+ * state a fold of the whole history gives, at every checkpoint.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
-import { SnapshotStore } from '../../src/log/snapshots.js';
+import { SNAPSHOT_EVERY, SnapshotStore } from '../../src/log/snapshots.js';
+import { listCheckpoints, loadExecution, loadForResume } from '../../src/log/views.js';
+import { Engine } from '../../src/worker/engine.js';
+import { defaultExecutors } from '../../src/steps/index.js';
+import { StepError } from '../../src/errors.js';
+import { plainContext } from '../support/context.js';
 import { SNAPSHOTS_BUCKET } from '../../src/nats/names.js';
 import { def, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
@@ -40,5 +47,63 @@ describe('SnapshotStore.nearest', () => {
 
     const jsm = await jetstreamManager(fx.nc);
     expect((await jsm.streams.info(`KV_${SNAPSHOTS_BUCKET}`)).state.consumer_count).toBe(0);
+  });
+
+  it('finds snapshots kept before they were listed (a key listing)', async () => {
+    const store = await SnapshotStore.open(fx.nc);
+    const engine = await fx.engine();
+    const runner = await engine.start({ executionId: 'legacy-1', definition: def({ id: 'legacy', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'gate', type: 'signal' }] }) });
+    await runner.settled();
+    const [started] = await fx.log.read('legacy-1');
+    const kv = await new Kvm(fx.nc).open(SNAPSHOTS_BUCKET);
+    const value = { seq: 600, record: started.record, value: runner.snapshot.value, context: runner.snapshot.context, count: 600 };
+    await kv.put('legacy-1.600', JSON.stringify(value)); // as a version without the list wrote it
+    expect((await store.nearest('legacy-1', 700))?.stored.seq).toBe(600);
+    expect(await store.nearest('legacy-1', 599)).toBeUndefined();
+  });
+});
+
+describe('a resume loaded from snapshots', () => {
+  it('has, at every checkpoint, the state a fold of the whole history has', async () => {
+    const snapshots = await SnapshotStore.open(fx.nc);
+    // Each step fails until its 20th attempt (about 40 records a step), the last one for good.
+    const executors = defaultExecutors({
+      fail: async ({ step, attempt }) => {
+        if (step.retryable && attempt >= (step.retry?.maxAttempts ?? 1)) return { output: { step: step.id, attempt } };
+        throw new StepError('FLAKY', step.message, { retryable: step.retryable });
+      },
+    });
+    const engine = await Engine.create({ nc: fx.nc, log: fx.log, snapshots, executors });
+    try {
+      const steps = Array.from({ length: 8 }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: 20, initialDelayMs: 0 } }));
+      const runner = await engine.start({ executionId: 'snap-fold', definition: def({ id: 'snap-fold', steps: [...steps, { id: 'end', type: 'fail', message: 'stops here' }] }) });
+      expect((await runner.done).status).toBe('FAILED');
+      const full = await loadExecution(fx.log, 'snap-fold');
+      const seqs = (await (await new Kvm(fx.nc).open(SNAPSHOTS_BUCKET)).get('snap-fold.seqs'))?.json<number[]>() ?? [];
+      // A snapshot at the first checkpoint SNAPSHOT_EVERY records or more after the last one.
+      expect(seqs.length).toBeGreaterThanOrEqual(Math.floor(full.records.length / (2 * SNAPSHOT_EVERY)));
+      const checkpointSeqs = new Set(listCheckpoints(full.records).map((c) => c.seq));
+      expect(seqs.every((seq) => checkpointSeqs.has(seq))).toBe(true);
+
+      const same = (a: typeof full.fold.snapshot, b: typeof full.fold.snapshot) => {
+        expect(a.value).toEqual(b.value);
+        expect(plainContext(a.context)).toEqual(plainContext(b.context));
+      };
+      for (const cp of listCheckpoints(full.records)) {
+        const loaded = await loadForResume(fx.log, snapshots, 'snap-fold', cp.seq);
+        // From a snapshot at or before it, not whole (before the first snapshot: whole).
+        if (cp.seq >= seqs[0]) expect(loaded.records.length).toBeLessThan(full.records.length);
+        expect(loaded.recordCount).toBe(full.records.length);
+        same(loaded.fold.snapshot, full.fold.snapshot);
+        same(loaded.fold.checkpoints.get(cp.seq)!, full.fold.checkpoints.get(cp.seq)!);
+      }
+      // And the resumed run goes on from there as from a whole fold.
+      const resumed = await engine.resume('snap-fold', { checkpointId: `cp-${seqs[0]}` });
+      expect((await resumed.done).status).toBe('FAILED');
+      const after = await loadExecution(fx.log, 'snap-fold');
+      expect(after.fold.mismatches).toEqual([]);
+    } finally {
+      await engine.close();
+    }
   });
 });
