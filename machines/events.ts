@@ -92,8 +92,11 @@ export interface StepStarted {
   /** A map: the items it runs its block for (the array, or a payload ref to it), and how many. */
   items?: unknown;
   count?: number;
-  /** A map: the items it starts now (0-based), each with the id of its child execution. */
-  launch?: { index: number; child: string }[];
+  /**
+   * A map: the items it starts now (0-based), each with the id of its child execution; under a
+   * token budget, the tokens each item is given (held back from the parent's budget until it reports).
+   */
+  launch?: { index: number; child: string; maxTokens?: number }[];
   /** A `workflow` step: the id of the child execution it starts. */
   child?: string;
   /** A `workflow` step: the registered version the child runs. */
@@ -174,12 +177,27 @@ export interface ExecutionResumed {
   type: 'ExecutionResumed';
   checkpointSeq: number;
   fromStep?: string;
+  /** From a step inside a map's block: the map's items whose child executions are resumed from that step. */
+  items?: ItemsAgain;
   /** Present when the resume replaced the steps. */
   definition?: Definition;
   budget?: Budget;
   reason: 'resume' | 'recovery';
   principal?: Principal;
 }
+/**
+ * A resume from a step inside a map's block, or inside a `workflow` step's child: each item that
+ * ran (`children`, by index), or the step's child (`child`), is resumed from that step: the child,
+ * and the sequence of its last record then, so that it is resumed once however often its parent
+ * makes sure of it.
+ */
+export interface ItemsAgain {
+  stepId: string;
+  fromStep: string;
+  children?: Record<string, ChildAgain>;
+  child?: ChildAgain;
+}
+export interface ChildAgain { child: string; after: number }
 export interface ExecutionCompleted { type: 'ExecutionCompleted'; output: unknown }
 export interface ExecutionFailed { type: 'ExecutionFailed'; stepId?: string; error: ErrorInfo }
 export interface ExecutionCancelled { type: 'ExecutionCancelled'; reason?: string; principal?: Principal }

@@ -51,6 +51,7 @@ export function applyEvent(snapshot: WorkflowSnapshot, event: WorkflowEvent, che
       definition: event.definition ?? snapshot.context.definition,
       fromStep: event.fromStep,
       budget: event.budget,
+      items: event.items,
       recovery: event.reason === 'recovery',
     });
   }

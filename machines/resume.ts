@@ -16,6 +16,7 @@ import { pendingAgain, resumeInside } from './resumeInside.js';
 import { emptyStepMap, stepMapEntries, stepMapFrom, stepMapGet, stepMapSet, type StepMap } from './stepMap.js';
 import { mapPhase, progressOf, resumedProgress, type MapProgress } from './containers/map.js';
 import type { WorkflowContext, WorkflowSnapshot } from './workflowMachine.js';
+import type { ItemsAgain } from './events.js';
 
 export interface ResumePlan {
   /** The definition to continue with (the recorded one, or replacement steps). */
@@ -25,6 +26,8 @@ export interface ResumePlan {
   budget?: Budget;
   /** Continuing an interrupted run: a step cut off mid-attempt counts its next run as a new attempt. */
   recovery?: boolean;
+  /** From a step inside a map's block: the items whose children are resumed from it. */
+  items?: ItemsAgain;
 }
 
 export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan): WorkflowSnapshot {
@@ -132,6 +135,7 @@ export function resumeSnapshot(atCheckpoint: WorkflowSnapshot, plan: ResumePlan)
     errors: only(before.errors),
     ...(before.maps ? { maps } : {}),
     budget: plan.budget ?? before.budget,
+    itemsAgain: plan.items,
     error: undefined,
     output: undefined,
   };

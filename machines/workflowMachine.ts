@@ -11,7 +11,7 @@
  */
 import { and, assign, not, setup, stateIn, type SnapshotFrom } from 'xstate';
 import { eventSignalName, type Budget, type Definition, type Step } from './definition.js';
-import type { ErrorInfo, OuterScope, ParentLink, StepStarted, Usage, WorkflowEvent } from './events.js';
+import type { ErrorInfo, ItemsAgain, OuterScope, ParentLink, StepStarted, Usage, WorkflowEvent } from './events.js';
 import { canRetry } from './retry.js';
 import { END_STATE, planStages, type Stage } from './stages.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapHas, stepMapSet, type StepMap } from './stepMap.js';
@@ -49,6 +49,8 @@ export interface WorkflowContext {
   children?: StepMap<ChildRef>;
   /** Each map's progress, by map id (absent before maps). */
   maps?: StepMap<MapProgress>;
+  /** A resume from a step inside a map's block: what the map takes when it begins again. */
+  itemsAgain?: ItemsAgain;
   /** A child execution: the parent step it reports its end to. */
   parent?: ParentLink;
   /** A map item's child: its item, index and the outer values its block reads. */

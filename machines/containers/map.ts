@@ -18,7 +18,7 @@
  */
 import { assign } from 'xstate';
 import type { MapStep } from '../definition.js';
-import type { ErrorInfo, StepCompleted, StepFailed, StepStarted, Usage } from '../events.js';
+import type { ErrorInfo, ItemsAgain, StepCompleted, StepFailed, StepStarted, Usage } from '../events.js';
 import { emptyStepMap, stepMapDelete, stepMapGet, stepMapSet } from '../stepMap.js';
 import { isStepEvent, type Args } from './common.js';
 import { isPureBlock } from './mapInline.js';
@@ -33,6 +33,10 @@ export interface MapProgress {
   retry: number[];
   /** The items running, by index: their child execution ids. */
   running: Record<string, string>;
+  /** Under a token budget: the tokens each running item was given, by index (src/worker/childBudgets.ts). */
+  held?: Record<string, number>;
+  /** Resumed from a step inside the block: the items whose next start resumes their child from it. */
+  again?: { fromStep: string; children: NonNullable<ItemsAgain['children']> };
   /** Items that failed (their output is `{error}`). */
   failed: number[];
   /** Items with a result. */
@@ -68,7 +72,7 @@ export function resumedProgress(p: MapProgress): MapProgress {
   const again = [...p.retry, ...p.failed, ...Object.keys(p.running).map(Number)].sort((a, b) => a - b);
   const outputs = p.outputs.slice();
   for (const i of p.failed) outputs[i] = null;
-  return { ...p, retry: [...new Set(again)], running: {}, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
+  return { ...p, retry: [...new Set(again)], running: {}, held: undefined, failed: [], settled: p.settled - p.failed.length, outputs, error: undefined };
 }
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
@@ -79,7 +83,7 @@ export function mapNode(step: MapStep) {
   const isStep = isStepEvent(id);
   const get = (ctx: Args['context']) => progressOf(ctx, id)!;
   const put = (ctx: Args['context'], p: MapProgress) => ({ maps: stepMapSet(ctx.maps ?? emptyStepMap<MapProgress>(), id, p) });
-  type Item = { index: number; child?: string };
+  type Item = { index: number; child?: string; maxTokens?: number };
   const batchOf = (a: Args): Item[] | undefined => {
     const e = a.event as Partial<Pick<StepStarted, 'launch'> & Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
     return e.launch ?? e.results ?? e.failures;
@@ -106,45 +110,57 @@ export function mapNode(step: MapStep) {
     const p = get(a.context);
     const launch = (a.event as StepStarted).launch!;
     const expected = nextItems(p, launch.length);
-    return canLaunch(p, step) && launch.length > 0 && runningCount(p) + launch.length <= step.maxConcurrency && launch.every((l, i) => l.index === expected[i]);
+    // An item resumed from a step inside the block starts its own child again, not a new one.
+    const childOk = (l: { index: number; child: string }) => (p.again?.children[String(l.index)]?.child ?? l.child) === l.child;
+    return canLaunch(p, step) && launch.length > 0 && runningCount(p) + launch.length <= step.maxConcurrency && launch.every((l, i) => l.index === expected[i] && childOk(l));
   };
 
   const begin = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
-    const p: MapProgress = { count: e.count!, items: e.items, next: 0, retry: [], running: {}, failed: [], settled: 0, outputs: new Array(e.count!).fill(null) };
-    return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt) };
+    const again = context.itemsAgain?.stepId === id ? { again: { fromStep: context.itemsAgain.fromStep, children: context.itemsAgain.children ?? {} } } : {};
+    const p: MapProgress = { count: e.count!, items: e.items, next: 0, retry: [], running: {}, failed: [], settled: 0, outputs: new Array(e.count!).fill(null), ...again };
+    return { ...put(context, p), attempts: stepMapSet(context.attempts, id, e.attempt), ...(context.itemsAgain?.stepId === id ? { itemsAgain: undefined } : {}) };
   });
   const launch = assign(({ context, event }: Args) => {
     const p = get(context);
     const running = Object.assign({}, p.running);
+    let held = p.held && Object.assign({}, p.held);
     let { retry, next } = p;
     for (const l of batchOf({ context, event })!) {
       if (l.child !== undefined) running[String(l.index)] = l.child;
+      if (l.maxTokens !== undefined) (held ??= {})[String(l.index)] = l.maxTokens;
       if (retry[0] === l.index) retry = retry.slice(1);
       else next++;
     }
-    return put(context, { ...p, running, retry, next });
+    return put(context, { ...p, running, retry, next, ...(held ? { held } : {}) });
   });
   const settle = assign(({ context, event }: Args) => {
     const p = get(context);
     const running = Object.assign({}, p.running);
+    const held = p.held && Object.assign({}, p.held);
+    // An item resumed from a step reports once; a later run of it (a resume of a failed item) is a child of its own.
+    const again = p.again && { ...p.again, children: Object.assign({}, p.again.children) };
     const outputs = p.outputs.slice();
     let { failed, error } = p;
     let usage = context.usage;
     const e = event as Partial<Pick<StepCompleted, 'results'> & Pick<StepFailed, 'failures'>>;
     for (const r of e.results ?? []) {
       delete running[String(r.index)];
+      if (held) delete held[String(r.index)];
+      if (again) delete again.children[String(r.index)];
       outputs[r.index] = r.output;
       usage = addUsage(usage, r.usage);
     }
     for (const f of e.failures ?? []) {
       delete running[String(f.index)];
+      if (held) delete held[String(f.index)];
+      if (again) delete again.children[String(f.index)];
       outputs[f.index] = { error: f.error };
       failed = [...failed, f.index];
       if (!error && failed.length > step.toleratedFailures) error = f.error;
     }
     const settled = p.settled + (e.results?.length ?? 0) + (e.failures?.length ?? 0);
-    return { ...put(context, { ...p, running, outputs, failed, settled, ...(error ? { error } : {}) }), usage };
+    return { ...put(context, { ...p, running, outputs, failed, settled, ...(held ? { held } : {}), ...(again ? { again } : {}), ...(error ? { error } : {}) }), usage };
   });
   const fail = assign(({ context }: Args) => ({ errors: stepMapSet(context.errors, id, get(context).error!) }));
   const continueWithError = assign(({ context }: Args) => ({ outputs: stepMapSet(context.outputs, id, { error: get(context).error }), errors: stepMapSet(context.errors, id, get(context).error!) }));

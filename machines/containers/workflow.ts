@@ -13,7 +13,12 @@ import { emptyStepMap, stepMapGet, stepMapSet } from '../stepMap.js';
 import { isStepEvent, type Args } from './common.js';
 
 /** The child a `workflow` step waits for: its execution id and the registered version it runs. */
-export interface ChildRef { id: string; version?: number }
+export interface ChildRef {
+  id: string;
+  version?: number;
+  /** Resumed from a step of its own (the parent was resumed from it) while its log is at `after`, rather than started. */
+  again?: { fromStep: string; after: number };
+}
 export const childOf = (ctx: Args['context'], stepId: string): ChildRef | undefined => stepMapGet(ctx.children ?? emptyStepMap<ChildRef>(), stepId);
 
 const addUsage = (a: Usage, b?: Usage): Usage =>
@@ -23,9 +28,13 @@ export function workflowNode(step: WorkflowStep) {
   const id = step.id;
   const isStep = isStepEvent(id);
   const fromChild = (a: Args) => isStep(a) && (a.event as StepCompleted).child !== undefined && (a.event as StepCompleted).child === childOf(a.context, id)?.id;
+  const againOf = (ctx: Args['context']) => (ctx.itemsAgain?.stepId === id ? ctx.itemsAgain : undefined);
   const start = assign(({ context, event }: Args) => {
     const e = event as StepStarted;
-    return { attempts: stepMapSet(context.attempts, id, e.attempt), children: stepMapSet(context.children ?? emptyStepMap<ChildRef>(), id, { id: e.child!, ...(e.version !== undefined ? { version: e.version } : {}) }) };
+    const again = againOf(context);
+    const resumed = again?.child?.child === e.child ? { again: { fromStep: again!.fromStep, after: again!.child!.after } } : {};
+    const ref: ChildRef = { id: e.child!, ...(e.version !== undefined ? { version: e.version } : {}), ...resumed };
+    return { attempts: stepMapSet(context.attempts, id, e.attempt), children: stepMapSet(context.children ?? emptyStepMap<ChildRef>(), id, ref), ...(again ? { itemsAgain: undefined } : {}) };
   });
   const complete = assign(({ context, event }: Args) => {
     const e = event as StepCompleted;
@@ -41,7 +50,13 @@ export function workflowNode(step: WorkflowStep) {
     { guard: (a: Args) => guard(a) && step.onError === 'continue', target: 'done', actions: continueWithError },
     { guard, target: 'failed', actions: recordError },
   ];
-  const started = { guard: (a: Args) => isStep(a) && (a.event as StepStarted).child !== undefined, target: 'waiting', actions: start };
+  // Resumed from a step of its child: that same child is resumed, not a new one started.
+  const startsChild = (a: Args) => {
+    const { child } = a.event as StepStarted;
+    const again = againOf(a.context)?.child;
+    return isStep(a) && child !== undefined && (again === undefined || again.child === child);
+  };
+  const started = { guard: startsChild, target: 'waiting', actions: start };
   return {
     initial: 'pending',
     states: {

@@ -28,7 +28,7 @@ const outerScope = z.strictObject({ item: z.unknown(), index: z.number().int().m
 
 export const commandSchemas = {
   start: z.object({ executionId, definition: z.unknown(), input: z.unknown().optional(), budget: budget.optional(), principal, trigger: triggeringEvent.optional(), parent: parentLink.optional(), outer: outerScope.optional() }),
-  resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional(), principal }),
+  resume: z.object({ executionId, checkpointId: z.string().optional(), fromStep: z.string().optional(), steps: z.unknown().optional(), budget: budget.optional(), principal, ofChild: z.boolean().optional() }),
   cancel: z.object({ executionId, reason: z.string().optional(), principal }),
   signal: z.object({ executionId, name: z.string().min(1), payload: z.unknown().optional(), principal }),
   /** A step's durable timer is due (published by workers; `at` is its recorded time). */

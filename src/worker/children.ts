@@ -23,6 +23,8 @@ export interface ChildStart {
   input: unknown;
   budget?: Budget;
   outer?: OuterScope;
+  /** A child to resume from a step rather than start (src/worker/resumeItems.ts), while its last record is `after`. */
+  resume?: { fromStep: string; after: number };
 }
 
 /** What a runner needs from its engine to run child executions. */
@@ -63,7 +65,9 @@ export function parentEvent(link: ParentLink, childId: string, end: WorkflowEven
     case 'ExecutionCompleted':
       return { type: 'StepCompleted', ...at, output: end.output, ...(usage.totalTokens > 0 ? { usage } : {}) };
     case 'ExecutionFailed': {
-      const error: ErrorInfo = { code: 'CHILD_FAILED', message: `child execution '${childId}' of ${what} failed: ${end.error.code}: ${end.error.message}`, retryable: end.error.retryable, details: { childId, error: end.error } };
+      // Out of tokens: the parent's budget is what is spent (a resume with a higher one continues), so it says so.
+      const code = end.error.code === 'BUDGET_EXCEEDED' ? 'BUDGET_EXCEEDED' : 'CHILD_FAILED';
+      const error: ErrorInfo = { code, message: `child execution '${childId}' of ${what} failed: ${end.error.code}: ${end.error.message}`, retryable: end.error.retryable, details: { childId, error: end.error } };
       return { type: 'StepFailed', ...at, error };
     }
     case 'ExecutionCancelled': {

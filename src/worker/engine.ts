@@ -21,7 +21,8 @@ import type { ExecutionIndex } from '../registry/executionIndex.js';
 import type { StoredRecord } from '../log/records.js';
 import { checkpointSeqOf, loadExecution, loadForResume, type LoadedExecution } from '../log/views.js';
 import type { SnapshotStore } from '../log/snapshots.js';
-import { planResume, type ResumeRequest } from './resumePlan.js';
+import type { ResumeRequest } from './resumePlan.js';
+import { childFromStep, planResumeWithChildren } from './resumeItems.js';
 import { controlSubject, EXECUTION_ID } from '../nats/names.js';
 import { defaultExecutors } from '../steps/index.js';
 import type { StepExecutors } from '../steps/types.js';
@@ -176,7 +177,8 @@ export class Engine {
   async resume(executionId: string, req: ResumeRequest = {}, principal?: Principal): Promise<ExecutionRunner> {
     // Both only read: the owner check need not wait for the load (an owner found throws all the same).
     const [, loaded] = await Promise.all([this.assertNoLiveOwner(executionId), loadForResume(this.log, this.options.snapshots, executionId, checkpointSeqOf(req.checkpointId))]);
-    const plan = planResume(loaded, req, this.historyLimit);
+    // From a step inside a map's block or a child workflow: the children are resumed from it too.
+    const plan = await planResumeWithChildren(this.log, loaded, req, this.historyLimit);
     const last = loaded.records[loaded.records.length - 1];
     const runner = this.host(new ExecutionRunner(this.deps(), executionId, loaded.fold.snapshot, { seq: last.seq, hash: last.record.hash }, loaded.recordCount));
     // Nobody asked for a recovery (a crash did): the system acts, for the execution's tenant.
@@ -341,11 +343,12 @@ export class Engine {
       const principal = await this.principalOf(start.parent.executionId);
       // Closed (shutdown): no child starts here; whoever continues the parent makes sure of it.
       if (this.closed) return;
+      if (start.resume && (await this.resumeChild(start, principal))) return;
       const { bus } = this.options;
       if (bus) {
         // A child that ended reports again (its parent may not have recorded it); any other is started, or continued, by a command.
         const last = await this.log.last(start.childId);
-        if (last && END_RECORDS.has(last.record.type)) return this.childEnd(start.childId, start.parent, last.record as WorkflowEvent, await this.usageOf(start.childId));
+        if (last && END_RECORDS.has(last.record.type)) return this.childEnd(start.childId, start.parent, last.record as WorkflowEvent, await this.usageOf(start.childId), last.seq);
         await bus.publish('start', { executionId: start.childId, definition: start.definition, input: start.input, budget: start.budget, principal, parent: start.parent, outer: start.outer }, `start:${start.childId}`);
         return;
       }
@@ -359,7 +362,7 @@ export class Engine {
       if (this.runners.has(start.childId)) return;
       const loaded = await loadExecution(this.log, start.childId);
       const snap = loaded.fold.snapshot;
-      if (isTerminal(statusOf(snap))) return this.childEnd(start.childId, start.parent, loaded.records[loaded.records.length - 1].record as WorkflowEvent, snap.context.usage);
+      if (isTerminal(statusOf(snap))) return this.childEnd(start.childId, start.parent, loaded.records[loaded.records.length - 1].record as WorkflowEvent, snap.context.usage, loaded.fold.lastSeq);
       if (!(await this.liveOwner(start.childId))) await this.adopt(start.childId).catch((e) => (e instanceof ExecutionOwnedError ? undefined : Promise.reject(e)));
     },
     cancel: async (childId, reason) => {
@@ -371,11 +374,25 @@ export class Engine {
     },
   };
 
-  /** A child's end, sent to its parent: by a command on a worker, else here. */
-  private async childEnd(childId: string, parent: ParentLink, end: WorkflowEvent, usage: Usage): Promise<void> {
+  /**
+   * A child to resume from a step (a map item's, or a `workflow` step's): resumed once, while its log
+   * is where it was when its parent was resumed; after that it is made sure of as any child (false).
+   */
+  private async resumeChild(start: ChildStart, principal: Principal): Promise<boolean> {
+    const { fromStep, after } = start.resume!;
+    if ((await this.log.last(start.childId))?.seq !== after) return false;
+    const req = { fromStep: childFromStep(await loadExecution(this.log, start.childId), fromStep), ofChild: true, ...(start.budget ? { budget: start.budget } : {}) };
+    if (this.options.bus) await this.options.bus.publish('resume', { executionId: start.childId, ...req, principal }, `resume:${start.childId}:${after}`);
+    else await this.resume(start.childId, req, principal);
+    return true;
+  }
+
+  /** A child's end (its record at `seq`), sent to its parent: by a command on a worker, else here. */
+  private async childEnd(childId: string, parent: ParentLink, end: WorkflowEvent, usage: Usage, seq: number): Promise<void> {
     const event = parentEvent(parent, childId, end, usage);
     if (!event) return;
-    if (this.options.bus) await this.options.bus.publish('child', { executionId: parent.executionId, event: event as never }, `end:${childId}`);
+    // The message id names the end: a child resumed and ended again reports again.
+    if (this.options.bus) await this.options.bus.publish('child', { executionId: parent.executionId, event: event as never }, `end:${childId}:${seq}`);
     else await this.reportToParent(parent.executionId, event);
   }
 
@@ -445,7 +462,7 @@ export class Engine {
       this.principals.delete(key);
       // A child's end is its parent step's result.
       const parent = snapshot.context.parent;
-      if (parent) this.childEnd(key, parent, record as WorkflowEvent, snapshot.context.usage).catch((err) => this.options.onError?.(err, `report child ${key} to parent ${parent.executionId}`));
+      if (parent) this.childEnd(key, parent, record as WorkflowEvent, snapshot.context.usage, stored.seq).catch((err) => this.options.onError?.(err, `report child ${key} to parent ${parent.executionId}`));
     }
     const index = this.options.index;
     if (!index) return;

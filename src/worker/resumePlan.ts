@@ -6,6 +6,7 @@
  */
 import { activeStage, isCheckpointEvent, isTerminal, resumeSnapshot, statusOf, stepPhases, type ExecutionResumed, type WorkflowSnapshot } from '../../machines/index.js';
 import type { Budget, Definition } from '../../machines/definition.js';
+import type { ItemsAgain } from '../../machines/events.js';
 import { stepIndex } from '../../machines/blocks.js';
 import { validateDefinition } from '../definition/validate.js';
 import { InvalidExecutionStateError, InvalidInputError, NoStepsError } from '../errors.js';
@@ -19,6 +20,8 @@ export interface ResumeRequest {
   /** Replacement steps: a definition document whose steps replace the recorded ones. */
   steps?: unknown;
   budget?: Budget;
+  /** A parent resumes its child (a map item's, a `workflow` step's) from a step: a COMPLETED child runs it again too. */
+  ofChild?: boolean;
 }
 
 export interface ResumePlan {
@@ -26,17 +29,21 @@ export interface ResumePlan {
   next: WorkflowSnapshot;
 }
 
-export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyLimit = limits().historyLimit): ResumePlan {
+/** `items`: from a step inside a map's block, the items whose children are resumed from it (src/worker/resumeItems.ts). */
+export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyLimit = limits().historyLimit, items?: ItemsAgain): ResumePlan {
   const { executionId, fold, records } = loaded;
   if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
   const current = fold.snapshot;
   const status = statusOf(current);
-  if (status === 'COMPLETED') {
+  if (status === 'COMPLETED' && !(req.ofChild && req.fromStep)) {
     throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
   }
   assertRoomToResume(executionId, loaded.recordCount, historyLimit);
   const definition = req.steps === undefined ? current.context.definition : replacementDefinition(current.context.definition, req.steps);
   const interrupted = !isTerminal(status) && status !== 'PENDING';
+  const again = items && req.fromStep === items.fromStep && req.steps === undefined ? items : undefined;
+  // A step of a `workflow` step's child: the parent runs again from that step, which resumes the child from it.
+  const fromStep = again?.child ? again.stepId : req.fromStep;
 
   // Where to rebuild the actor: a named checkpoint; where the step's stage began; the last
   // transition of an interrupted execution; or the last checkpoint of a failed/cancelled one.
@@ -44,8 +51,8 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
   if (req.checkpointId) {
     const seq = findCheckpoint(executionId, records, req.checkpointId).seq;
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
-  } else if (req.fromStep) {
-    at = containerUnderWay(loaded, req.fromStep) ?? stageEntry(loaded, req.fromStep) ?? { seq: fold.lastSeq, snapshot: current };
+  } else if (fromStep) {
+    at = containerUnderWay(loaded, fromStep) ?? stageEntry(loaded, fromStep) ?? { seq: fold.lastSeq, snapshot: current };
   } else if (interrupted) {
     at = { seq: fold.lastSeq, snapshot: current };
   } else {
@@ -53,14 +60,15 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
     at = { seq, snapshot: fold.checkpoints.get(seq)! };
   }
   const reason = req.checkpointId || req.fromStep || !interrupted ? 'resume' : 'recovery';
-  const next = resumeSnapshot(at.snapshot, { definition, fromStep: req.fromStep, budget: req.budget, recovery: reason === 'recovery' });
+  const next = resumeSnapshot(at.snapshot, { definition, fromStep, budget: req.budget, recovery: reason === 'recovery', items: again });
   const event: ExecutionResumed = {
     type: 'ExecutionResumed',
     checkpointSeq: at.seq,
     reason,
-    ...(req.fromStep ? { fromStep: req.fromStep } : {}),
+    ...(fromStep ? { fromStep } : {}),
     ...(req.steps !== undefined ? { definition } : {}),
     ...(req.budget ? { budget: req.budget } : {}),
+    ...(again ? { items: again } : {}),
   };
   return { event, next };
 }

@@ -34,6 +34,7 @@ import { eventSignalName, isContainer, type ContainerStep, type LoopStep, type M
 import { nextItems, progressOf, runningCount, type MapProgress } from '../../machines/containers/map.js';
 import { childOf } from '../../machines/containers/workflow.js';
 import { blockDefinition, blockReadsInput, childIdFor, outerRefs, type ChildHost } from './children.js';
+import { childBudget, itemBudget, itemBudgets } from './childBudgets.js';
 import { inlineRecords, runInlineItem, runsInline } from './inlineItems.js';
 import type { WaitStore } from '../events/waitStore.js';
 import { evaluateWhen, resolveTemplates, type TemplateScope } from '../definition/templates.js';
@@ -130,6 +131,11 @@ export class ExecutionRunner {
   private readonly itemsOf = new Map<string, Promise<unknown[]>>();
   /** Concurrency and rate keys of this execution's steps and of the execution itself. */
   private readonly limits?: RunnerLimits;
+  /** Children being made sure of (their start command not yet sent): the execution is not let go meanwhile. */
+  private ensuring = 0;
+  /** When a map last started items or recorded their reports (ms since the epoch). */
+  private itemActivityAt = -Infinity;
+  private idleRecheck?: NodeJS.Timeout;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -168,22 +174,53 @@ export class ExecutionRunner {
   settled({ wakeWithinMs = 0 }: { wakeWithinMs?: number } = {}): Promise<RunnerOutcome> {
     if (this.stopped) return this.done;
     if (this.idleAt(wakeWithinMs)) return Promise.resolve(this.outcome());
-    return Promise.race([this.done, new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }))]);
+    const settles = new Promise<RunnerOutcome>((resolve) => this.idleWaiters.push({ resolve, wakeWithinMs }));
+    this.recheckIdleLater();
+    return Promise.race([this.done, settles]);
+  }
+
+  /** Nothing under way that a release would cut off: no key being admitted, no child being made sure of. */
+  private get idle(): boolean {
+    return !this.limits?.busy && this.ensuring === 0;
+  }
+
+  /** Idle waiters kept because a map heard from its items lately: looked at again once that is long enough ago. */
+  private recheckIdleLater(): void {
+    clearTimeout(this.idleRecheck);
+    const ms = Math.min(...this.idleWaiters.map((w) => w.wakeWithinMs));
+    const at = this.itemActivityAt + ms;
+    if (this.idleWaiters.length === 0 || !Number.isFinite(at)) return;
+    this.idleRecheck = setTimeout(() => this.settleIdleWaiters(), Math.max(0, at - this.now().getTime()) + 1);
+  }
+
+  /** Resolve the idle waiters the current snapshot satisfies (WAITING, nothing waking within their bound). */
+  private settleIdleWaiters(): void {
+    if (this.stopped || this.idleWaiters.length === 0 || !this.idle) return;
+    const snap = this.snapshot;
+    const status = statusOf(snap);
+    if (status !== 'WAITING') return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
+    for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
+    this.recheckIdleLater();
   }
 
   /** Idle at WAITING: nothing to do until a command or a timer more than `wakeWithinMs` away (the same test `passivate` makes). */
   private idleAt(wakeWithinMs: number): boolean {
-    return this.status === 'WAITING' && !this.wakesWithin(this.snapshot, wakeWithinMs) && !this.limits?.busy;
+    return this.status === 'WAITING' && this.idle && !this.wakesWithin(this.snapshot, wakeWithinMs);
   }
 
   /** Whether a waiting sleep of the current stage wakes within `ms` from now (or it waits for child executions, see below). */
   private wakesWithin(snap: WorkflowSnapshot, ms: number): boolean {
     if (ms <= 0) return false;
     const { active } = inspectSnapshot(snap);
-    // A map waits for its running items (kept hosted: each item's report would otherwise take it over
-    // again); a `workflow` step's one child may wait long, so only a caller that waits anyway counts it.
-    if (active.some(({ step: st, phase }) => phase === 'waiting' && (st.type === 'map' || (ms === Infinity && st.type === 'workflow')))) return true;
-    const limit = this.now().getTime() + ms;
+    // A map waiting for its items stays while they start or report within `ms` of each other (each
+    // report would otherwise take it over again); once they go quiet it is let go like any waiting
+    // execution, and an item's report brings it back. A `workflow` step's one child may wait long.
+    const now = this.now().getTime();
+    const itemsBusy = ms === Infinity || now - this.itemActivityAt < ms;
+    if (active.some(({ step: st, phase }) => phase === 'waiting' && ((st.type === 'map' && itemsBusy) || (ms === Infinity && st.type === 'workflow')))) return true;
+    const limit = now + ms;
     return startsBy(snap, undefined, limit) || active.some(({ step: st, phase }) => (st.type === 'sleep' && phase === 'waiting' && (recordedTimer(st, snap)?.at ?? Infinity) <= limit)
       || (phase === 'queued' && startsBy(snap, st.id, limit)));
   }
@@ -385,6 +422,8 @@ export class ExecutionRunner {
       throw err;
     }
     this.position = { seq: stored.seq, hash: stored.record.hash };
+    const items = event as { launch?: unknown; results?: unknown; failures?: unknown };
+    if (items.launch || items.results || items.failures) this.itemActivityAt = this.now().getTime();
     if (timerAt) this.armed.set((event as { stepId: string }).stepId, (event as { attempt: number }).attempt);
     this.limits?.afterRecord(event, after);
     if (this.armed.size > 0) this.disarmEnded(after);
@@ -485,11 +524,7 @@ export class ExecutionRunner {
       else if (phase === 'backoff' && !this.timers.has(step.id)) this.scheduleRetry(step, snap);
       else if (phase === 'waiting' && !this.timers.has(step.id)) this.scheduleTimer(step, snap);
     }
-    if (status === 'WAITING' && this.idleWaiters.length > 0 && !this.limits?.busy) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = waiters.filter((w) => this.wakesWithin(snap, w.wakeWithinMs));
-      for (const w of waiters) if (!this.idleWaiters.includes(w)) w.resolve({ status, snapshot: snap });
-    }
+    this.settleIdleWaiters();
   }
 
   /**
@@ -628,7 +663,9 @@ export class ExecutionRunner {
     const decide = async (): Promise<WorkflowEvent> => {
       if (!this.deps.children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none (it has no workflow registry)`);
       const definition = await this.deps.children.resolve(this.executionId, step.workflowId, step.version, true);
-      return { type: 'StepStarted', stepId: step.id, attempt, child: childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
+      // Resumed from a step of its child: that child again.
+      const again = snap.context.itemsAgain?.stepId === step.id ? snap.context.itemsAgain.child?.child : undefined;
+      return { type: 'StepStarted', stepId: step.id, attempt, child: again ?? childIdFor(this.executionId, step.id, this.lastSeq), ...(definition.version !== undefined ? { version: definition.version } : {}) };
     };
     void decide()
       .catch((err): WorkflowEvent => ({ type: 'StepFailed', stepId: step.id, attempt, error: toErrorRecord(err) }))
@@ -645,15 +682,16 @@ export class ExecutionRunner {
     this.ensured.add(ref.id);
     const attempt = stepMapGet(snap.context.attempts, step.id) ?? 1;
     const children = this.deps.children;
+    this.ensuring++;
     void (async () => {
       if (!children) throw new StepError('NO_EXECUTOR', `step '${step.id}' starts a child execution, and this engine runs none`);
       const definition = await children.resolve(this.executionId, step.workflowId, ref.version ?? step.version, false);
       const input = step.input === undefined ? {} : await resolveValue(step.input, await this.scopeFor(step, snap), `${this.pathOf(step)}.input`);
-      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...this.childBudget(snap) });
+      await children.ensure({ childId: ref.id, parent: { executionId: this.executionId, stepId: step.id, attempt }, definition, input, ...childBudget(snap.context.budget, snap.context.usage), ...(ref.again ? { resume: ref.again } : {}) });
       await this.cancelIfDropped(ref.id);
     })().catch((err) => {
       if (!this.stopped) this.enqueueOnce(`child-failed:${ref.id}`, { type: 'StepFailed', stepId: step.id, attempt, child: ref.id, error: toErrorRecord(err) });
-    });
+    }).finally(() => this.childEnsured());
   }
 
   /** A map under way: record the start of the items it may start now, and make sure each running item's child exists. */
@@ -663,7 +701,12 @@ export class ExecutionRunner {
     if (launching && runsInline(step)) this.runInline(step, snap, p, attempt);
     else if (launching) {
       // Every item a free slot allows, in one record.
-      const launch = nextItems(p, step.maxConcurrency - runningCount(p)).map((index) => ({ index, child: childIdFor(this.executionId, step.id, this.lastSeq, index) }));
+      const indices = nextItems(p, step.maxConcurrency - runningCount(p));
+      const { budget, usage } = snap.context;
+      const given = budget && itemBudgets(budget, usage, p, step, indices.length);
+      // An item resumed from a step inside the block runs its own child again.
+      const childFor = (index: number) => p.again?.children[String(index)]?.child ?? childIdFor(this.executionId, step.id, this.lastSeq, index);
+      const launch = indices.map((index, i) => ({ index, child: childFor(index), ...(given ? { maxTokens: given[i] } : {}) }));
       if (launch.length > 0) this.enqueueOnce(`launch:${step.id}`, { type: 'StepStarted', stepId: step.id, attempt, launch });
     }
     for (const [i, childId] of Object.entries(p.running)) if (!this.ensured.has(childId)) this.ensureItem(step, snap, p, Number(i), childId, attempt);
@@ -705,6 +748,7 @@ export class ExecutionRunner {
   private ensureItem(step: MapStep, snap: WorkflowSnapshot, p: MapProgress, index: number, childId: string, attempt: number): void {
     this.ensured.add(childId);
     const children = this.deps.children;
+    this.ensuring++;
     void (async () => {
       if (!children) throw new StepError('NO_EXECUTOR', `map '${step.id}' runs its items as child executions, and this engine runs none`);
       const items = await this.itemsFor(step, p);
@@ -713,12 +757,21 @@ export class ExecutionRunner {
       const definition = blockDefinition(snap.context.definition, step);
       // The parent's input only when the block may read it: each item's start records it.
       const input = blockReadsInput(step) ? snap.context.input : {};
-      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...this.childBudget(snap) });
+      const held = p.held?.[String(index)];
+      const budget = held !== undefined ? { budget: itemBudget(held) } : childBudget(snap.context.budget, snap.context.usage);
+      const again = p.again?.children[String(index)];
+      const resume = again?.child === childId ? { resume: { fromStep: p.again!.fromStep, after: again.after } } : {};
+      await children.ensure({ childId, parent: { executionId: this.executionId, stepId: step.id, attempt, index }, definition, input, outer, ...budget, ...resume });
       await this.cancelIfDropped(childId);
     })().catch((err) => {
       const error = toErrorRecord(err);
       if (!this.stopped) this.enqueueOnce(`child-failed:${childId}`, { type: 'StepFailed', stepId: step.id, attempt, error, failures: [{ index, child: childId, error }] });
-    });
+    }).finally(() => this.childEnsured());
+  }
+
+  /** A child has been made sure of: once none is left, the execution may be let go. */
+  private childEnsured(): void {
+    if (--this.ensuring === 0) this.settleIdleWaiters();
   }
 
   /** A child started after its parent ended (cancelled or failed meanwhile) is cancelled too: none runs on alone. */
@@ -738,12 +791,6 @@ export class ExecutionRunner {
       items.catch(() => this.itemsOf.delete(key));
     }
     return items;
-  }
-
-  /** A child spends from what is left of the parent's budget (its usage is added to the parent's when it ends). */
-  private childBudget(snap: WorkflowSnapshot): { budget?: { maxTokens: number } } {
-    const { budget, usage } = snap.context;
-    return budget ? { budget: { maxTokens: Math.max(1, budget.maxTokens - usage.totalTokens) } } : {};
   }
 
   /** All items have a result: record the map's output, by reference when large. */
@@ -930,6 +977,7 @@ export class ExecutionRunner {
     this.inflight.clear();
     for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
+    clearTimeout(this.idleRecheck);
   }
 
   private finish(status: ExecutionStatus): void {

@@ -193,7 +193,7 @@ export class Worker {
       }
       case 'resume': {
         const c = command as Command<'resume'>;
-        return engine.resume(c.executionId, { checkpointId: c.checkpointId, fromStep: c.fromStep, steps: c.steps, budget: c.budget }, c.principal ?? NATS_PRINCIPAL);
+        return engine.resume(c.executionId, { checkpointId: c.checkpointId, fromStep: c.fromStep, steps: c.steps, budget: c.budget, ofChild: c.ofChild }, c.principal ?? NATS_PRINCIPAL);
       }
       case 'cancel': {
         const c = command as Command<'cancel'>;

@@ -16,7 +16,7 @@ import { validateDefinitionCached } from '../../definition/validate.js';
 import { DefinitionError, ExecutionExistsError, ExecutionNotFoundError, ExecutionOwnedError, InvalidExecutionStateError } from '../../errors.js';
 import { checkpointSeqOf, listCheckpoints, loadExecution, loadForResume, summarize } from '../../log/views.js';
 import { pingOwner } from '../../worker/control.js';
-import { planResume } from '../../worker/resumePlan.js';
+import { planResumeWithChildren } from '../../worker/resumeItems.js';
 import { validateRequest } from '../middleware/validate.js';
 import { callerOf } from '../middleware/authentication.js';
 import { TenantLimitError } from '../../auth/errors.js';
@@ -204,7 +204,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     const req = body ?? {};
     const [owner, loaded] = await Promise.all([pingOwner(nc, id), loadForResume(log, deps.snapshots, id, checkpointSeqOf(req.checkpointId))]);
     if (owner) throw new ExecutionOwnedError(id, owner);
-    planResume(loaded, req); // refuses now what the worker would refuse later
+    await planResumeWithChildren(log, loaded, req); // refuses now what the worker would refuse later
     await bus.publish('resume', { executionId: id, ...req, principal: callerOf(ctx).principal }, `resume:${id}:${loaded.fold.lastSeq}`);
     ctx.status = 202;
     // The records after lastSeq are the resumed run's: a client waits for the end after it.
