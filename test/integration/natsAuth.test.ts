@@ -114,6 +114,20 @@ describe('the service against a nats-server that requires credentials', () => {
     expect((await violations()).slice(before)).toEqual([]);
   });
 
+  it('a map whose items are child executions runs as the worker user: no violation', async () => {
+    const before = (await violations()).length;
+    // A sleep in the block: its items are child executions (a block of transforms alone runs inline).
+    const definition = { id: 'auth-children', steps: [{ id: 'each', type: 'map', items: '{{input.docs}}', steps: [{ id: 'rest', type: 'sleep', durationMs: 1 }, { id: 'one', type: 'transform', value: '{{item}}' }] }] };
+    const r = await http(edge.url, 'POST', '/executions', { definition, input: { docs: ['x', 'y', 'z'] } });
+    expect(r.status, r.text).toBe(202);
+    const done = await waitForStatus(edge.url, r.json.executionId, ['COMPLETED', 'FAILED', 'CANCELLED'], 20_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the server refused: ${(await violations()).slice(before).join('\n') || 'nothing'}`);
+    });
+    expect(done.status, JSON.stringify(done.error ?? null)).toBe('COMPLETED');
+    expect(done.steps.each.output).toEqual(['x', 'y', 'z']);
+    expect((await violations()).slice(before)).toEqual([]);
+  });
+
   it('an anonymous client cannot connect, and the error says which variables to set', async () => {
     const err = await connectNats(server.url, 'anonymous', {}).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'NATS_AUTH_FAILED' });
