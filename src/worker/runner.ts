@@ -179,9 +179,13 @@ export class ExecutionRunner {
     return Promise.race([this.done, settles]);
   }
 
-  /** Nothing under way that a release would cut off: no key being admitted, no child being made sure of. */
+  /**
+   * Nothing under way that a release would cut off: no key being admitted, no child being made sure
+   * of, no record being decided or appended (a map's launch record, once appended, starts its items:
+   * let go before, the items were recorded as started and never started).
+   */
   private get idle(): boolean {
-    return !this.limits?.busy && this.ensuring === 0;
+    return !this.limits?.busy && this.ensuring === 0 && this.starting.size === 0 && this.reporting.size === 0;
   }
 
   /** Idle waiters kept because a map heard from its items lately: looked at again once that is long enough ago. */
@@ -554,7 +558,10 @@ export class ExecutionRunner {
   private enqueueOnce(key: string, event: WorkflowEvent): void {
     if (this.starting.has(key)) return;
     this.starting.add(key);
-    this.commit(event).catch(() => undefined).finally(() => this.starting.delete(key));
+    this.commit(event).catch(() => undefined).finally(() => {
+      this.starting.delete(key);
+      if (this.starting.size === 0) this.settleIdleWaiters();
+    });
   }
 
   /** What the step's templates may read: only the outputs they refer to (not one entry per step so far). */
@@ -932,7 +939,10 @@ export class ExecutionRunner {
       this.inflight.delete(step.id);
       if (controller.signal.aborted || this.stopped) return; // cancelled, stopped, or a sibling failed
       this.reporting.add(step.id);
-      return this.commit(event).finally(() => this.reporting.delete(step.id));
+      return this.commit(event).finally(() => {
+        this.reporting.delete(step.id);
+        if (this.reporting.size === 0) this.settleIdleWaiters();
+      });
     }).catch(() => undefined);
   }
 

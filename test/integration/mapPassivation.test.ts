@@ -92,4 +92,23 @@ describe('a map waiting for its items', () => {
     const report = await replayWithChildren(executionId, (x) => log.read(x));
     expect(report.ok, JSON.stringify(report.children.filter((c) => !c.ok))).toBe(true);
   }, 60_000);
+
+  it('a map after a sleep that ends in place still launches its items (4 executions, 2 items each)', async () => {
+    // Found by trying it: the sleep's durable timer arrives after the sleep ended in place; that
+    // command hosted the parent, and the map's launch was recorded but its children never started.
+    const definition = {
+      id: 'nap-then-map',
+      steps: [
+        { id: 'nap', type: 'sleep', durationMs: 10 },
+        { id: 'each', type: 'map', items: '{{input.docs}}', steps: [{ id: 'rest', type: 'sleep', durationMs: 1 }, { id: 'one', type: 'transform', value: '{{item}}' }] },
+      ],
+    };
+    const ids = [0, 1, 2, 3].map((n) => `nap-map-${process.pid}-${n}`);
+    for (const executionId of ids) await bus.publish('start', { executionId, definition, input: { docs: ['x', 'y'] } }, executionId);
+    for (const executionId of ids) {
+      await expect.poll(async () => (await log.last(executionId))?.record.type, { timeout: 20_000, interval: 50 })
+        .toBe('ExecutionCompleted');
+      expect((await log.last(executionId))!.record).toMatchObject({ output: ['x', 'y'] });
+    }
+  }, 90_000);
 });
