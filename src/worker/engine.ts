@@ -189,7 +189,7 @@ export class Engine {
   }
 
   async cancel(executionId: string, reason?: string, principal: Principal = this.defaultPrincipal): Promise<void> {
-    const local = this.runners.get(executionId);
+    const local = await this.hostedHere(executionId);
     if (local) return local.cancel(reason, principal);
     if (await this.forward(executionId, { op: 'cancel', reason, principal })) return;
     // Nobody hosts it: record the cancellation directly after the last record.
@@ -200,7 +200,7 @@ export class Engine {
   async signal(executionId: string, name: string, given: unknown, principal: Principal = this.defaultPrincipal): Promise<ExecutionRunner | undefined> {
     // Stored first when large: the record, and a request forwarded to the host, carry a ref.
     const payload = await this.payloads.accept(executionId, given, { what: `the payload of signal '${name}'`, tooDeepCode: 'INPUT_TOO_DEEP' });
-    const local = this.runners.get(executionId);
+    const local = await this.hostedHere(executionId);
     if (local) { await local.signal(name, payload, principal); return local; }
     if (await this.forward(executionId, { op: 'signal', name, payload, principal })) return undefined;
     const runner = await this.adopt(executionId);
@@ -213,7 +213,7 @@ export class Engine {
    * here. Refused (InvalidExecutionStateError) when it no longer applies.
    */
   async timer(executionId: string, stepId: string, attempt: number, at: string): Promise<ExecutionRunner | undefined> {
-    const local = this.runners.get(executionId);
+    const local = await this.hostedHere(executionId);
     if (local) { await local.fireTimer(stepId, attempt, at); return local; }
     if (await this.forward(executionId, { op: 'timer', stepId, attempt, at })) return undefined;
     const runner = await this.adopt(executionId);
@@ -227,7 +227,7 @@ export class Engine {
    * (InvalidExecutionStateError) when the holder no longer waits.
    */
   async wake(executionId: string, holder: string): Promise<ExecutionRunner | undefined> {
-    const local = this.runners.get(executionId);
+    const local = await this.hostedHere(executionId);
     if (local) { local.wake(holder); return local; }
     if (await this.forward(executionId, { op: 'wake', holder })) return undefined;
     const runner = await this.adopt(executionId);
@@ -256,18 +256,27 @@ export class Engine {
    * transition). Used for signals to passivated executions and recovery.
    */
   adopt(executionId: string): Promise<ExecutionRunner> {
-    const existing = this.runners.get(executionId);
-    if (existing) return Promise.resolve(existing);
     // Two commands for one passivated execution arriving together must share one runner.
     let adopting = this.adopting.get(executionId);
-    if (!adopting) {
-      adopting = this.takeOver(executionId).finally(() => this.adopting.delete(executionId));
-      this.adopting.set(executionId, adopting);
-    }
+    if (adopting) return adopting;
+    const existing = this.runners.get(executionId);
+    if (existing) return Promise.resolve(existing);
+    adopting = this.takeOver(executionId).finally(() => this.adopting.delete(executionId));
+    this.adopting.set(executionId, adopting);
     return adopting;
   }
 
   private readonly adopting = new Map<string, Promise<ExecutionRunner>>();
+
+  /**
+   * The runner hosting the execution here, once a take-over under way has decided. A runner taken
+   * over is hosted (it answers pings) before it looks for a rival host; a command that reached it
+   * then set it going, and when the rival kept the execution both had started the step.
+   */
+  private async hostedHere(executionId: string): Promise<ExecutionRunner | undefined> {
+    await this.adopting.get(executionId)?.catch(() => undefined);
+    return this.runners.get(executionId);
+  }
 
   private async takeOver(executionId: string): Promise<ExecutionRunner> {
     await this.assertNoLiveOwner(executionId);
@@ -405,7 +414,7 @@ export class Engine {
    * (returned then, for the worker to hold while it runs). Refused when it no longer applies.
    */
   async childReport(parentId: string, event: WorkflowEvent): Promise<ExecutionRunner | undefined> {
-    const local = this.runners.get(parentId);
+    const local = await this.hostedHere(parentId);
     if (local) { await local.childEnded(event); return local; }
     if (await this.forward(parentId, { op: 'child', event })) return undefined;
     const runner = await this.adopt(parentId);
@@ -435,7 +444,7 @@ export class Engine {
     for (let attempt = 1; !this.closed; attempt++) {
       let host: ExecutionRunner | undefined;
       try {
-        host = this.runners.get(parentId);
+        host = await this.hostedHere(parentId);
         if (host && !host.isStopped) return await host.childEnded(event);
         host = undefined;
         if (await this.forward(parentId, { op: 'child', event })) return;
@@ -529,6 +538,8 @@ export class Engine {
 
   private async answer(runner: ExecutionRunner, req: ControlRequest): Promise<ControlReply> {
     const notHosted: ControlReply = { ok: false, owner: this.owner, error: { code: NOT_HOSTED, message: 'no longer hosted here' } };
+    // A ping is answered at once (a rival's take-over asks it); anything else waits for this one's to decide.
+    if (req.op !== 'ping' && (await this.hostedHere(runner.executionId)) !== runner) return notHosted;
     if (!(await this.hosts(runner))) return notHosted;
     try {
       if (req.op === 'cancel') await runner.cancel(req.reason, req.principal ?? this.defaultPrincipal);

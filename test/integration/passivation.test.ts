@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { def, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { until } from '../support/processes.js';
+import { pingOwner } from '../../src/worker/control.js';
+import { Engine } from '../../src/worker/engine.js';
+import type { EventLog } from '../../src/log/eventLog.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -52,5 +55,76 @@ describe('passivation', () => {
     expect(engine.passivate(runner, 0)).toBe(true);
     expect(runner.isStopped).toBe(true);
     await until('the engine to drop it', async () => !engine.runners.has(runner.executionId));
+  });
+
+  it('a host asked whether it hosts while it records the signal that set it going says yes, and keeps it', async () => {
+    // The ownership check treats a WAITING runner whose log moved past it as stale: its own record,
+    // stored but not yet acknowledged, must not count. Every append here is acknowledged 300 ms late.
+    const slowAcks = new Proxy(fx.log, {
+      get(target, prop, receiver) {
+        if (prop !== 'append') return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<EventLog['append']>) => {
+          const stored = await target.append(...args);
+          await new Promise((r) => setTimeout(r, 300));
+          return stored;
+        };
+      },
+    });
+    const engine = await Engine.create({ nc: fx.nc, log: slowAcks, owner: 'slow-acks' });
+    try {
+      const definition = def({ id: 'asked', steps: [{ id: 'go', type: 'signal' }, { id: 'after', type: 'transform', value: 1 }] });
+      const runner = await engine.start({ definition });
+      await runner.settled({ wakeWithinMs: 0 });
+      const signalled = engine.signal(runner.executionId, 'go', {});
+      await until('the signal to be stored', async () => types(await fx.log.read(runner.executionId)).includes('SignalReceived'), 5000, 10);
+      expect(await pingOwner(fx.nc, runner.executionId)).toBe('slow-acks');
+      await signalled;
+      expect((await runner.done).status).toBe('COMPLETED');
+      expect(types(await fx.log.read(runner.executionId))).not.toContain('ExecutionResumed');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('two processes taking over one execution at once, one of them twice: only the one that keeps it makes the request', async () => {
+    // Found under load (concurrencyKeys): two commands for a passivated execution went to two
+    // workers. The one with the larger name took it over, and its runner was hosted (to answer the
+    // other's question) before it looked for a rival; its second command found that runner and set
+    // it going. It made the request, then saw the rival and stopped; the rival's record was refused
+    // (the log had moved on), and the step ran again after a resume.
+    const before = requests;
+    const definition = def({ id: 'two-hosts', steps: [{ id: 'go', type: 'signal' }, { id: 'call', type: 'http', request: { method: 'GET', url } }] });
+    const first = await (await fx.engine()).start({ definition });
+    await first.settled({ wakeWithinMs: 0 });
+    first.passivate(0);
+    const id = first.executionId;
+    // Each reads the log, then takes a while to host it (a 5 ms, b 30 ms): both have asked (nobody
+    // hosts it) and read it before either hosts it; b's look for a rival finds a.
+    const slowly = (ms: number) => new Proxy(fx.log, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'read') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => { const read = await value.apply(target, args); await new Promise((r) => setTimeout(r, ms)); return read; };
+      },
+    });
+    const a = await Engine.create({ nc: fx.nc, log: slowly(5), owner: 'a-keeps' });
+    const b = await Engine.create({ nc: fx.nc, log: slowly(30), owner: 'b-yields' });
+    try {
+      const sent = [a.signal(id, 'go', {}), b.signal(id, 'go', {})];
+      // The second command reaches b while its take-over looks for a rival (it waits 150 ms for
+      // answers), once a has answered that it hosts the execution.
+      await until('b to host it', async () => b.runners.has(id), 2000, 1);
+      await new Promise((r) => setTimeout(r, 60));
+      sent.push(b.signal(id, 'go', {}));
+      await Promise.allSettled(sent);
+      await until('the execution to complete', async () => types(await fx.log.read(id)).includes('ExecutionCompleted'), 10_000);
+      const records = await fx.log.read(id);
+      expect(records.filter((r) => r.record.type === 'StepStarted' && (r.record as { stepId?: string }).stepId === 'call')).toHaveLength(1);
+      expect(types(records)).not.toContain('ExecutionResumed');
+      expect(requests - before).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
