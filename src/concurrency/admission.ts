@@ -64,6 +64,16 @@ export class Admission {
     try { await done; } finally { this.releasing.delete(done); }
   }
 
+  /** Holders whose leases this process renews. */
+  get holders(): number {
+    return this.held.size;
+  }
+
+  /** Stop renewing a holder's leases without giving them back: another process holds them now. */
+  forget(id: string): void {
+    this.held.delete(id);
+  }
+
   /** Forget a waiter that no longer waits (its execution ended or moved on); the ones behind it may move up. */
   async dequeue(key: string, id: string): Promise<void> {
     const { wake, revision } = await this.store.dequeue(key, id);

@@ -281,13 +281,23 @@ export class RunnerLimits {
     if (flowRate && flowKey !== undefined) this.admission.store.spend(flowKey, tokens, flowRate).catch(() => undefined);
   }
 
-  /** The runner stops hosting: no more tries, and every slot it holds goes back (admitted but unrecorded ones are woken again once it has). */
-  stop(): void {
+  /**
+   * The runner stops hosting: no more tries, and every slot it holds goes back (admitted but
+   * unrecorded ones are woken again once it has). `handedOver`: another process hosts the execution
+   * now and holds the same leases (named by execution, step and attempt): they are only forgotten here.
+   */
+  stop(handedOver = false): void {
     const regrant = new Map([...this.granted.values()].map((g) => [g.holder.id, g] as const));
     this.granted.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.parked.clear();
+    if (handedOver) {
+      for (const { holder } of this.steps.values()) this.admission.forget(holder);
+      this.steps.clear();
+      this.admission.forget(this.executionId);
+      return;
+    }
     const release = (id: string) => void this.admission.release(id).then(() => {
       const g = regrant.get(id);
       if (g && g.keys.length > 0) return this.admission.wakeAll(g.keys[0], [{ ...g.holder, since: Date.now() }], `stopped:${Date.now()}`);

@@ -293,7 +293,7 @@ export class Engine {
     // the control subject, look again: of two hosts, the one with the smaller name keeps it.
     const rival = (await otherOwners(this.nc, executionId, this.owner)).sort()[0];
     if (rival !== undefined && rival < this.owner) {
-      runner.stop();
+      runner.stop({ handedOver: true });
       throw new ExecutionOwnedError(executionId, rival);
     }
     runner.kick();
@@ -575,7 +575,7 @@ export class Engine {
     // Idle at WAITING it writes nothing, so any other last record is another writer's; running,
     // its own append may be in flight: only an end it did not write gives it away.
     const stale = runner.status === 'WAITING' ? last?.seq !== runner.lastSeq : last !== null && last.seq > runner.lastSeq && END_RECORDS.has(last.record.type);
-    if (stale) runner.stop();
+    if (stale) runner.stop({ handedOver: true });
     return !stale;
   }
 

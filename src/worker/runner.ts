@@ -43,7 +43,7 @@ import { waitAfterTime } from '../events/waitAfter.js';
 import { isExpression } from '../definition/expressions.js';
 import { findStep, stepIndex, walkSteps } from '../../machines/blocks.js';
 import { stepsReferencedBy } from '../definition/stepRefs.js';
-import { InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
+import { ConcurrencyError, InvalidExecutionStateError, MessageTooLargeError, StepError, toErrorRecord } from '../errors.js';
 import type { EventLog, LogPosition } from '../log/eventLog.js';
 import type { StoredRecord } from '../log/records.js';
 import type { StepExecutors } from '../steps/types.js';
@@ -370,10 +370,12 @@ export class ExecutionRunner {
   }
 
   /** Stop hosting without writing anything (shutdown, passivation). */
-  stop(): void {
+  stop({ handedOver = false }: { handedOver?: boolean } = {}): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.limits?.stop();
+    // Handed over (another process continues the execution): its slots are that process's now
+    // (a lease is named by execution, step and attempt), so they are forgotten here, not given back.
+    this.limits?.stop(handedOver);
     this.abortSteps('stopped');
     this.resolveDone({ status: this.status, snapshot: this.snapshot });
   }
@@ -420,6 +422,7 @@ export class ExecutionRunner {
         }
       }
       // Lost the log to another writer (or it is unreachable): what is recorded stands, we stop.
+      if (err instanceof ConcurrencyError) this.limits?.stop(true);
       this.stopped = true;
       this.abortSteps('stopped');
       this.rejectDone(err);

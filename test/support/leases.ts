@@ -17,7 +17,7 @@ export async function startLeaseWorker(url: string, name: string, options: { exe
   const ackWaitMs = options.ackWaitMs ?? 2000;
   const bus = await CommandBus.open(nc, { consumer: { ackWaitMs } });
   const timers = await TimerStore.open(nc);
-  const admission = new Admission(await LeaseStore.open(nc), (w, key, msgId) => bus.publish('wake', { executionId: w.executionId, key, holder: w.id }, msgId), { ttlMs: options.ttlMs ?? 3000 });
+  const admission = new Admission(await LeaseStore.open(nc), (w, key, msgId) => bus.publish('wake', { executionId: w.executionId, key, holder: w.id }, msgId), { ttlMs: options.ttlMs ?? 3000, onError: (err, what) => console.error(`[${name}] ${what}: ${(err as Error).message}`) });
   const engine = await Engine.create({ nc, timers, admission, owner: name, ...(options.executors ? { executors: options.executors } : {}) });
   const worker = new Worker({ engine, bus, timers, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), ackWaitMs, ...(options.concurrency ? { concurrency: options.concurrency } : {}) });
   await worker.start();
