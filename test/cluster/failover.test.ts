@@ -114,7 +114,7 @@ function failOverSuite(partitions: number): void {
       const env = {
         PATH: process.env.PATH ?? '',
         PORT: '0',
-        LOG_LEVEL: 'silent',
+        LOG_LEVEL: process.env.FAILOVER_LOG_LEVEL ?? 'silent',
         RATE_LIMIT_MAX: '100000',
         NATS_URL: natsUrl,
         NATS_REPLICAS: '3',
