@@ -35,7 +35,8 @@ export function planResume(loaded: LoadedExecution, req: ResumeRequest, historyL
   if (req.checkpointId && req.fromStep) throw new InvalidInputError('give either a checkpoint or a step to resume from, not both');
   const current = fold.snapshot;
   const status = statusOf(current);
-  if (status === 'COMPLETED' && !(req.ofChild && req.fromStep)) {
+  // Only a child (a map item's or a `workflow` step's) is resumed after COMPLETED, and only by its parent's resume.
+  if (status === 'COMPLETED' && !(req.ofChild && req.fromStep && current.context.parent)) {
     throw new InvalidExecutionStateError(`execution '${executionId}' is COMPLETED: there is nothing to resume (start a new execution to run it again)`, { status });
   }
   assertRoomToResume(executionId, loaded.recordCount, historyLimit);

@@ -404,7 +404,8 @@ describe('resume refusals', () => {
     const runner = await engine.start({ definition: def({ id: 'done', steps: [{ id: 'a', type: 'transform', value: 1 }] }) });
     expect((await runner.done).status).toBe('COMPLETED');
     await unchanged(runner.executionId, async () => {
-      for (const req of [{}, { fromStep: 'a' }, { checkpointId: 'cp-1' }]) {
+      // `ofChild` (a parent resuming its child) does not open a top-level execution: it has no parent.
+      for (const req of [{}, { fromStep: 'a' }, { checkpointId: 'cp-1' }, { fromStep: 'a', ofChild: true }]) {
         const e = await rejection(engine.resume(runner.executionId, req));
         expect(e.name).toBe('InvalidExecutionStateError');
         expect(e.code).toBe('INVALID_EXECUTION_STATE');
