@@ -5,6 +5,7 @@
  * expressions that read only steps certain to have run (references.ts).
  * Every problem names its path, and all are reported at once. Pure.
  */
+import { LRUCache } from 'lru-cache';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { DefinitionError } from '../errors.js';
@@ -119,8 +120,7 @@ export function validateDefinition(doc: unknown, options: ValidateOptions = {}):
 }
 
 /** Definitions validated in this process, by content (and step limit): see validateDefinitionCached. */
-const validated = new Map<string, Definition>();
-const MAX_VALIDATED = 256;
+const validated = new LRUCache<string, Definition>({ max: 256 });
 /** Larger definitions are validated every time: the cache stays within 256 × 64 KiB of keys. */
 const MAX_CACHED_JSON = 64 * 1024;
 
@@ -137,14 +137,8 @@ export function validateDefinitionCached(doc: unknown, options: ValidateOptions 
   if (json === undefined || json.length > MAX_CACHED_JSON) return validateDefinition(doc, options);
   const key = `${options.maxSteps ?? limits().maxSteps}:${json}`;
   const known = validated.get(key);
-  if (known) {
-    // Most recently used last: the oldest entry goes first.
-    validated.delete(key);
-    validated.set(key, known);
-    return known;
-  }
+  if (known) return known;
   const def = validateDefinition(doc, options);
-  if (validated.size >= MAX_VALIDATED) validated.delete(validated.keys().next().value!);
   validated.set(key, def);
   return def;
 }

@@ -8,6 +8,7 @@
  * `requird` is a definition error rather than a check that silently never runs.
  * Patterns that may backtrack for exponential time are refused too.
  */
+import { LRUCache } from 'lru-cache';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
@@ -95,22 +96,16 @@ function metaProblems(schema: JsonSchema, errors: ErrorObject[]): SchemaProblem[
   return [...byPath.values()];
 }
 
-const compiled = new Map<string, ValidateFunction>();
+const compiled = new LRUCache<string, ValidateFunction>({ max: MAX_COMPILED });
 
 function compile(instance: Instance, schema: JsonSchema): ValidateFunction {
   const key = JSON.stringify(schema);
   const hit = compiled.get(key);
-  if (hit) {
-    // Least recently used goes first: move a hit to the end.
-    compiled.delete(key);
-    compiled.set(key, hit);
-    return hit;
-  }
+  if (hit) return hit;
   instance.compiles++;
   const validate = instance.ajv.compile(schema);
   instance.ajv.removeSchema(schema);
   compiled.set(key, validate);
-  if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
   return validate;
 }
 
