@@ -4,6 +4,7 @@
  * helper with a deadline (tests wait on conditions, not on sleeps).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
@@ -68,15 +69,35 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
   }
 }
 
-/** A loopback port free right now (a child binds it a moment later). */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/**
+ * A loopback port free right now, for a child that binds it a moment later. Taken below the
+ * kernel's ephemeral range: a port the kernel hands out (as freePort once asked it to) can be given
+ * to any outgoing connection's local end in that moment, and the child then fails to bind (seen as
+ * a cluster node's route port "already in use").
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free loopback port found between 10000 and ${low}`);
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = createNetServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
 }
 
