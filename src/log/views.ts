@@ -23,7 +23,10 @@ export interface LoadedExecution {
 }
 
 export async function loadExecution(log: EventLog, executionId: string, known: { start?: number; last?: number } = {}): Promise<LoadedExecution> {
-  const records = await log.read(executionId, 0, known.last, known.start);
+  // Its last record first (a read asks for it anyway): a history this process holds up to there is not read again.
+  const last = known.last ?? (await log.last(executionId))?.seq;
+  if (last === undefined) throw new ExecutionNotFoundError(executionId);
+  const records = await log.read(executionId, 0, last, known.start);
   if (records.length === 0) throw new ExecutionNotFoundError(executionId);
   try {
     return { executionId, records, fold: foldRecords(executionId, records), recordCount: records.length };
