@@ -22,15 +22,38 @@ export function isNoResponders(err: unknown): boolean {
   return err instanceof natsErrors.NoRespondersError || (err as { cause?: unknown })?.cause instanceof natsErrors.NoRespondersError;
 }
 
-/** The live owner of an execution, or undefined when nobody hosts it. */
+/** A ping unanswered this long is asked again (see pingOwner). */
+const PING_AGAIN_MS = 50;
+
+/**
+ * The live owner of an execution, or undefined when nobody hosts it. A ping that reaches the server
+ * just before a host's unsubscribe (it let go of the execution that moment: a resume sent as its end
+ * was seen) is routed to that host and dropped there, and would wait out its whole timeout; so an
+ * unanswered ping is sent again, and the first decisive answer counts: a reply, or "no responders"
+ * (nobody subscribed, so nobody hosts it). A host still answering the first holds the second too.
+ */
 export async function pingOwner(nc: NatsConnection, executionId: string): Promise<string | undefined> {
+  const ask = async (): Promise<string | undefined> => {
+    try {
+      const reply = await nc.request(controlSubject(executionId), JSON.stringify({ op: 'ping' } satisfies ControlRequest), { timeout: 2000 });
+      const answer = reply.json() as ControlReply;
+      return answer.ok ? answer.owner : undefined; // a host letting go (NOT_HOSTED) is no owner
+    } catch (err) {
+      if (isNoResponders(err) || err instanceof natsErrors.TimeoutError) return undefined;
+      throw err;
+    }
+  };
+  const first = ask();
+  let timer: NodeJS.Timeout | undefined;
+  const again = new Promise<string | undefined>((resolve, reject) => {
+    timer = setTimeout(() => ask().then(resolve, reject), PING_AGAIN_MS);
+  });
   try {
-    const reply = await nc.request(controlSubject(executionId), JSON.stringify({ op: 'ping' } satisfies ControlRequest), { timeout: 2000 });
-    const answer = reply.json() as ControlReply;
-    return answer.ok ? answer.owner : undefined; // a host letting go (NOT_HOSTED) is no owner
-  } catch (err) {
-    if (isNoResponders(err) || err instanceof natsErrors.TimeoutError) return undefined;
-    throw err;
+    return await Promise.race([first, again]);
+  } finally {
+    clearTimeout(timer);
+    first.catch(() => undefined);
+    again.catch(() => undefined);
   }
 }
 

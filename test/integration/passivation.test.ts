@@ -11,6 +11,8 @@ import { def, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 import { until } from '../support/processes.js';
 import { pingOwner } from '../../src/worker/control.js';
+import { controlSubject } from '../../src/nats/names.js';
+import { connectNats } from '../../src/nats/connect.js';
 import { Engine } from '../../src/worker/engine.js';
 import type { EventLog } from '../../src/log/eventLog.js';
 
@@ -125,6 +127,24 @@ describe('passivation', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a ping dropped by a host letting go that moment is asked again, not left to time out', async () => {
+    // Found in the bench: one resume in ten over HTTP took 2 s. The edge asked who hosts the
+    // execution as its end was seen; the worker was unsubscribing, the server still routed the
+    // question there, and it was dropped, so the edge waited out the whole 2 s timeout.
+    const id = `let-go-${process.pid}`;
+    const host = await connectNats(nats.url, 'letting-go');
+    try {
+      const sub = host.subscribe(controlSubject(id)); // subscribed, never answers: the dropped question
+      await host.flush();
+      setTimeout(() => sub.unsubscribe(), 20);
+      const started = Date.now();
+      expect(await pingOwner(fx.nc, id)).toBeUndefined();
+      expect(Date.now() - started, 'answered by the second ping, not after the 2 s timeout').toBeLessThan(1000);
+    } finally {
+      await host.close();
     }
   });
 });
