@@ -52,9 +52,11 @@ interface Running { edgeUrl: string; edge: ChildProcess; workers: ChildProcess[]
 /** Start a deployment as child processes and wait until the edge is ready. */
 export async function startDeployment(ctx: BenchContext, kind: Deployment): Promise<Running> {
   const port = await freePort();
-  const env = { ...process.env, NATS_URL: ctx.natsUrl, PORT: String(port), LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '100000000' };
+  // BENCH_SERVICE_LOG=warn (a pino level) shows the services' logs on the bench's stdout.
+  const logLevel = process.env.BENCH_SERVICE_LOG;
+  const env = { ...process.env, NATS_URL: ctx.natsUrl, PORT: String(port), LOG_LEVEL: logLevel ?? 'silent', RATE_LIMIT_MAX: '100000000' };
   const start = (cmd: string) => {
-    const child = spawn(process.execPath, [BIN, cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, cmd], { env, stdio: ['ignore', logLevel ? 'inherit' : 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     child.once('exit', (code, signal) => {
