@@ -18,6 +18,8 @@ export interface Limits {
   retentionMs?: number;
   /** How often the worker purges (SMARTSPEC_RETENTION_INTERVAL). */
   retentionIntervalMs: number;
+  /** A running execution whose log is quiet this long and that no live process hosts is continued (SMARTSPEC_STUCK_AFTER). */
+  stuckAfterMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -25,6 +27,7 @@ export const DEFAULT_LIMITS: Limits = {
   historyLimit: 50_000,
   streamMaxBytes: 5 * 1024 ** 3,
   retentionIntervalMs: 5 * 60_000,
+  stuckAfterMs: 30_000,
 };
 
 const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -67,6 +70,7 @@ export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
     streamMaxBytes: read('SMARTSPEC_STREAM_MAX_BYTES', parseByteSize, atLeast(1_000_000), 'a size (e.g. 5GiB, 500MB, or bytes)') ?? DEFAULT_LIMITS.streamMaxBytes,
     retentionMs: read('SMARTSPEC_RETENTION', parseDuration, atLeast(1000), 'a duration (e.g. 30d, 12h, 90m)'),
     retentionIntervalMs: read('SMARTSPEC_RETENTION_INTERVAL', parseDuration, atLeast(1000), 'a duration (e.g. 5m, 30s)') ?? DEFAULT_LIMITS.retentionIntervalMs,
+    stuckAfterMs: read('SMARTSPEC_STUCK_AFTER', parseDuration, atLeast(1000), 'a duration (e.g. 30s, 2m)') ?? DEFAULT_LIMITS.stuckAfterMs,
   };
   if (issues.length) throw new ConfigError(issues);
   return limits;

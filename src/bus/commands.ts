@@ -37,6 +37,8 @@ export const commandSchemas = {
   child: z.object({ executionId, event: z.looseObject({ type: z.enum(['StepCompleted', 'StepFailed']), stepId: z.string().min(1) }) }),
   /** A slot of concurrency key `key` may be free for `holder` (a queued step attempt or execution; published by workers). */
   wake: z.object({ executionId, key: z.string().min(1), holder: z.string().min(1) }),
+  /** A running execution no live process hosts (src/recovery, published by the edge): continue it from its log. */
+  recover: z.object({ executionId }),
 } satisfies Record<CommandType, z.ZodType>;
 
 export type Command<T extends CommandType = CommandType> = z.infer<(typeof commandSchemas)[T]>;

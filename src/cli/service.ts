@@ -4,6 +4,7 @@
  * executions; `serve` runs both in one process. Configuration comes from the
  * environment (README, "Configuration").
  */
+import { StuckSweeper } from '../recovery/stuckExecutions.js';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CommandBus } from '../bus/commands.js';
@@ -191,7 +192,9 @@ export async function startService(roles: { edge: boolean; worker: boolean }, en
       const [workflows, idempotency, keys, schedules] = await Promise.all([WorkflowRegistry.open(nc, replicas), IdempotencyStore.open(nc, replicas), KeyStore.open(nc, replicas), ScheduleStore.open(nc, replicas)]);
       await Promise.all([index.watch(), keys.watch()]);
       let closeServer: () => Promise<void> = async () => {}; // set once the server listens
-      stops.push({ part: 'edge', stop: async () => { await closeServer(); index.close(); keys.close(); } });
+      const stuck = new StuckSweeper({ nc, log, index, bus, logger: logger.child({ role: 'recovery' }) }, limits.stuckAfterMs);
+      stuck.start();
+      stops.push({ part: 'edge', stop: async () => { await stuck.stop(); await closeServer(); index.close(); keys.close(); } });
       const required = authConfig.mode === 'required';
       // Refusing to listen openly throws here; the caller's stop() leaves nothing running behind the error.
       const bind = bindAddress(authConfig, required || keys.anyKeys);

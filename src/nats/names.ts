@@ -7,7 +7,7 @@ export const COMMAND_SUBJECTS = 'smartspec.cmd.*';
 export const executionSubject = (executionId: string) => `smartspec.exec.${executionId}`;
 
 /** `timer` is published by workers when a step's durable timer is due (src/timers); `child` when a child execution ends; `wake` when a concurrency key frees a slot (src/concurrency). */
-export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal', 'timer', 'child', 'wake'] as const;
+export const COMMAND_TYPES = ['start', 'resume', 'cancel', 'signal', 'timer', 'child', 'wake', 'recover'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 export const commandSubject = (type: CommandType) => `smartspec.cmd.${type}`;
 

@@ -216,6 +216,9 @@ export class Worker {
         const c = command as Command<'wake'>;
         return engine.wake(c.executionId, c.holder);
       }
+      case 'recover':
+        return undefined; // hostWhileRunning continues it if nobody does
+
     }
   }
 

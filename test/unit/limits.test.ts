@@ -42,13 +42,13 @@ describe('steps per definition', () => {
 
 describe('limits from the environment', () => {
   it('defaults: 5,000 steps, 50,000 records per execution, a 5 GiB event log, no retention', () => {
-    expect(loadLimits({})).toEqual({ maxSteps: 5000, historyLimit: 50_000, streamMaxBytes: 5 * 1024 ** 3, retentionIntervalMs: 300_000 });
+    expect(loadLimits({})).toEqual({ maxSteps: 5000, historyLimit: 50_000, streamMaxBytes: 5 * 1024 ** 3, retentionIntervalMs: 300_000, stuckAfterMs: 30_000 });
   });
 
   it('reads every variable', () => {
     expect(
-      loadLimits({ SMARTSPEC_MAX_STEPS: '200', SMARTSPEC_HISTORY_LIMIT: '1000', SMARTSPEC_STREAM_MAX_BYTES: '500MB', SMARTSPEC_RETENTION: '30d', SMARTSPEC_RETENTION_INTERVAL: '30s' }),
-    ).toEqual({ maxSteps: 200, historyLimit: 1000, streamMaxBytes: 500_000_000, retentionMs: 30 * 86_400_000, retentionIntervalMs: 30_000 });
+      loadLimits({ SMARTSPEC_MAX_STEPS: '200', SMARTSPEC_HISTORY_LIMIT: '1000', SMARTSPEC_STREAM_MAX_BYTES: '500MB', SMARTSPEC_RETENTION: '30d', SMARTSPEC_RETENTION_INTERVAL: '30s', SMARTSPEC_STUCK_AFTER: '2m' }),
+    ).toEqual({ maxSteps: 200, historyLimit: 1000, streamMaxBytes: 500_000_000, retentionMs: 30 * 86_400_000, retentionIntervalMs: 30_000, stuckAfterMs: 120_000 });
   });
 
   it('a bad value names its variable and what was expected', () => {
