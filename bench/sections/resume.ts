@@ -104,6 +104,9 @@ export default defineSection({
         return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)]));
       },
       async close() {
+        // Each was left interrupted by its last resume (its runner stopped): ended now, so no worker
+        // of a later section takes it over as an execution nobody hosts (src/recovery).
+        for (const t of targets) await engine.cancel(t.id, 'bench: resume measured').catch(() => undefined);
         await engine.close();
         await nc.close();
       },

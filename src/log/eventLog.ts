@@ -67,7 +67,7 @@ export class EventLog {
     readonly partitions: Partitions,
   ) {}
 
-  /** Histories written or read whole here lately: a read up to a known last record is served from them. */
+  /** Histories written here lately: a read up to a known last record is served from them. */
   private readonly recent = new RecentHistories();
 
   static async open(nc: NatsConnection, options: EventLogOptions = {}): Promise<EventLog> {
@@ -118,9 +118,8 @@ export class EventLog {
         // must not pass for one (the server checks ids before the expected sequence).
         const ack = await this.appender.publish(subject, data, `${hash}:${writer}`, prev?.seq ?? 0);
         if (ack.duplicate && attempt === 1) throw new ConcurrencyError(record.executionId, prev?.seq ?? 0);
-        const stored = { seq: ack.seq, record };
-        this.recent.appended(record.executionId, prev?.seq ?? 0, stored);
-        return stored;
+        this.recent.appended(record.executionId, prev?.seq ?? 0, ack.seq, data, record.type);
+        return { seq: ack.seq, record };
       } catch (err) {
         if (err instanceof ConcurrencyError) throw err;
         if (err instanceof PublishRejected && err.errCode === WRONG_LAST_SEQUENCE) {
@@ -167,21 +166,16 @@ export class EventLog {
    * `start`: the start hint, when the caller has already asked for it (startSeq).
    */
   async read(executionId: string, fromSeq = 0, toSeq?: number, start?: number): Promise<StoredRecord[]> {
-    // Up to a last record the caller has from the log: what this process wrote or read lately will do.
+    // Up to a last record the caller has from the log: what this process wrote lately will do.
     const kept = toSeq === undefined ? undefined : this.recent.range(executionId, fromSeq, toSeq);
     if (kept) return kept;
     if (fromSeq === 0) start ??= await this.startSeq(executionId);
     if (fromSeq === 0 && start) {
       const out = await this.readRange(executionId, start, toSeq);
       // A hint that does not land on the first record (a re-created stream, say) is not trusted.
-      if (out.length > 0 && out[0].record.type === 'ExecutionStarted') return this.keep(executionId, out);
+      if (out.length > 0 && out[0].record.type === 'ExecutionStarted') return out;
     }
-    return this.keep(executionId, await this.readRange(executionId, fromSeq, toSeq));
-  }
-
-  private keep(executionId: string, records: StoredRecord[]): StoredRecord[] {
-    this.recent.read(executionId, records);
-    return records;
+    return this.readRange(executionId, fromSeq, toSeq);
   }
 
   /**
