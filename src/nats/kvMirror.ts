@@ -19,6 +19,9 @@ export interface KvMirrorOptions<T> {
   apply(key: string, value: T | undefined, revision: number): void;
 }
 
+/** Longest a sync waits for the watch to deliver the bucket's last revision. */
+const SYNC_WAIT_MS = 2000;
+
 export class KvMirror<T> {
   private watching?: Promise<void>;
   private ready!: () => void;
@@ -31,6 +34,10 @@ export class KvMirror<T> {
   private bucketAtLastCheck = 0;
   private stallCheck?: NodeJS.Timeout;
   private closed = false;
+  /** This process's time when the last sync began: every change stored before it is applied. */
+  private syncedAt = 0;
+  private syncing?: Promise<void>;
+  private caughtUp: { seq: number; resolve(): void }[] = [];
 
   constructor(private readonly kv: KV, private readonly nc: NatsConnection, private readonly options: KvMirrorOptions<T>) {}
 
@@ -47,6 +54,43 @@ export class KvMirror<T> {
     this.stallCheck = setInterval(() => void this.restartIfStalled(), this.options.stallCheckMs);
     this.stallCheck.unref();
     return this.watching;
+  }
+
+  /**
+   * Resolves once every change stored in the bucket before `sinceMs` (this process's clock) has
+   * been applied: the bucket's last revision is asked for, and the watch awaited up to it (at most
+   * SYNC_WAIT_MS: a revision the watch never delivers must not hold a caller up for good).
+   */
+  async syncedTo(sinceMs: number): Promise<void> {
+    while (this.syncedAt < sinceMs) {
+      this.syncing ??= this.sync().finally(() => (this.syncing = undefined));
+      await this.syncing;
+    }
+  }
+
+  private async sync(): Promise<void> {
+    const startedAt = Date.now();
+    const last = (await this.kv.status()).streamInfo.state.last_seq;
+    if (this.applied < last) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.caughtUp.push({ seq: last, resolve });
+        timer = setTimeout(resolve, SYNC_WAIT_MS);
+      });
+      clearTimeout(timer);
+    }
+    this.syncedAt = startedAt;
+  }
+
+  /** The bucket's revision whose changes are all applied (a new watch's replay counts once it is done). */
+  private applied = 0;
+
+  private appliedUpTo(revision: number): void {
+    this.applied = Math.max(this.applied, revision);
+    if (this.caughtUp.length === 0) return;
+    const waiting = this.caughtUp;
+    this.caughtUp = waiting.filter((w) => w.seq > this.applied);
+    for (const w of waiting) if (w.seq <= this.applied) w.resolve();
   }
 
   /** Stop the watch (it would otherwise restart). */
@@ -66,13 +110,21 @@ export class KvMirror<T> {
         const iter = await this.kv.watch();
         if (!live()) return iter.stop();
         this.current = iter;
-        this.seen = Math.max(this.seen, bucket.streamInfo.state.last_seq);
-        if (bucket.values === 0) this.ready(); // an empty bucket sends no entry
+        const replayed = bucket.streamInfo.state.last_seq;
+        this.seen = Math.max(this.seen, replayed);
+        if (bucket.values === 0) { // an empty bucket sends no entry
+          this.appliedUpTo(replayed);
+          this.ready();
+        }
         for await (const e of iter) {
           if (!live()) break;
           this.seen = Math.max(this.seen, e.revision);
           this.options.apply(e.key, e.operation === 'PUT' ? (e.json() as T) : undefined, e.revision);
-          if (e.delta === 0) this.ready();
+          this.appliedUpTo(e.revision);
+          if (e.delta === 0) {
+            this.appliedUpTo(replayed); // the replay is done: everything stored when it began is in
+            this.ready();
+          }
         }
       } catch {
         // connection trouble: watch again (it replays the current values)

@@ -104,8 +104,15 @@ export class TriggerConsumer {
   }
 
   private async handle(msg: JsMsg): Promise<void> {
-    const matching = this.options.triggers.matching(msg.subject);
+    const receivedAt = Date.now();
     try {
+      let matching = this.options.triggers.matching(msg.subject);
+      // Nothing wants it here: unless this worker has not yet seen a workflow registered before the event
+      // was published (its mirror of the bucket lags under load), which would lose the event.
+      if (matching.length === 0) {
+        await this.options.triggers.syncedTo(receivedAt);
+        matching = this.options.triggers.matching(msg.subject);
+      }
       await Promise.all([this.options.waits?.deliver(msg), matching.length > 0 ? this.fireAll(msg, matching) : undefined]);
       msg.ack();
     } catch (err) {

@@ -60,6 +60,11 @@ export class WorkflowTriggers {
     else this.byKey.delete(key);
   }
 
+  /** Resolves once every workflow stored before `sinceMs` (this process's clock) is in. */
+  syncedTo(sinceMs: number): Promise<void> {
+    return this.following.syncedTo(sinceMs);
+  }
+
   /** The triggers listening on `subject`. */
   matching(subject: string): ActiveTrigger[] {
     const out: ActiveTrigger[] = [];

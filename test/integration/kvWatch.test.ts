@@ -111,6 +111,26 @@ describe('stores following a bucket, after their watch is cut off', () => {
   }, 20_000);
 });
 
+describe('WorkflowTriggers.syncedTo', () => {
+  it('has every workflow stored before the moment asked for, even while its watch lags', async () => {
+    // Found in CI under load: a workflow registered just before its events were published was not
+    // yet in a worker's mirror; the events matched nothing there and were acknowledged, lost.
+    const triggers = await WorkflowTriggers.open(nc, 1, STALL_CHECK_MS);
+    const stored = (id: string, subject: string) => JSON.stringify({ id, version: 1, createdAt: new Date().toISOString(), definition: { id, steps: [], triggers: [{ subject }] } });
+    const kv = await bucket(WORKFLOWS_BUCKET);
+    await triggers.start();
+    try {
+      await cutWatches(WORKFLOWS_BUCKET); // the watch delivers nothing until the stall check replaces it
+      await kv.put('wf.late', stored('late', 'users.scored'));
+      expect(triggers.matching('users.scored')).toHaveLength(0); // not yet seen: an event now would match nothing
+      await triggers.syncedTo(Date.now());
+      expect(triggers.matching('users.scored')).toHaveLength(1);
+    } finally {
+      triggers.stop();
+    }
+  }, 20_000);
+});
+
 describe('KvMirror', () => {
   it('does not take purged deletions for a stalled watch (no replay of the bucket over and over)', async () => {
     const kv = await new Kvm(writer).create('kvmirror_purged', { history: 1 });

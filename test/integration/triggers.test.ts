@@ -41,7 +41,15 @@ async function expectExactly(workflowId: string, n: number): Promise<Execution[]
   await until(`${n} completed executions of ${workflowId}`, async () => {
     const ex = await executionsOf(workflowId);
     return ex.length >= n && ex.every((e) => e.status === 'COMPLETED');
-  }, 30_000, 200);
+  }, 30_000, 200).catch(async (err: Error) => {
+    // Which ones, as listed and as their logs say.
+    const ex = await executionsOf(workflowId);
+    const behind = await Promise.all(ex.filter((e) => e.status !== 'COMPLETED').map(async (e) => {
+      const events = (await http(base, 'GET', `/executions/${e.executionId}/events`)).json.events as { type: string; at: string }[];
+      return `${e.executionId}: listed ${e.status}, log ${events.map((r) => `${r.type}@${r.at.slice(17)}`).join(' ')}`;
+    }));
+    throw new Error(`${err.message}: ${ex.length} listed; not COMPLETED: ${behind.join('; ') || 'none'}`);
+  });
   await sleep(1500);
   const ex = await executionsOf(workflowId);
   expect(ex).toHaveLength(n);
