@@ -141,7 +141,11 @@ async function queuedCommands(id: string): Promise<string[]> {
  * no new record, no host running a step. Returns what is still pending when
  * it does not get there.
  */
-async function settle(id: string, timeoutMs = 2500): Promise<string | undefined> {
+/**
+ * Quiet: no command queued for it, no host running steps, no new record for 200 ms. A command refused
+ * for now (its owner busy, say) comes back after a 2 s nak, so this waits long enough for two rounds.
+ */
+async function settle(id: string, timeoutMs = 6000): Promise<string | undefined> {
   let last = -1;
   let still = 0;
   const deadline = Date.now() + timeoutMs;
