@@ -137,13 +137,9 @@ async function queuedCommands(id: string): Promise<string[]> {
 }
 
 /**
- * Until the execution is still: none of its commands left in the work queue,
- * no new record, no host running a step. Returns what is still pending when
- * it does not get there.
- */
-/**
- * Quiet: no command queued for it, no host running steps, no new record for 200 ms. A command refused
- * for now (its owner busy, say) comes back after a 2 s nak, so this waits long enough for two rounds.
+ * Until the execution is still: none of its commands left in the work queue, no new record for
+ * 200 ms, no host running a step. Returns what is still pending when it does not get there. A
+ * command refused for now (its owner busy, say) comes back after a 2 s nak: the wait allows two rounds.
  */
 async function settle(id: string, timeoutMs = 6000): Promise<string | undefined> {
   let last = -1;
