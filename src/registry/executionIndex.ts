@@ -11,6 +11,7 @@ import { KvMirror } from '../nats/kvMirror.js';
 import { isTerminal, type ExecutionStatus } from '../../machines/index.js';
 import { EXECUTION_INDEX_BUCKET } from '../nats/names.js';
 import { DEFAULT_TENANT } from '../auth/principal.js';
+import { isWrongLastSequence } from '../nats/compareAndSet.js';
 
 export interface IndexEntry {
   executionId: string;
@@ -55,6 +56,22 @@ export class ExecutionIndex {
   async put(entry: IndexEntry): Promise<void> {
     const revision = await this.kv.put(entry.executionId, JSON.stringify(entry));
     if (this.following.started) this.apply(entry.executionId, entry, revision); // a listing shows this process's own writes at once
+  }
+
+  /**
+   * Write a new execution's first entry, only if its key holds none (a compare-and-set on
+   * revision 0): false when one exists. An edge's existence check and its PENDING write in one request.
+   */
+  async create(entry: IndexEntry): Promise<boolean> {
+    let revision: number;
+    try {
+      revision = await this.kv.create(entry.executionId, JSON.stringify(entry));
+    } catch (err) {
+      if (isWrongLastSequence(err)) return false;
+      throw err;
+    }
+    if (this.following.started) this.apply(entry.executionId, entry, revision);
+    return true;
   }
 
   /** Take an entry out (a submission that could not be published leaves nothing behind). */

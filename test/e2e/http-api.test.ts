@@ -7,6 +7,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useNatsServer } from '../support/nats.js';
 import { http, useService, waitForStatus } from '../support/service.js';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { EXECUTION_INDEX_BUCKET } from '../../src/nats/names.js';
 import { count, events, expectProblem, expectSecurityHeaders, forkJoin, uniq, until } from './http-helpers.js';
 
 const nats = useNatsServer();
@@ -139,6 +142,32 @@ describe('a fork-join execution over HTTP', () => {
     const p = expectProblem(r, 404, 'WORKFLOW_NOT_FOUND');
     expect(p.detail).toBe(`workflow '${wf}' not found`);
     expect((await http(base, 'GET', `/executions?workflowId=${wf}`)).json.executions).toEqual([]);
+  });
+});
+
+describe('a submission naming an execution id that exists', () => {
+  it('is a 409, and leaves the execution and its index entry as they were, also when only the log has it', async () => {
+    const id = uniq('twice');
+    const body = { definition: forkJoin(uniq('fj-twice')), input: { feature: 'x' }, executionId: id };
+    expect((await http(base, 'POST', '/executions', body)).status).toBe(202);
+    expect((await waitForStatus(base, id, ['COMPLETED', 'FAILED'])).status).toBe('COMPLETED');
+    const again = expectProblem(await http(base, 'POST', '/executions', body), 409, 'EXECUTION_EXISTS');
+    expect(again.detail).toContain(id);
+    const listed = async () => ((await http(base, 'GET', '/executions?limit=1000')).json.executions as { executionId: string; status: string }[]).filter((e) => e.executionId === id);
+    expect(await listed()).toMatchObject([{ status: 'COMPLETED' }]);
+    const before = await events(base, id);
+
+    // The index entry gone (deleted by hand): the log still says the execution exists.
+    const nc = await connect({ servers: nats.url });
+    try {
+      await (await new Kvm(nc).open(EXECUTION_INDEX_BUCKET)).delete(id);
+    } finally {
+      await nc.close();
+    }
+    await until('the entry gone from the listing', async () => (await listed()).length === 0);
+    expectProblem(await http(base, 'POST', '/executions', body), 409, 'EXECUTION_EXISTS');
+    expect(await listed()).toEqual([]); // the entry the submission made is taken back
+    expect(await events(base, id)).toEqual(before);
   });
 });
 

@@ -87,21 +87,33 @@ export function executionsRouter(deps: RouteDeps): Router {
       }
       // Otherwise it may have failed after claiming the key: publish the start again (its message
       // id makes a second copy a no-op; a worker that started it meanwhile ignores the repeat).
-    } else if (body.executionId && (await Promise.all([index.get(executionId), log.last(executionId)])).some(Boolean)) {
-      throw new ExecutionExistsError(executionId);
     }
-    // A large input is stored first and the command carries a ref; a command NATS would refuse is
-    // refused here (413), before the index has an entry that no worker would ever move on. A stored
-    // input whose command is then refused stays in the bucket, unreferenced (it is named after the
-    // execution, and content-addressed: another submission may refer to the same object).
-    const input = await payloads.prepare(executionId, body.input ?? {}, { what: 'input' });
-    const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}), principal };
-    const data = bus.encode('start', command);
     const now = new Date().toISOString();
-    const fresh = !replayed || !(await index.get(executionId));
-    if (fresh) await index.put({ executionId, workflowId: definition.id, status: 'PENDING', createdAt: now, updatedAt: now, tenant });
+    const entry = { executionId, workflowId: definition.id, status: 'PENDING' as const, createdAt: now, updatedAt: now, tenant };
+    // The PENDING entry is written before the command (a worker's RUNNING is a compare-and-set over
+    // it), and only where none exists: with the log's check alongside, the existence check costs no
+    // request of its own. A replayed submission keeps the entry it made, if any.
+    let fresh: boolean;
+    if (replayed) {
+      fresh = !(await index.get(executionId));
+      if (fresh) await index.put(entry);
+    } else {
+      const [created, logged] = await Promise.all([index.create(entry), body.executionId ? log.last(executionId) : null]);
+      if (!created) throw new ExecutionExistsError(executionId);
+      if (logged) {
+        await index.remove(executionId).catch(() => undefined); // logged without an entry: the one just made goes
+        throw new ExecutionExistsError(executionId);
+      }
+      fresh = true;
+    }
     try {
-      await bus.publish('start', command, `start:${executionId}`, data);
+      // A large input is stored first and the command carries a ref; a command NATS would refuse is
+      // refused here (413), and the entry goes, as no worker would ever move it on. A stored
+      // input whose command is then refused stays in the bucket, unreferenced (it is named after the
+      // execution, and content-addressed: another submission may refer to the same object).
+      const input = await payloads.prepare(executionId, body.input ?? {}, { what: 'input' });
+      const command = { executionId, definition, input, ...(body.budget ? { budget: body.budget } : {}), principal };
+      await bus.publish('start', command, `start:${executionId}`, bus.encode('start', command));
     } catch (err) {
       // Not published: no worker will ever start it, so no PENDING entry may stay behind.
       if (fresh) await index.remove(executionId).catch(() => undefined);
