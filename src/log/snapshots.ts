@@ -78,8 +78,17 @@ export class SnapshotStore {
 
   /** The sequences of an execution's snapshots, in no particular order. */
   async seqs(executionId: string): Promise<number[]> {
-    const listed = await this.kv.get(seqsKey(executionId));
-    return listed?.operation === 'PUT' ? listed.json<number[]>() : this.listed(executionId);
+    return (await this.recordedSeqs(executionId)) ?? this.listed(executionId);
+  }
+
+  /**
+   * The sequences as kept under `<id>.seqs` (one get), or undefined when that key is absent: the
+   * execution has no snapshot, or has only snapshots saved before the key existed (`seqs` lists
+   * those, through a consumer: a caller that knows the history is too short for any need not).
+   */
+  async recordedSeqs(executionId: string): Promise<number[] | undefined> {
+    const kept = await this.kv.get(seqsKey(executionId));
+    return kept?.operation === 'PUT' ? kept.json<number[]>() : undefined;
   }
 
   /** The snapshot taken at `seq`, unless it is gone. */

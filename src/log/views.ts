@@ -47,15 +47,17 @@ export function foldRecords(executionId: string, records: StoredRecord[], upToSe
  */
 export async function loadForResume(log: EventLog, snapshots: SnapshotStore | undefined, executionId: string, checkpointSeq?: number): Promise<LoadedExecution> {
   // The list of snapshots is asked for alongside: a get, and the history's span decides whether it is used.
-  const [last, start, listed] = await Promise.all([log.last(executionId), log.startSeq(executionId), snapshots?.seqs(executionId).catch(() => [])]);
+  const [last, start, recorded] = await Promise.all([log.last(executionId), log.startSeq(executionId), snapshots?.recordedSeqs(executionId).catch(() => [])]);
   if (!last) throw new ExecutionNotFoundError(executionId);
   const whole = () => loadExecution(log, executionId, { start, last: last.seq });
   // A runner snapshots only after SNAPSHOT_EVERY records of its own, so a history spanning fewer
-  // stream sequences has none.
+  // stream sequences has none (and its snapshot keys are not listed: a consumer, several requests).
   const short = start !== undefined && last.seq - start < SNAPSHOT_EVERY - 1;
-  const seqs = (listed ?? []).filter((s) => s <= last.seq).sort((a, b) => b - a);
+  if (short || !snapshots) return whole();
+  const listed = recorded ?? (await snapshots.seqs(executionId).catch(() => []));
+  const seqs = listed.filter((s) => s <= last.seq).sort((a, b) => b - a);
   // A checkpoint before the first snapshot is folded from the start anyway: so is the rest.
-  if (short || !snapshots || seqs.length === 0 || (checkpointSeq !== undefined && checkpointSeq < seqs[seqs.length - 1])) return whole();
+  if (seqs.length === 0 || (checkpointSeq !== undefined && checkpointSeq < seqs[seqs.length - 1])) return whole();
   try {
     // The newest snapshot and the records after it, together.
     const [end, after] = await Promise.all([snapshots.at(executionId, seqs[0]), log.read(executionId, seqs[0] + 1, last.seq)]);

@@ -16,6 +16,8 @@ import { defaultExecutors } from '../../src/steps/index.js';
 import { StepError } from '../../src/errors.js';
 import { plainContext } from '../support/context.js';
 import { SNAPSHOTS_BUCKET } from '../../src/nats/names.js';
+import { EventLog } from '../../src/log/eventLog.js';
+import { connectNats } from '../../src/nats/connect.js';
 import { def, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 
@@ -102,6 +104,58 @@ describe('a resume loaded from snapshots', () => {
       expect((await resumed.done).status).toBe('FAILED');
       const after = await loadExecution(fx.log, 'snap-fold');
       expect(after.fold.mismatches).toEqual([]);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+/** Key listings of the snapshots bucket (each a consumer created on its stream) while `fn` runs. */
+async function snapshotListingsDuring(fn: () => Promise<unknown>): Promise<number> {
+  const watcher = await connectNats(nats.url, 'watcher');
+  let listings = 0;
+  const sub = watcher.subscribe('$JS.API.CONSUMER.CREATE.>', { callback: (_err, msg) => void (msg.subject.includes(`KV_${SNAPSHOTS_BUCKET}`) && listings++) });
+  await watcher.flush();
+  try {
+    await fn();
+    await watcher.flush();
+    return listings;
+  } finally {
+    sub.unsubscribe();
+    await watcher.close();
+  }
+}
+
+describe('loadForResume and the snapshot keys', () => {
+  it('lists none for a history too short to have a snapshot, and lists those of a long one kept before they were listed', async () => {
+    const snapshots = await SnapshotStore.open(fx.nc);
+    // Where each history starts, as the execution index tells the service's log.
+    const log = await EventLog.open(fx.nc, { startOf: async (id) => (await fx.log.first(id))?.seq });
+    const executors = defaultExecutors({
+      fail: async ({ step, attempt }) => {
+        if (step.retryable && attempt >= (step.retry?.maxAttempts ?? 1)) return { output: { attempt } };
+        throw new StepError('FLAKY', step.message, { retryable: step.retryable });
+      },
+    });
+    const engine = await Engine.create({ nc: fx.nc, log: fx.log, snapshots, executors });
+    try {
+      const short = await engine.start({ executionId: 'short-history', definition: def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] }) });
+      expect((await short.done).status).toBe('FAILED');
+      let loaded!: Awaited<ReturnType<typeof loadForResume>>;
+      expect(await snapshotListingsDuring(async () => (loaded = await loadForResume(log, snapshots, 'short-history')))).toBe(0);
+      expect(loaded.records.map((r) => r.record.type).at(-1)).toBe('ExecutionFailed');
+
+      // A long history whose snapshots a version without `<id>.seqs` wrote: found by a listing.
+      const steps = Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: 20, initialDelayMs: 0 } }));
+      const long = await engine.start({ executionId: 'long-history', definition: def({ id: 'long', steps: [...steps, { id: 'end', type: 'fail', message: 'stops here' }] }) });
+      expect((await long.done).status).toBe('FAILED');
+      const kv = await new Kvm(fx.nc).open(SNAPSHOTS_BUCKET);
+      expect((await kv.get('long-history.seqs'))?.json<number[]>().length).toBeGreaterThan(0);
+      await kv.delete('long-history.seqs');
+      const full = await loadExecution(fx.log, 'long-history');
+      expect(await snapshotListingsDuring(async () => (loaded = await loadForResume(log, snapshots, 'long-history')))).toBe(1);
+      expect(loaded.records.length).toBeLessThan(full.records.length); // from a snapshot, not whole
+      expect(loaded.fold.snapshot.value).toEqual(full.fold.snapshot.value);
     } finally {
       await engine.close();
     }
