@@ -528,7 +528,10 @@ export class Engine {
     const release = () => {
       if (this.runners.get(id) === runner) {
         this.runners.delete(id);
-        this.subs.get(id)?.unsubscribe();
+        // Drained, not dropped: a ping the server routed here before it had our unsubscribe (one sent
+        // as the execution ended: a resume posted the moment its failure shows) is still answered,
+        // "not hosted". Dropped, it went unanswered, and its asker waited to ask again.
+        this.subs.get(id)?.drain().catch(() => undefined);
         this.subs.delete(id);
       }
     };

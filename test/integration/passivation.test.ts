@@ -14,7 +14,7 @@ import { pingOwner } from '../../src/worker/control.js';
 import { controlSubject } from '../../src/nats/names.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { Engine } from '../../src/worker/engine.js';
-import type { EventLog } from '../../src/log/eventLog.js';
+import { EventLog } from '../../src/log/eventLog.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
@@ -127,6 +127,31 @@ describe('passivation', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a host letting go still answers a ping the server routed to it before its unsubscribe', async () => {
+    // The other half of the above, found in the bench: a resume posted as the execution's failure
+    // showed asked who hosts it as the host let go; the question crossed the host's unsubscribe
+    // and was dropped, and the asker waited to ask again (the HTTP resume's p99: about 60 ms).
+    const hostNc = await connectNats(nats.url, 'host-letting-go');
+    const engine = await Engine.create({ nc: hostNc, log: await EventLog.open(hostNc) });
+    try {
+      const runner = await engine.start({ definition: def({ id: 'lets-go', steps: [{ id: 'gate', type: 'signal' }] }) });
+      await runner.settled();
+      // The host reads nothing for a while, so the question is in its socket as it lets go.
+      const socket = (hostNc as unknown as { protocol: { transport: { socket: import('node:net').Socket } } }).protocol.transport.socket;
+      socket.pause();
+      const asked = fx.nc.request(controlSubject(runner.executionId), JSON.stringify({ op: 'ping' }), { timeout: 1500 });
+      await fx.nc.flush(); // the server has routed the question to the host
+      runner.stop();
+      await new Promise((r) => setTimeout(r, 20)); // its release (and unsubscribe) done
+      socket.resume();
+      const reply = (await asked).json<{ ok: boolean; error?: { code: string } }>();
+      expect(reply).toMatchObject({ ok: false, error: { code: 'NOT_HOSTED' } });
+    } finally {
+      await engine.close();
+      await hostNc.close();
     }
   });
 
