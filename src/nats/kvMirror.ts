@@ -73,11 +73,14 @@ export class KvMirror<T> {
     const last = (await this.kv.status()).streamInfo.state.last_seq;
     if (this.applied < last) {
       let timer: NodeJS.Timeout | undefined;
+      const waiter = { seq: last, resolve: () => undefined as void };
       await new Promise<void>((resolve) => {
-        this.caughtUp.push({ seq: last, resolve });
+        waiter.resolve = resolve;
+        this.caughtUp.push(waiter);
         timer = setTimeout(resolve, SYNC_WAIT_MS);
       });
       clearTimeout(timer);
+      this.caughtUp = this.caughtUp.filter((w) => w !== waiter); // timed out: not left waiting
     }
     this.syncedAt = startedAt;
   }

@@ -9,25 +9,10 @@ import { connectNats } from '../../src/nats/connect.js';
 import { EventLog } from '../../src/log/eventLog.js';
 import { def, types, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
+import { consumersCreatedDuring } from '../support/consumers.js';
 
 const nats = useNatsServer();
 const fx = useEngine(nats);
-
-/** Consumers created on the server while `fn` runs (a history read creates one). */
-async function consumersCreatedDuring(fn: () => Promise<unknown>): Promise<number> {
-  const watcher = await connectNats(nats.url, 'watcher');
-  let created = 0;
-  const sub = watcher.subscribe('$JS.API.CONSUMER.CREATE.>', { callback: () => void created++ });
-  await watcher.flush();
-  try {
-    await fn();
-    await watcher.flush();
-    return created;
-  } finally {
-    sub.unsubscribe();
-    await watcher.close();
-  }
-}
 
 const failing = def({ id: 'fails-once', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'b', type: 'fail', message: 'no' }] });
 
@@ -36,7 +21,7 @@ describe('a history kept by the process that wrote it', () => {
     const engine = await fx.engine();
     const runner = await engine.start({ definition: failing });
     expect((await runner.done).status).toBe('FAILED');
-    const created = await consumersCreatedDuring(async () => {
+    const created = await consumersCreatedDuring(nats.url, async () => {
       const resumed = await engine.resume(runner.executionId, { fromStep: 'b' });
       expect((await resumed.done).status).toBe('FAILED');
     });
@@ -58,7 +43,7 @@ describe('a history kept by the process that wrote it', () => {
     } finally {
       await other.close();
     }
-    const created = await consumersCreatedDuring(async () => {
+    const created = await consumersCreatedDuring(nats.url, async () => {
       const resumed = await engine.resume(runner.executionId, { fromStep: 'b' });
       expect((await resumed.done).status).toBe('FAILED');
     });

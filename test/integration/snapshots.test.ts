@@ -17,7 +17,7 @@ import { StepError } from '../../src/errors.js';
 import { plainContext } from '../support/context.js';
 import { SNAPSHOTS_BUCKET } from '../../src/nats/names.js';
 import { EventLog } from '../../src/log/eventLog.js';
-import { connectNats } from '../../src/nats/connect.js';
+import { consumersCreatedDuring } from '../support/consumers.js';
 import { def, useEngine } from '../support/engine.js';
 import { useNatsServer } from '../support/nats.js';
 
@@ -110,22 +110,6 @@ describe('a resume loaded from snapshots', () => {
   });
 });
 
-/** Key listings of the snapshots bucket (each a consumer created on its stream) while `fn` runs. */
-async function snapshotListingsDuring(fn: () => Promise<unknown>): Promise<number> {
-  const watcher = await connectNats(nats.url, 'watcher');
-  let listings = 0;
-  const sub = watcher.subscribe('$JS.API.CONSUMER.CREATE.>', { callback: (_err, msg) => void (msg.subject.includes(`KV_${SNAPSHOTS_BUCKET}`) && listings++) });
-  await watcher.flush();
-  try {
-    await fn();
-    await watcher.flush();
-    return listings;
-  } finally {
-    sub.unsubscribe();
-    await watcher.close();
-  }
-}
-
 describe('loadForResume and the snapshot keys', () => {
   it('lists none for a history too short to have a snapshot, and lists those of a long one kept before they were listed', async () => {
     const snapshots = await SnapshotStore.open(fx.nc);
@@ -142,7 +126,7 @@ describe('loadForResume and the snapshot keys', () => {
       const short = await engine.start({ executionId: 'short-history', definition: def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] }) });
       expect((await short.done).status).toBe('FAILED');
       let loaded!: Awaited<ReturnType<typeof loadForResume>>;
-      expect(await snapshotListingsDuring(async () => (loaded = await loadForResume(log, snapshots, 'short-history')))).toBe(0);
+      expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(log, snapshots, 'short-history')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(0);
       expect(loaded.records.map((r) => r.record.type).at(-1)).toBe('ExecutionFailed');
 
       // A long history whose snapshots a version without `<id>.seqs` wrote: found by a listing.
@@ -153,7 +137,7 @@ describe('loadForResume and the snapshot keys', () => {
       expect((await kv.get('long-history.seqs'))?.json<number[]>().length).toBeGreaterThan(0);
       await kv.delete('long-history.seqs');
       const full = await loadExecution(fx.log, 'long-history');
-      expect(await snapshotListingsDuring(async () => (loaded = await loadForResume(log, snapshots, 'long-history')))).toBe(1);
+      expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(log, snapshots, 'long-history')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(1);
       expect(loaded.records.length).toBeLessThan(full.records.length); // from a snapshot, not whole
       expect(loaded.fold.snapshot.value).toEqual(full.fold.snapshot.value);
     } finally {

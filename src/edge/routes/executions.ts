@@ -95,8 +95,7 @@ export function executionsRouter(deps: RouteDeps): Router {
     // request of its own. A replayed submission keeps the entry it made, if any.
     let fresh: boolean;
     if (replayed) {
-      fresh = !(await index.get(executionId));
-      if (fresh) await index.put(entry);
+      fresh = await index.create(entry);
     } else {
       const [created, logged] = await Promise.all([index.create(entry), body.executionId ? log.last(executionId) : null]);
       if (!created) throw new ExecutionExistsError(executionId);
