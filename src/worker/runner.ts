@@ -8,7 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { createActor, type Actor } from 'xstate';
+import type { Actor } from 'xstate';
+import { actorFrom } from '../../machines/actor.js';
 import {
   allStepsDone,
   isCheckpointEvent,
@@ -1006,16 +1007,6 @@ function stepsController(): AbortController {
   const c = new AbortController();
   setMaxListeners(0, c.signal); // one listener or more per parallel step: no leak warning past 10
   return c;
-}
-
-function actorFrom(snapshot: WorkflowSnapshot): Actor<WorkflowMachine> {
-  const machine = compileCached(snapshot.context.definition);
-  const actor = createActor(machine, {
-    snapshot: machine.getPersistedSnapshot(snapshot),
-    input: { executionId: snapshot.context.executionId, definition: snapshot.context.definition },
-  });
-  actor.start();
-  return actor;
 }
 
 /** An executor that ignores its signal must not hold the execution up. */
