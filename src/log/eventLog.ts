@@ -185,6 +185,10 @@ export class EventLog {
    * fail-over must not hold reads up). A hint: read() checks it lands on ExecutionStarted.
    */
   async startSeq(executionId: string): Promise<number | undefined> {
+    // A history this process wrote from its start: the index may not have the start yet (its first
+    // status write waits for the next one), and without it a resume took a short history for a long one.
+    const kept = this.recent.startSeq(executionId);
+    if (kept !== undefined) return kept;
     if (!this.startOf) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), START_HINT_MS)));

@@ -47,6 +47,11 @@ export class RecentHistories {
     this.kept.set(executionId, history, { size: history.bytes }); // its size changed
   }
 
+  /** Where a kept history starts in the stream (its ExecutionStarted): known without asking anyone. */
+  startSeq(executionId: string): number | undefined {
+    return this.kept.peek(executionId)?.seqs[0];
+  }
+
   /** Records `fromSeq` to `toSeq` (the history's last record, as the log says), when kept. */
   range(executionId: string, fromSeq: number, toSeq: number): StoredRecord[] | undefined {
     const history = this.kept.get(executionId);

@@ -129,6 +129,19 @@ describe('loadForResume and the snapshot keys', () => {
       expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(log, snapshots, 'short-history')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(0);
       expect(loaded.records.map((r) => r.record.type).at(-1)).toBe('ExecutionFailed');
 
+      // The index does not say where it starts yet (its first status write is coalesced with the
+      // next): the log that wrote the history knows, and lists nothing either.
+      const unindexed = await EventLog.open(fx.nc, { startOf: async () => undefined });
+      const writer = await Engine.create({ nc: fx.nc, log: unindexed, snapshots, executors });
+      try {
+        const r = await writer.start({ executionId: 'short-unindexed', definition: def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] }) });
+        expect((await r.done).status).toBe('FAILED');
+        expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(unindexed, snapshots, 'short-unindexed')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(0);
+        expect(loaded.records.map((x) => x.record.type)).toEqual(['ExecutionStarted', 'StepStarted', 'StepCompleted', 'StepStarted', 'StepFailed', 'ExecutionFailed']);
+      } finally {
+        await writer.close();
+      }
+
       // A long history whose snapshots a version without `<id>.seqs` wrote: found by a listing.
       const steps = Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'fail', message: 'not yet', retryable: true, retry: { maxAttempts: 20, initialDelayMs: 0 } }));
       const long = await engine.start({ executionId: 'long-history', definition: def({ id: 'long', steps: [...steps, { id: 'end', type: 'fail', message: 'stops here' }] }) });

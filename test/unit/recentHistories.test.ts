@@ -14,6 +14,7 @@ describe('RecentHistories', () => {
     expect(h.range('x', 0, 9)?.map((r) => r.seq)).toEqual([3, 7, 9]);
     expect(h.range('x', 0, 9)?.[1].record).toMatchObject({ type: 'StepCompleted', hash: 'h7' });
     expect(h.range('x', 5, 9)?.map((r) => r.seq)).toEqual([7, 9]);
+    expect(h.startSeq('x')).toBe(3); // where its ExecutionStarted is, with no read
     // A reader changing what it got does not change what the next one gets.
     (h.range('x', 0, 9)![0].record as { hash: string }).hash = 'changed';
     expect(h.range('x', 0, 9)![0].record.hash).toBe('h3');
@@ -34,6 +35,7 @@ describe('RecentHistories', () => {
     append(h, 0, 1); // a first record that is not ExecutionStarted
     expect(h.range('x', 0, 6)).toBeUndefined();
     expect(h.range('x', 0, 1)).toBeUndefined();
+    expect(h.startSeq('x')).toBeUndefined();
   });
 
   it('does not keep a history past 1,000 records (those resume from snapshots)', () => {
