@@ -88,6 +88,9 @@ export default defineSection({
       return ms;
     };
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+    const endAll = async () => {
+      for (const t of targets) await engine.cancel(t.id, 'bench: resume measured').catch(() => undefined);
+    };
     let runs = 0;
     return {
       params: { steps: STEPS + 1, samplesPerFigure: SAMPLES, snapshotEvery: (await import('../../src/log/snapshots.js')).SNAPSHOT_EVERY },
@@ -101,12 +104,15 @@ export default defineSection({
             (ms[`e${t.n}.middleMs`] ??= []).push(await resumeMs(t.id, t.middle));
           }
         }
+        // Each was left interrupted by its last resume (its runner stopped): ended now, not when the
+        // bench ends, or the next section's `serve` takes each over as an execution nobody hosts
+        // (src/recovery) and runs its retries on: the 100,000-event one for minutes, beside the
+        // service it measures. The next run resumes them from their checkpoints all the same.
+        await endAll();
         return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, median(v)]));
       },
       async close() {
-        // Each was left interrupted by its last resume (its runner stopped): ended now, so no worker
-        // of a later section takes it over as an execution nobody hosts (src/recovery).
-        for (const t of targets) await engine.cancel(t.id, 'bench: resume measured').catch(() => undefined);
+        await endAll();
         await engine.close();
         await nc.close();
       },
