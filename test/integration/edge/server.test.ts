@@ -3,9 +3,11 @@ import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { startEdgeServer } from '../../../src/edge/server.js';
 
-function slowApp(holdMs: number): Koa {
+/** `arrived`: called as each request reaches the app (the server has parsed it: it is in flight). */
+function slowApp(holdMs: number, arrived: () => void = () => undefined): Koa {
   const app = new Koa();
   app.use(async (ctx) => {
+    arrived();
     if (ctx.path === '/hang') await new Promise(() => {});
     await new Promise((r) => setTimeout(r, holdMs));
     ctx.body = 'done';
@@ -41,11 +43,16 @@ describe('startEdgeServer', () => {
   });
 
   it('close() lets an in-flight request finish, closes idle keep-alive sockets, then refuses connections', async () => {
-    const s = await startEdgeServer(slowApp(150), 0, '127.0.0.1');
+    let arrivals = 0;
+    let slowArrived!: () => void;
+    const inApp = new Promise<void>((r) => (slowArrived = r));
+    const s = await startEdgeServer(slowApp(150, () => ++arrivals === 2 && slowArrived()), 0, '127.0.0.1');
     const agent = new Agent({ keepAlive: true });
     await get(s.url, agent); // leaves an idle keep-alive socket behind
     const inflight = get(`${s.url}/slow`, agent);
-    await new Promise((r) => setTimeout(r, 30));
+    // Closed before the server has read the request, its socket still counts as idle and is cut
+    // (the client sees ECONNRESET): a fixed 30 ms wait lost that race on a busy machine.
+    await inApp;
     const started = Date.now();
     const closed = s.close();
     expect(await inflight).toEqual({ status: 200, body: 'done' });
