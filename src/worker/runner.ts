@@ -15,7 +15,6 @@ import {
   isCheckpointEvent,
   inspectSnapshot,
   canRetry,
-  compileCached,
   finalOutput,
   isTerminal,
   retryDelayMs,
