@@ -73,10 +73,9 @@ export class KvMirror<T> {
     const last = (await this.kv.status()).streamInfo.state.last_seq;
     if (this.applied < last) {
       let timer: NodeJS.Timeout | undefined;
-      const waiter = { seq: last, resolve: () => undefined as void };
+      let waiter!: { seq: number; resolve(): void };
       await new Promise<void>((resolve) => {
-        waiter.resolve = resolve;
-        this.caughtUp.push(waiter);
+        this.caughtUp.push((waiter = { seq: last, resolve }));
         timer = setTimeout(resolve, SYNC_WAIT_MS);
       });
       clearTimeout(timer);

@@ -123,7 +123,8 @@ describe('loadForResume and the snapshot keys', () => {
     });
     const engine = await Engine.create({ nc: fx.nc, log: fx.log, snapshots, executors });
     try {
-      const short = await engine.start({ executionId: 'short-history', definition: def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] }) });
+      const shortDef = def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] });
+      const short = await engine.start({ executionId: 'short-history', definition: shortDef });
       expect((await short.done).status).toBe('FAILED');
       let loaded!: Awaited<ReturnType<typeof loadForResume>>;
       expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(log, snapshots, 'short-history')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(0);
@@ -134,7 +135,7 @@ describe('loadForResume and the snapshot keys', () => {
       const unindexed = await EventLog.open(fx.nc, { startOf: async () => undefined });
       const writer = await Engine.create({ nc: fx.nc, log: unindexed, snapshots, executors });
       try {
-        const r = await writer.start({ executionId: 'short-unindexed', definition: def({ id: 'short', steps: [{ id: 'a', type: 'transform', value: 1 }, { id: 'end', type: 'fail', message: 'no' }] }) });
+        const r = await writer.start({ executionId: 'short-unindexed', definition: shortDef });
         expect((await r.done).status).toBe('FAILED');
         expect(await consumersCreatedDuring(nats.url, async () => (loaded = await loadForResume(unindexed, snapshots, 'short-unindexed')), `KV_${SNAPSHOTS_BUCKET}`)).toBe(0);
         expect(loaded.records.map((x) => x.record.type)).toEqual(['ExecutionStarted', 'StepStarted', 'StepCompleted', 'StepStarted', 'StepFailed', 'ExecutionFailed']);
